@@ -9,11 +9,10 @@ from typing import Final
 DOMAIN: Final = "flexmeasures"
 LOGGER: Final = logging.getLogger(__package__)
 
-CONF_VERIFY_SSL: Final = "verify_ssl"
 CONF_ACCOUNT_ID: Final = "account_id"
 
 # The oldest FlexMeasures server whose API (v3) this integration speaks.
-MIN_SERVER_VERSION: Final = "0.24.0"
+MIN_SERVER_VERSION: Final = "0.33.0"
 
 # Bounded waits: a dead server must fail within seconds, not the library's 200 s.
 REQUEST_TIMEOUT: Final = 10.0

@@ -1,0 +1,67 @@
+"""The FlexMeasures integration."""
+
+from __future__ import annotations
+
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
+import homeassistant.helpers.config_validation as cv
+from homeassistant.helpers.typing import ConfigType
+
+from .api import (
+    FlexMeasuresAuthenticationError,
+    FlexMeasuresError,
+    FlexMeasuresServerTooOldError,
+    async_create_api,
+)
+from .const import DOMAIN
+from .coordinator import FlexMeasuresInventoryCoordinator
+from .data import FlexMeasuresConfigEntry, FlexMeasuresData
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+PLATFORMS: list[str] = []
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Set up the FlexMeasures integration (domain-wide parts)."""
+    return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: FlexMeasuresConfigEntry) -> bool:
+    """Set up FlexMeasures from a config entry."""
+    # Connect and log in: fail before any entity exists.
+    api = async_create_api(hass, entry.data)
+    try:
+        server = await api.async_connect()
+    except FlexMeasuresAuthenticationError as err:
+        raise ConfigEntryAuthFailed(
+            translation_domain=DOMAIN, translation_key="authentication_failed"
+        ) from err
+    except FlexMeasuresServerTooOldError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="server_too_old",
+            translation_placeholders={"version": str(err)},
+        ) from err
+    except FlexMeasuresError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="cannot_connect",
+            translation_placeholders={"error": str(err)},
+        ) from err
+
+    # Coordinators: the inventory of assets and sensors.
+    inventory = FlexMeasuresInventoryCoordinator(hass, entry, api)
+    await inventory.async_config_entry_first_refresh()
+
+    entry.runtime_data = FlexMeasuresData(api=api, server=server, inventory=inventory)
+
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def async_unload_entry(
+    hass: HomeAssistant, entry: FlexMeasuresConfigEntry
+) -> bool:
+    """Unload a config entry."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)

@@ -1,0 +1,38 @@
+"""Diagnostics support for FlexMeasures."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_TOKEN
+from homeassistant.core import HomeAssistant
+
+from .data import FlexMeasuresConfigEntry
+
+TO_REDACT: Final = {CONF_PASSWORD, CONF_EMAIL, CONF_TOKEN, "access_token", "user_name"}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: FlexMeasuresConfigEntry
+) -> dict[str, Any]:
+    """Return diagnostics for a config entry."""
+    data = entry.runtime_data
+    inventory = data.inventory.data
+    return {
+        "entry": {
+            "data": async_redact_data(dict(entry.data), TO_REDACT),
+            "options": async_redact_data(dict(entry.options), TO_REDACT),
+        },
+        "server": {
+            "url": data.server.url,
+            "version": data.server.version,
+            "account_id": data.server.account_id,
+            "account_name": data.server.account_name,
+        },
+        "inventory": {
+            "assets": len(inventory.assets),
+            "sensors": len(inventory.sensors),
+            "last_update_success": data.inventory.last_update_success,
+        },
+    }
