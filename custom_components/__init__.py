@@ -1,0 +1,1 @@
+"""Custom integrations (the FlexMeasures integration lives in flexmeasures/)."""

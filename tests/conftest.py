@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 import json
@@ -11,6 +11,8 @@ import re
 from typing import Any
 from unittest.mock import patch
 
+from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
+from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.test_util.aiohttp import (
@@ -20,8 +22,6 @@ from pytest_homeassistant_custom_component.test_util.aiohttp import (
 from yarl import URL
 
 from custom_components.flexmeasures.const import CONF_ACCOUNT_ID, DOMAIN
-from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
-from homeassistant.core import HomeAssistant
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -140,11 +140,8 @@ class FakeFlexMeasures:
 
 
 @pytest.fixture(autouse=True)
-def auto_enable_custom_integrations(
-    enable_custom_integrations: None,
-) -> Generator[None]:
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Enable the custom integration in every test."""
-    return
 
 
 @pytest.fixture
@@ -153,7 +150,9 @@ def fake_server(aioclient_mock: AiohttpClientMocker) -> FakeFlexMeasures:
     server = FakeFlexMeasures()
     everything = re.compile(".*")
     for method in ("get", "post", "patch", "delete"):
-        aioclient_mock.request(method, everything, side_effect=server)
+        aioclient_mock.request(  # type: ignore[no-untyped-call]
+            method, everything, side_effect=server
+        )
     return server
 
 
@@ -174,18 +173,16 @@ async def init_integration(
     hass: HomeAssistant,
     fake_server: FakeFlexMeasures,
     mock_config_entry: MockConfigEntry,
-) -> AsyncGenerator[MockConfigEntry]:
+) -> MockConfigEntry:
     """Set up the integration against the recorded server."""
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
-    yield mock_config_entry
+    return mock_config_entry
 
 
 @pytest.fixture
 def mock_setup_entry() -> Generator[None]:
     """Keep config-flow tests from setting the entry up."""
-    with patch(
-        "custom_components.flexmeasures.async_setup_entry", return_value=True
-    ):
+    with patch("custom_components.flexmeasures.async_setup_entry", return_value=True):
         yield

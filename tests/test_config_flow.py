@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import ClientConnectionError
-import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
-
-from custom_components.flexmeasures.const import CONF_ACCOUNT_ID, DOMAIN
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.flexmeasures.const import CONF_ACCOUNT_ID, DOMAIN
 
 from .conftest import (
     ACCOUNT_ID,
@@ -79,9 +79,11 @@ async def test_user_flow_input_errors(
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
     # What was typed is offered again, the password never.
+    schema = result["data_schema"]
+    assert schema is not None
     suggested = {
         str(key): key.description["suggested_value"]
-        for key in result["data_schema"].schema
+        for key in schema.schema
         if key.description and "suggested_value" in key.description
     }
     assert CONF_PASSWORD not in suggested
@@ -138,9 +140,10 @@ async def test_user_flow_server_errors(
     fake_server.errors.clear()
     fake_server.statuses.clear()
     fake_server.responses.update(
-        {"GET /api/": versions, "GET /api/v3_0/users": FakeFlexMeasures().responses[
-            "GET /api/v3_0/users"
-        ]}
+        {
+            "GET /api/": versions,
+            "GET /api/v3_0/users": FakeFlexMeasures().responses["GET /api/v3_0/users"],
+        }
     )
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], USER_INPUT
@@ -222,6 +225,7 @@ async def test_reauth(
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "reauth_confirm"
     placeholders = result["description_placeholders"]
+    assert placeholders is not None
     assert placeholders[CONF_EMAIL] == EMAIL
     assert placeholders[CONF_URL] == SERVER_URL
 
@@ -287,7 +291,9 @@ async def test_reconfigure(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
-    assert mock_config_entry.unique_id == f"https://flexmeasures.example.org_{ACCOUNT_ID}"
+    assert (
+        mock_config_entry.unique_id == f"https://flexmeasures.example.org_{ACCOUNT_ID}"
+    )
     assert mock_config_entry.data == {
         **new_input,
         CONF_PASSWORD: PASSWORD,

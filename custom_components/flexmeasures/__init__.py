@@ -27,7 +27,9 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     return True
 
 
-async def async_setup_entry(hass: HomeAssistant, entry: FlexMeasuresConfigEntry) -> bool:
+async def async_setup_entry(
+    hass: HomeAssistant, entry: FlexMeasuresConfigEntry
+) -> bool:
     """Set up FlexMeasures from a config entry."""
     # Connect and log in: fail before any entity exists.
     api = async_create_api(hass, entry.data)

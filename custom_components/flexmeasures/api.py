@@ -22,11 +22,11 @@ from flexmeasures_client.exceptions import (
     EmptyPasswordError,
     InsufficientServerVersionError,
     WrongAPIVersionError,
-    WrongHostError,
 )
 from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.util import dt as dt_util
 from yarl import URL
 
 from .const import (
@@ -74,7 +74,7 @@ def normalize_url(raw: str) -> URL:
     gets ``https``). Paths other than ``/``, queries, fragments, credentials and
     schemes other than http(s) are refused: the API always lives at ``/api/``.
     """
-    text = raw.strip().rstrip("/")
+    text = raw.strip()
     if not text:
         raise FlexMeasuresInvalidUrlError("empty")
     if "://" not in text:
@@ -103,30 +103,13 @@ def normalize_url(raw: str) -> URL:
 
 
 def _parse_duration(value: str | None) -> timedelta:
-    """Parse the ISO 8601 durations FlexMeasures uses for resolutions (PT15M, P1D)."""
+    """Parse the ISO 8601 durations FlexMeasures uses for resolutions (PT15M)."""
     if not value:
         return timedelta(0)
-    text = value.upper()
-    if not text.startswith("P"):
+    duration = dt_util.parse_duration(value)
+    if duration is None:
         raise FlexMeasuresResponseError(f"Not an ISO 8601 duration: {value}")
-    seconds = 0.0
-    date_part, _, time_part = text[1:].partition("T")
-    number = ""
-    for part, units in (
-        (date_part, {"W": 7 * 86400, "D": 86400}),
-        (time_part, {"H": 3600, "M": 60, "S": 1}),
-    ):
-        for char in part:
-            if char.isdigit() or char == ".":
-                number += char
-                continue
-            if char not in units or not number:
-                raise FlexMeasuresResponseError(f"Not an ISO 8601 duration: {value}")
-            seconds += float(number) * units[char]
-            number = ""
-    if number:
-        raise FlexMeasuresResponseError(f"Not an ISO 8601 duration: {value}")
-    return timedelta(seconds=seconds)
+    return duration
 
 
 def format_duration(value: timedelta) -> str:
@@ -316,8 +299,6 @@ class FlexMeasuresApi:
                 request_retry_interval=0.5,
                 max_request_attempts=REQUEST_ATTEMPTS,
             )
-        except WrongHostError as err:
-            raise FlexMeasuresInvalidUrlError(url) from err
         except (EmailValidationError, EmptyPasswordError) as err:
             raise FlexMeasuresAuthenticationError(str(err)) from err
 
@@ -341,7 +322,7 @@ class FlexMeasuresApi:
     @property
     def server_version(self) -> str | None:
         """Return the server version the last response announced."""
-        return cast(str | None, self._client.server_version)
+        return cast("str | None", self._client.server_version)
 
     async def async_get_server_version(self) -> str:
         """Ask the server for its version; raise if it is too old for us."""
@@ -384,16 +365,12 @@ class FlexMeasuresApi:
 
     async def async_get_assets(self) -> list[Asset]:
         """Return the assets the account can see."""
-        raw = await self._call(
-            lambda: self._client.get_assets(parse_json_fields=True)
-        )
+        raw = await self._call(lambda: self._client.get_assets(parse_json_fields=True))
         return [Asset.from_json(item) for item in raw]
 
     async def async_get_sensors(self) -> list[Sensor]:
         """Return the sensors the account can see."""
-        raw = await self._call(
-            lambda: self._client.get_sensors(parse_json_fields=True)
-        )
+        raw = await self._call(lambda: self._client.get_sensors(parse_json_fields=True))
         return [Sensor.from_json(item) for item in raw]
 
     async def async_get_sensor_data(
@@ -484,7 +461,7 @@ class FlexMeasuresApi:
     async def async_get_job_status(self, job_id: str) -> Mapping[str, Any]:
         """Return the job's status document in one request."""
         return cast(
-            Mapping[str, Any],
+            "Mapping[str, Any]",
             await self._call(lambda: self._client.get_job_status(job_id)),
         )
 

@@ -15,19 +15,18 @@ from homeassistant.helpers.selector import (
 import voluptuous as vol
 
 from .api import (
-    async_create_api,
     FlexMeasuresAuthenticationError,
     FlexMeasuresConnectionError,
     FlexMeasuresInvalidUrlError,
     FlexMeasuresServerTooOldError,
     ServerInfo,
+    async_create_api,
 )
 from .const import CONF_ACCOUNT_ID, DOMAIN, LOGGER
 
 PASSWORD_SELECTOR = TextSelector(
     TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
 )
-
 
 
 def _connection_schema(*, password_required: bool) -> vol.Schema:
@@ -51,7 +50,6 @@ USER_SCHEMA = _connection_schema(password_required=True)
 RECONFIGURE_SCHEMA = _connection_schema(password_required=False)
 
 REAUTH_SCHEMA = vol.Schema({vol.Required(CONF_PASSWORD): PASSWORD_SELECTOR})
-
 
 
 def unique_id_for(server: ServerInfo) -> str:

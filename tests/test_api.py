@@ -1,0 +1,342 @@
+"""Tests for the typed FlexMeasures API wrapper."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import ClientConnectionError
+from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
+import pytest
+from yarl import URL
+
+from custom_components.flexmeasures.api import (
+    Asset,
+    FlexMeasuresApi,
+    FlexMeasuresAuthenticationError,
+    FlexMeasuresConnectionError,
+    FlexMeasuresInvalidUrlError,
+    FlexMeasuresRejectedError,
+    FlexMeasuresResponseError,
+    FlexMeasuresServerTooOldError,
+    Sensor,
+    TimeSeries,
+    async_create_api,
+    format_duration,
+    normalize_url,
+)
+
+from .conftest import EMAIL, ENTRY_DATA, PASSWORD, FakeFlexMeasures
+
+START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("fm.example.com", "https://fm.example.com"),
+        ("https://fm.example.com/", "https://fm.example.com"),
+        ("HTTPS://FM.Example.com:443", "https://fm.example.com"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("http://fm.example.com:80", "http://fm.example.com"),
+        ("192.168.1.20:5000", "https://192.168.1.20:5000"),
+        ("  http://[::1]:5000  ", "http://[::1]:5000"),
+    ],
+)
+def test_normalize_url(raw: str, expected: str) -> None:
+    """Accepted forms of a server address."""
+    assert str(normalize_url(raw)) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "ftp://fm.example.com",
+        "https://fm.example.com/api",
+        "https://fm.example.com?x=1",
+        "https://fm.example.com#top",
+        "https://user:pw@fm.example.com",
+        "https://",
+        "http://fm.example.com:99999",
+        "http://fm example.com",
+    ],
+)
+def test_normalize_url_refuses(raw: str) -> None:
+    """Anything that is not scheme://host[:port] is refused."""
+    with pytest.raises(FlexMeasuresInvalidUrlError):
+        normalize_url(raw)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (timedelta(0), "PT0S"),
+        (timedelta(minutes=15), "PT15M"),
+        (timedelta(hours=48), "PT48H"),
+        (timedelta(hours=1, minutes=2, seconds=3), "PT1H2M3S"),
+    ],
+)
+def test_format_duration(value: timedelta, text: str) -> None:
+    """Durations are sent as ISO 8601."""
+    assert format_duration(value) == text
+
+
+def test_models_from_json() -> None:
+    """Models read the API's JSON and refuse what they cannot read."""
+    asset = Asset.from_json(
+        {"id": 1, "name": "A", "generic_asset_type": "battery", "flex_model": "x"}
+    )
+    assert asset.asset_type == "battery"
+    assert asset.flex_model is None
+    assert asset.account_id is None
+
+    sensor = Sensor.from_json(
+        {"id": 2, "name": "s", "generic_asset_id": 1, "event_resolution": None}
+    )
+    assert sensor.resolution == timedelta(0)
+    assert sensor.unit == ""
+
+    series = TimeSeries.from_json(
+        {
+            "start": "2026-11-26T12:00:00+00:00",
+            "duration": "PT1H",
+            "unit": "kW",
+            "values": [1, None, 2.5, 3],
+        }
+    )
+    assert series.resolution == timedelta(minutes=15)
+    assert series.values == (1.0, None, 2.5, 3.0)
+    empty = TimeSeries.from_json(
+        {"start": "2026-11-26T12:00:00+00:00", "duration": "PT0S", "values": []}
+    )
+    assert empty.resolution == timedelta(0)
+
+    bad: list[tuple[Any, dict[str, Any]]] = [
+        (Asset, {"name": "no id"}),
+        (Sensor, {"id": 1, "name": "s"}),
+        (
+            Sensor,
+            {"id": 1, "name": "s", "generic_asset_id": 1, "event_resolution": "x"},
+        ),
+        (
+            TimeSeries,
+            {"start": "2026-11-26T12:00:00", "duration": "PT1H", "values": []},
+        ),
+        (TimeSeries, {"start": "nonsense", "duration": "PT1H", "values": []}),
+    ]
+    for model, data in bad:
+        with pytest.raises(FlexMeasuresResponseError):
+            model.from_json(data)
+
+
+async def test_construction_errors(hass: HomeAssistant) -> None:
+    """Invalid e-mail and empty password are credential errors, bad hosts URL errors."""
+    with pytest.raises(FlexMeasuresAuthenticationError):
+        async_create_api(hass, {**ENTRY_DATA, "email": "nope"})
+    with pytest.raises(FlexMeasuresAuthenticationError):
+        async_create_api(hass, {**ENTRY_DATA, "password": ""})
+    with pytest.raises(FlexMeasuresInvalidUrlError):
+        async_create_api(hass, {**ENTRY_DATA, "url": "http://a:1:2"})
+
+
+@pytest.fixture
+def api(hass: HomeAssistant, fake_server: FakeFlexMeasures) -> FlexMeasuresApi:
+    """Return an API talking to the recorded server."""
+    return async_create_api(hass, ENTRY_DATA)
+
+
+async def test_connect(api: FlexMeasuresApi) -> None:
+    """Connecting reports version, account and user."""
+    info = await api.async_connect()
+    assert info.version == "1.0.1"
+    assert info.account_id == 3
+    assert info.user_name == "Home Assistant"
+    assert api.server_version == "1.0.1"
+    assert api.email == EMAIL
+
+
+@pytest.mark.parametrize(
+    ("version", "error"),
+    [
+        ("0.32.1", FlexMeasuresServerTooOldError),
+        ("0.33.0.dev12", None),
+        (None, FlexMeasuresResponseError),
+        ("not-a-version", FlexMeasuresResponseError),
+    ],
+)
+async def test_server_version(
+    api: FlexMeasuresApi,
+    fake_server: FakeFlexMeasures,
+    version: str | None,
+    error: type[Exception] | None,
+) -> None:
+    """Development builds count as their release; unreadable versions are errors."""
+    fake_server.responses["GET /api/"]["flexmeasures_version"] = version
+    if error is None:
+        assert await api.async_get_server_version() == version
+    else:
+        with pytest.raises(error):
+            await api.async_get_server_version()
+
+
+async def test_inventory(api: FlexMeasuresApi) -> None:
+    """Assets and sensors come back as typed models."""
+    assets = await api.async_get_assets()
+    assert [asset.name for asset in assets] == ["Home", "Home battery", "EV charger"]
+    assert assets[1].parent_id == 10
+    assert assets[1].asset_type == "battery"
+    assert assets[0].flex_context == {"consumption-price": {"sensor": 30}}
+    sensors = await api.async_get_sensors()
+    assert sensors[0].resolution == timedelta(minutes=15)
+    assert sensors[3].unit == "EUR/MWh"
+
+
+async def test_sensor_data_round_trip(
+    api: FlexMeasuresApi, fake_server: FakeFlexMeasures
+) -> None:
+    """Posting sends ISO start/duration; reading parses the series."""
+    fake_server.responses["POST /api/v3_0/sensors/21/data"] = {"status": "PROCESSED"}
+    await api.async_post_sensor_data(
+        21, start=START, resolution=timedelta(minutes=15), values=[50, 55], unit="%"
+    )
+    posted = [data for method, path, data in fake_server.calls if method == "POST"][-1]
+    assert posted["start"] == "2026-11-26T12:00:00+00:00"
+    assert dt_util.parse_duration(posted["duration"]) == timedelta(minutes=30)
+    assert posted["values"] == [50, 55]
+    assert posted["unit"] == "%"
+
+    fake_server.responses["GET /api/v3_0/sensors/21/data"] = {
+        "start": "2026-11-26T12:00:00+00:00",
+        "duration": "PT30M",
+        "unit": "%",
+        "values": [50, 55],
+    }
+    series = await api.async_get_sensor_data(
+        21,
+        start=START,
+        duration=timedelta(minutes=30),
+        resolution=timedelta(minutes=15),
+        unit="%",
+    )
+    assert series.values == (50.0, 55.0)
+
+
+async def test_scheduling_calls(
+    api: FlexMeasuresApi, fake_server: FakeFlexMeasures
+) -> None:
+    """Trigger, job status and schedule go to the asset and sensor endpoints."""
+    fake_server.responses["GET /api/v3_0/sensors/20"] = load_sensor(20)
+    fake_server.responses["POST /api/v3_0/assets/11/schedules/trigger"] = {
+        "schedule": "job-1",
+        "status": "PROCESSED",
+    }
+    await api.async_connect()
+    job = await api.async_trigger_schedule(
+        sensor_id=20,
+        start=START,
+        duration=timedelta(hours=1),
+        flex_model={"soc-at-start": "5 kWh"},
+        flex_context={"consumption-price": {"sensor": 30}},
+        force=True,
+        now=START,
+    )
+    assert job == "job-1"
+    trigger = [data for method, path, data in fake_server.calls if method == "POST"][-1]
+    assert trigger["flex-model"] == [{"soc-at-start": "5 kWh", "sensor": 20}]
+    assert trigger["force-new-job-creation"] is True
+
+    fake_server.responses["GET /api/v3_0/jobs/job-1"] = {"status": "FINISHED"}
+    assert (await api.async_get_job_status("job-1"))["status"] == "FINISHED"
+
+    fake_server.responses["GET /api/v3_0/sensors/20/schedules/job-1"] = {
+        "start": "2026-11-26T12:00:00+00:00",
+        "duration": "PT1H",
+        "unit": "kW",
+        "values": [1, 2, 3, 4],
+    }
+    schedule = await api.async_get_schedule(
+        sensor_id=20, job_id="job-1", duration=timedelta(hours=1)
+    )
+    assert schedule.values == (1.0, 2.0, 3.0, 4.0)
+
+
+async def test_add_sensor(api: FlexMeasuresApi, fake_server: FakeFlexMeasures) -> None:
+    """A new sensor is created on the asset."""
+    fake_server.statuses["POST /api/v3_0/sensors"] = 201
+    fake_server.responses["POST /api/v3_0/sensors"] = {
+        "id": 40,
+        "name": "grid power",
+        "unit": "kW",
+        "event_resolution": "PT5M",
+        "generic_asset_id": 10,
+    }
+    sensor = await api.async_add_sensor(
+        asset_id=10, name="grid power", unit="kW", resolution=timedelta(minutes=5)
+    )
+    assert sensor.id == 40
+
+
+@pytest.mark.parametrize(
+    ("setup", "error"),
+    [
+        ({"errors": {"*": ClientConnectionError("down")}}, FlexMeasuresConnectionError),
+        ({"errors": {"*": TimeoutError()}}, FlexMeasuresConnectionError),
+        ({"status": 422, "body": {"message": "bad unit"}}, FlexMeasuresRejectedError),
+        ({"status": 403, "body": {"message": "forbidden"}}, FlexMeasuresRejectedError),
+        ({"status": 500, "body": None}, FlexMeasuresConnectionError),
+        ({"status": 200, "body": {"not": "a list"}}, FlexMeasuresResponseError),
+        ({"status": 200, "body": [{"id": "x"}]}, FlexMeasuresResponseError),
+    ],
+)
+async def test_error_mapping(
+    api: FlexMeasuresApi,
+    fake_server: FakeFlexMeasures,
+    setup: dict[str, Any],
+    error: type[Exception],
+) -> None:
+    """Library errors become the integration's typed errors."""
+    fake_server.errors.update(setup.get("errors", {}))
+    if "status" in setup:
+        fake_server.statuses["GET /api/v3_0/sensors"] = setup["status"]
+        fake_server.responses["GET /api/v3_0/sensors"] = setup["body"]
+    with pytest.raises(error):
+        await api.async_get_sensors()
+
+
+async def test_login_errors(
+    api: FlexMeasuresApi, fake_server: FakeFlexMeasures
+) -> None:
+    """A refused login is an authentication error; a token-less answer is not."""
+    fake_server.password = "other"  # noqa: S105
+    with pytest.raises(FlexMeasuresAuthenticationError):
+        await api.async_login()
+    fake_server.password = PASSWORD
+    fake_server.responses["POST /api/requestAuthToken"] = {"no": "token"}
+    with pytest.raises(FlexMeasuresResponseError):
+        await api.async_login()
+
+
+async def test_connect_needs_account(
+    api: FlexMeasuresApi, fake_server: FakeFlexMeasures
+) -> None:
+    """A server that hides the account is an unexpected answer."""
+    fake_server.responses["GET /api/v3_0/accounts/3"] = ["not", "a", "dict"]
+    with pytest.raises(FlexMeasuresResponseError):
+        await api.async_connect()
+    fake_server.responses["GET /api/v3_0/accounts/3"] = {"name": "no id"}
+    with pytest.raises(FlexMeasuresResponseError):
+        await api.async_connect()
+
+
+def load_sensor(sensor_id: int) -> dict[str, Any]:
+    """Return one recorded sensor."""
+    from .conftest import load_fixture
+
+    return next(s for s in load_fixture("sensors.json") if s["id"] == sensor_id)
+
+
+def test_url_type() -> None:
+    """normalize_url returns a yarl URL."""
+    assert isinstance(normalize_url("fm.example.com"), URL)

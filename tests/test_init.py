@@ -1,0 +1,149 @@
+"""Tests for setting up and unloading a FlexMeasures entry."""
+
+from __future__ import annotations
+
+from aiohttp import ClientConnectionError
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.flexmeasures.const import DOMAIN
+
+from .conftest import FakeFlexMeasures
+
+
+async def test_setup_and_unload(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """The entry loads with the server's inventory and unloads cleanly."""
+    entry = init_integration
+    assert entry.state is ConfigEntryState.LOADED
+    data = entry.runtime_data
+    assert data.server.version == "1.0.1"
+    assert data.server.account_name == "Home"
+    assert set(data.inventory.data.assets) == {10, 11, 12}
+    assert data.inventory.data.sensors[20].unit == "kW"
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED  # type: ignore[comparison-overlap]
+
+
+@pytest.mark.parametrize(
+    ("failure", "state"),
+    [
+        (ClientConnectionError("refused"), ConfigEntryState.SETUP_RETRY),
+        (TimeoutError(), ConfigEntryState.SETUP_RETRY),
+    ],
+)
+async def test_setup_unreachable(
+    hass: HomeAssistant,
+    fake_server: FakeFlexMeasures,
+    mock_config_entry: MockConfigEntry,
+    failure: BaseException,
+    state: ConfigEntryState,
+) -> None:
+    """An unreachable server makes Home Assistant retry later."""
+    fake_server.errors["*"] = failure
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is state
+    assert "Could not connect to FlexMeasures" in str(mock_config_entry.reason)
+
+
+async def test_setup_server_too_old(
+    hass: HomeAssistant,
+    fake_server: FakeFlexMeasures,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """A server that is too old is retried and the reason names its version."""
+    fake_server.responses["GET /api/"]["flexmeasures_version"] = "0.20.0"
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+    assert "0.20.0" in str(mock_config_entry.reason)
+
+
+async def test_setup_bad_credentials_starts_reauth(
+    hass: HomeAssistant,
+    fake_server: FakeFlexMeasures,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """A refused password at start-up asks the user to log in again."""
+    fake_server.password = "changed on the server"  # noqa: S105
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+
+
+async def test_runtime_401_starts_reauth(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_server: FakeFlexMeasures,
+) -> None:
+    """Expired token plus changed password at runtime leads to the re-login form."""
+    fake_server.unauthorized_requests = 1
+    fake_server.password = "changed on the server"  # noqa: S105
+    await init_integration.runtime_data.inventory.async_refresh()
+    await hass.async_block_till_done()
+
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+    assert not init_integration.runtime_data.inventory.last_update_success
+
+
+async def test_runtime_token_renewal_is_silent(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_server: FakeFlexMeasures,
+) -> None:
+    """An expired token is renewed without bothering the user."""
+    logins = fake_server.count("POST /api/requestAuthToken")
+    fake_server.unauthorized_requests = 1
+    await init_integration.runtime_data.inventory.async_refresh()
+    await hass.async_block_till_done()
+
+    assert fake_server.count("POST /api/requestAuthToken") == logins + 1
+    assert init_integration.runtime_data.inventory.last_update_success
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (ClientConnectionError("refused"), "Error while talking to FlexMeasures"),
+        ("bad_payload", "could not read"),
+    ],
+)
+async def test_runtime_outage_logged_once_and_recovers(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_server: FakeFlexMeasures,
+    caplog: pytest.LogCaptureFixture,
+    failure: BaseException | str,
+    message: str,
+) -> None:
+    """A failing refresh is logged once, not per attempt, and recovery once."""
+    coordinator = init_integration.runtime_data.inventory
+    good = fake_server.responses["GET /api/v3_0/assets"]
+    if isinstance(failure, BaseException):
+        fake_server.errors["*"] = failure
+    else:
+        fake_server.responses["GET /api/v3_0/assets"] = [{"no": "id"}]
+    for _ in range(3):
+        await coordinator.async_refresh()
+    assert not coordinator.last_update_success
+    assert caplog.text.count(message) == 1
+
+    fake_server.errors.clear()
+    fake_server.responses["GET /api/v3_0/assets"] = good
+    await init_integration.runtime_data.inventory.async_refresh()
+    await hass.async_block_till_done()
+    assert coordinator.last_update_success
+    assert caplog.text.count("Fetching flexmeasures inventory data recovered") == 1
