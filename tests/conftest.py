@@ -13,6 +13,7 @@ from unittest.mock import patch
 
 from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.test_util.aiohttp import (
@@ -186,3 +187,34 @@ def mock_setup_entry() -> Generator[None]:
     """Keep config-flow tests from setting the entry up."""
     with patch("custom_components.flexmeasures.async_setup_entry", return_value=True):
         yield
+
+
+def entity_snapshot(hass: HomeAssistant, entry_id: str) -> dict[str, Any]:
+    """Return the entry's entities as a dict that reads the same on every HA target.
+
+    Registry entries gain fields between Home Assistant releases, so snapshots hold
+    only what this integration decides: ids, names, classes, units, state and
+    attributes.
+    """
+    entity_registry = er.async_get(hass)
+    device_registry = dr.async_get(hass)
+    result: dict[str, Any] = {}
+    for entity in sorted(
+        er.async_entries_for_config_entry(entity_registry, entry_id),
+        key=lambda item: item.entity_id,
+    ):
+        state = hass.states.get(entity.entity_id)
+        device = device_registry.async_get(entity.device_id or "")
+        result[entity.entity_id] = {
+            "unique_id": entity.unique_id,
+            "translation_key": entity.translation_key,
+            "original_name": entity.original_name,
+            "device_class": entity.original_device_class,
+            "entity_category": entity.entity_category,
+            "disabled_by": entity.disabled_by,
+            "unit": entity.unit_of_measurement,
+            "device": device.name if device else None,
+            "state": state.state if state else None,
+            "attributes": dict(state.attributes) if state else None,
+        }
+    return result
