@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http import HTTPStatus
 import json
 from pathlib import Path
@@ -11,9 +12,11 @@ import re
 from typing import Any
 from unittest.mock import patch
 
+from homeassistant.config_entries import ConfigSubentryDataWithId
 from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.test_util.aiohttp import (
@@ -218,3 +221,175 @@ def entity_snapshot(hass: HomeAssistant, entry_id: str) -> dict[str, Any]:
             "attributes": dict(state.attributes) if state else None,
         }
     return result
+
+
+# --- Scheduling: controlled devices and the scheduling endpoints -------------
+
+BATTERY_SUBENTRY_ID = "battery01subentry"
+BATTERY_SENSOR_ID = 20
+BATTERY_ASSET_ID = 11
+SOC_ENTITY = "sensor.home_battery_soc"
+
+BATTERY_DATA: dict[str, Any] = {
+    "name": "Home battery",
+    "kind": "battery",
+    "power_sensor": BATTERY_SENSOR_ID,
+    "soc_entity": SOC_ENTITY,
+    "soc_unit": "percent",
+    "capacity": 10.0,
+    "soc_min": 10.0,
+    "soc_max": 90.0,
+    "charge_power": 5.0,
+    "discharge_power": 5.0,
+    "roundtrip_efficiency": 81.0,
+    "consumption_price_sensor": 30,
+    "horizon": 12.0,
+    "auto_reschedule": {"interval": 0, "soc_drift": 0},
+}
+
+
+def job_id(number: int) -> str:
+    """Return the deterministic job uuid the fake server hands out."""
+    return f"00000000-0000-4000-8000-{number:012d}"
+
+
+@dataclass
+class FakeScheduling:
+    """The scheduling endpoints: trigger, job status and schedule.
+
+    A job answers ``pending_polls`` times with 202/STARTED, then with
+    ``final_status``. The schedule has ``values`` (or a default pattern: two
+    slots charging 2 kW, two idle, one discharging 1 kW, then idle).
+    """
+
+    server: FakeFlexMeasures
+    pending_polls: int = 1
+    final_status: str = "FINISHED"
+    failure_message: str = "Scheduling job failed: infeasible problem"
+    values: list[float] | None = None
+    triggers: list[dict[str, Any]] = field(default_factory=list)
+    polls: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Register the routes on the fake server."""
+        self.server.responses[f"GET /api/v3_0/sensors/{BATTERY_SENSOR_ID}"] = next(
+            sensor
+            for sensor in load_fixture("sensors.json")
+            if sensor["id"] == BATTERY_SENSOR_ID
+        )
+        self.server.handlers[
+            f"POST /api/v3_0/assets/{BATTERY_ASSET_ID}/schedules/trigger"
+        ] = self._trigger
+
+    @property
+    def last_flex_model(self) -> dict[str, Any]:
+        """Return the flex-model of the latest trigger."""
+        model: list[dict[str, Any]] = self.triggers[-1]["flex-model"]
+        return model[0]
+
+    def _trigger(self, method: str, url: URL, data: Any) -> tuple[int, Any]:
+        """Queue a job."""
+        self.triggers.append(data)
+        uuid = job_id(len(self.triggers))
+        self.polls[uuid] = 0
+        self.server.handlers[f"GET /api/v3_0/jobs/{uuid}"] = self._job
+        self.server.handlers[
+            f"GET /api/v3_0/sensors/{BATTERY_SENSOR_ID}/schedules/{uuid}"
+        ] = self._schedule
+        return HTTPStatus.OK, {
+            "status": "PROCESSED",
+            "schedule": uuid,
+            "message": "Request has been processed.",
+        }
+
+    def _job(self, method: str, url: URL, data: Any) -> tuple[int, Any]:
+        """Answer a job-status look-up."""
+        uuid = url.path.rsplit("/", 1)[1]
+        self.polls[uuid] += 1
+        if self.polls[uuid] <= self.pending_polls:
+            return HTTPStatus.ACCEPTED, {"status": "STARTED", "message": "running"}
+        if self.final_status != "FINISHED":
+            return HTTPStatus.UNPROCESSABLE_ENTITY, {
+                "status": self.final_status,
+                "message": self.failure_message,
+            }
+        return HTTPStatus.OK, {
+            "status": "FINISHED",
+            "message": "Scheduling job finished.",
+            "enqueued-at": "2026-11-20T10:00:00+00:00",
+            # The real server sometimes answers FINISHED without ended-at.
+            "ended-at": None,
+        }
+
+    def _schedule(self, method: str, url: URL, data: Any) -> tuple[int, Any]:
+        """Return the computed power schedule."""
+        uuid = url.path.rsplit("/", 1)[1]
+        payload = self.triggers[int(uuid.rsplit("-", 1)[1]) - 1]
+        duration = dt_util.parse_duration(url.query["duration"])
+        assert duration is not None
+        slots = int(duration / timedelta(minutes=15))
+        values = self.values
+        if values is None:
+            values = [2.0, 2.0, 0.0, 0.0, -1.0] + [0.0] * max(slots - 5, 0)
+        return HTTPStatus.OK, {
+            "values": values[:slots],
+            "start": payload["start"],
+            "duration": url.query["duration"],
+            "unit": url.query.get("unit", "kW"),
+        }
+
+
+@pytest.fixture
+def fake_scheduling(fake_server: FakeFlexMeasures) -> FakeScheduling:
+    """Serve the scheduling endpoints."""
+    return FakeScheduling(fake_server)
+
+
+@pytest.fixture
+def fast_polling() -> Generator[None]:
+    """Poll jobs without waiting, so tests do not sleep."""
+    with (
+        patch("custom_components.flexmeasures.scheduling.POLL_FIRST", 0.0),
+        patch("custom_components.flexmeasures.scheduling.POLL_FINE", 0.0),
+        patch("custom_components.flexmeasures.scheduling.POLL_MAX", 0.0),
+    ):
+        yield
+
+
+@pytest.fixture
+def battery_subentry() -> ConfigSubentryDataWithId:
+    """Return the controlled-device subentry of the home battery."""
+    return ConfigSubentryDataWithId(
+        data=dict(BATTERY_DATA),
+        subentry_id=BATTERY_SUBENTRY_ID,
+        subentry_type="controlled_device",
+        title="Home battery",
+        unique_id=str(BATTERY_SENSOR_ID),
+    )
+
+
+@pytest.fixture
+def battery_entry(battery_subentry: ConfigSubentryDataWithId) -> MockConfigEntry:
+    """Return the entry with one controlled device, the home battery."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=f"Home ({SERVER_URL})",
+        unique_id=UNIQUE_ID,
+        data=dict(ENTRY_DATA),
+        version=1,
+        subentries_data=[battery_subentry],
+    )
+
+
+@pytest.fixture
+async def init_battery(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    battery_entry: MockConfigEntry,
+) -> MockConfigEntry:
+    """Set up the integration with the home battery, its SoC at 50 %."""
+    hass.states.async_set(SOC_ENTITY, "50", {"unit_of_measurement": "%"})
+    battery_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(battery_entry.entry_id)
+    await hass.async_block_till_done()
+    return battery_entry

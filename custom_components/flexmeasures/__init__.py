@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 import homeassistant.helpers.config_validation as cv
@@ -16,14 +17,21 @@ from .api import (
 from .const import DOMAIN
 from .coordinator import FlexMeasuresInventoryCoordinator
 from .data import FlexMeasuresConfigEntry, FlexMeasuresData
+from .scheduling import async_remove_schedules, async_setup_schedulers
+from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
-PLATFORMS: list[str] = []
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.CALENDAR,
+    Platform.SENSOR,
+]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Set up the FlexMeasures integration (domain-wide parts)."""
+    async_setup_services(hass)
     return True
 
 
@@ -58,6 +66,9 @@ async def async_setup_entry(
 
     entry.runtime_data = FlexMeasuresData(api=api, server=server, inventory=inventory)
 
+    # Scheduling: a scheduler per controlled device, its last schedule restored.
+    await async_setup_schedulers(hass, entry)
+
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
@@ -67,3 +78,10 @@ async def async_unload_entry(
 ) -> bool:
     """Unload a config entry."""
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(
+    hass: HomeAssistant, entry: FlexMeasuresConfigEntry
+) -> None:
+    """Clean up what a removed entry stored."""
+    await async_remove_schedules(hass, entry)

@@ -5,9 +5,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
-from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+    SubentryFlowResult,
+)
+from homeassistant.const import (
+    CONF_EMAIL,
+    CONF_NAME,
+    CONF_PASSWORD,
+    CONF_URL,
+    CONF_VERIFY_SSL,
+)
+from homeassistant.core import callback
+from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
+    EntitySelector,
+    EntitySelectorConfig,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectOptionDict,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
@@ -22,7 +46,31 @@ from .api import (
     ServerInfo,
     async_create_api,
 )
-from .const import CONF_ACCOUNT_ID, DOMAIN, LOGGER
+from .const import (
+    CONF_ACCOUNT_ID,
+    CONF_AUTO_ENTITIES,
+    CONF_AUTO_INTERVAL,
+    CONF_AUTO_RESCHEDULE,
+    CONF_AUTO_SOC_DRIFT,
+    CONF_CAPACITY,
+    CONF_CHARGE_POWER,
+    CONF_CONSUMPTION_PRICE_SENSOR,
+    CONF_DISCHARGE_POWER,
+    CONF_HORIZON,
+    CONF_KIND,
+    CONF_POWER_SENSOR,
+    CONF_PRODUCTION_PRICE_SENSOR,
+    CONF_ROUNDTRIP_EFFICIENCY,
+    CONF_SOC_ENTITY,
+    CONF_SOC_MAX,
+    CONF_SOC_MIN,
+    CONF_SOC_UNIT,
+    DOMAIN,
+    LOGGER,
+    SUBENTRY_CONTROLLED_DEVICE,
+)
+from .data import FlexMeasuresConfigEntry
+from .scheduling import DeviceKind, SocUnit
 
 PASSWORD_SELECTOR = TextSelector(
     TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
@@ -61,6 +109,14 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
     """Handle a config flow for FlexMeasures."""
 
     VERSION = 1
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Return the subentries this integration supports: controlled devices."""
+        return {SUBENTRY_CONTROLLED_DEVICE: ControlledDeviceSubentryFlow}
 
     async def _async_connect(
         self, data: Mapping[str, Any]
@@ -173,3 +229,205 @@ def _without_password(data: Mapping[str, Any] | None) -> dict[str, Any]:
 def _entry_data(user_input: Mapping[str, Any], server: ServerInfo) -> dict[str, Any]:
     """Return what an entry stores: the normalized URL and the account it belongs to."""
     return {**user_input, CONF_URL: server.url, CONF_ACCOUNT_ID: server.account_id}
+
+
+# --- Scheduling: controlled devices (subentry flow) ---------------------------
+
+POWER_UNITS = frozenset({"W", "kW", "MW", "VA", "kVA", "MVA"})
+
+
+def _is_price_unit(unit: str) -> bool:
+    """Return whether a unit is a price per energy, such as EUR/MWh."""
+    return "/" in unit and unit.rsplit("/", 1)[1] in {"Wh", "kWh", "MWh"}
+
+
+def _number(
+    minimum: float, maximum: float | None = None, unit: str | None = None
+) -> NumberSelector:
+    """Return a box to type a number in."""
+    config = NumberSelectorConfig(min=minimum, step="any", mode=NumberSelectorMode.BOX)
+    if maximum is not None:
+        config["max"] = maximum
+    if unit is not None:
+        config["unit_of_measurement"] = unit
+    return NumberSelector(config)
+
+
+def _sensor_selector(options: list[SelectOptionDict]) -> SelectSelector:
+    """Return a dropdown of FlexMeasures sensors."""
+    return SelectSelector(
+        SelectSelectorConfig(options=options, mode=SelectSelectorMode.DROPDOWN)
+    )
+
+
+def _device_schema(
+    power_options: list[SelectOptionDict], price_options: list[SelectOptionDict]
+) -> vol.Schema:
+    """Return the controlled-device form."""
+    return vol.Schema(
+        {
+            vol.Required(CONF_NAME): TextSelector(),
+            vol.Required(CONF_KIND, default=DeviceKind.BATTERY.value): SelectSelector(
+                SelectSelectorConfig(
+                    options=[kind.value for kind in DeviceKind],
+                    translation_key="device_kind",
+                    mode=SelectSelectorMode.DROPDOWN,
+                )
+            ),
+            vol.Required(CONF_POWER_SENSOR): _sensor_selector(power_options),
+            vol.Required(CONF_SOC_ENTITY): EntitySelector(
+                EntitySelectorConfig(domain="sensor")
+            ),
+            vol.Required(CONF_SOC_UNIT, default=SocUnit.PERCENT.value): SelectSelector(
+                SelectSelectorConfig(
+                    options=[unit.value for unit in SocUnit],
+                    translation_key="soc_unit",
+                    mode=SelectSelectorMode.LIST,
+                )
+            ),
+            vol.Optional(CONF_CAPACITY): _number(0, unit="kWh"),
+            vol.Required(CONF_SOC_MIN, default=10): _number(0),
+            vol.Required(CONF_SOC_MAX, default=90): _number(0),
+            vol.Required(CONF_CHARGE_POWER): _number(0, unit="kW"),
+            vol.Required(CONF_DISCHARGE_POWER, default=0): _number(0, unit="kW"),
+            vol.Optional(CONF_ROUNDTRIP_EFFICIENCY): _number(1, 100, "%"),
+            vol.Optional(CONF_CONSUMPTION_PRICE_SENSOR): _sensor_selector(
+                price_options
+            ),
+            vol.Optional(CONF_PRODUCTION_PRICE_SENSOR): _sensor_selector(price_options),
+            vol.Required(CONF_HORIZON, default=24): _number(1, 168, "h"),
+            vol.Required(CONF_AUTO_RESCHEDULE): section(
+                vol.Schema(
+                    {
+                        vol.Required(CONF_AUTO_INTERVAL, default=0): _number(
+                            0, 1440, "min"
+                        ),
+                        vol.Required(CONF_AUTO_SOC_DRIFT, default=0): _number(0),
+                        vol.Optional(CONF_AUTO_ENTITIES): EntitySelector(
+                            EntitySelectorConfig(multiple=True)
+                        ),
+                    }
+                ),
+                {"collapsed": True},
+            ),
+        }
+    )
+
+
+def _validate_device(data: dict[str, Any]) -> dict[str, str]:
+    """Return form errors for inconsistent SoC settings."""
+    errors: dict[str, str] = {}
+    percent = data[CONF_SOC_UNIT] == SocUnit.PERCENT
+    capacity = data.get(CONF_CAPACITY)
+    if percent and not capacity:
+        errors[CONF_CAPACITY] = "capacity_required"
+    if data[CONF_SOC_MIN] >= data[CONF_SOC_MAX]:
+        errors[CONF_SOC_MAX] = "soc_min_above_max"
+    elif percent and data[CONF_SOC_MAX] > 100:
+        errors[CONF_SOC_MAX] = "soc_above_100"
+    elif not percent and capacity and data[CONF_SOC_MAX] > capacity:
+        errors[CONF_SOC_MAX] = "soc_above_capacity"
+    return errors
+
+
+class ControlledDeviceSubentryFlow(ConfigSubentryFlow):
+    """Add or change a device whose schedule FlexMeasures computes."""
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Describe a new controlled device."""
+        return await self._async_step_device("user", user_input)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change a controlled device."""
+        return await self._async_step_device("reconfigure", user_input)
+
+    async def _async_step_device(
+        self, step_id: str, user_input: dict[str, Any] | None
+    ) -> SubentryFlowResult:
+        """Show, validate and save the controlled-device form."""
+        entry: FlexMeasuresConfigEntry = self._get_entry()
+        if entry.state is not ConfigEntryState.LOADED:
+            return self.async_abort(reason="entry_not_loaded")
+        inventory = entry.runtime_data.inventory.data
+        power_options: list[SelectOptionDict] = []
+        price_options: list[SelectOptionDict] = []
+        for sensor in sorted(inventory.sensors.values(), key=lambda item: item.id):
+            asset = inventory.assets.get(sensor.asset_id)
+            option = SelectOptionDict(
+                value=str(sensor.id),
+                label=f"{asset.name if asset else sensor.asset_id} \u203a "
+                f"{sensor.name} ({sensor.unit})",
+            )
+            if sensor.unit in POWER_UNITS:
+                power_options.append(option)
+            elif _is_price_unit(sensor.unit):
+                price_options.append(option)
+        if not power_options:
+            return self.async_abort(reason="no_power_sensors")
+
+        reconfiguring = step_id == "reconfigure"
+        subentry = self._get_reconfigure_subentry() if reconfiguring else None
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = _validate_device(user_input)
+            unique_id = user_input[CONF_POWER_SENSOR]
+            if any(
+                other.unique_id == unique_id
+                and other.subentry_type == SUBENTRY_CONTROLLED_DEVICE
+                and (subentry is None or other.subentry_id != subentry.subentry_id)
+                for other in entry.subentries.values()
+            ):
+                errors[CONF_POWER_SENSOR] = "already_configured"
+            if not errors:
+                data = _device_data(user_input)
+                if subentry is not None:
+                    return self.async_update_and_abort(
+                        entry,
+                        subentry,
+                        title=user_input[CONF_NAME],
+                        unique_id=unique_id,
+                        data=data,
+                    )
+                return self.async_create_entry(
+                    title=user_input[CONF_NAME], data=data, unique_id=unique_id
+                )
+        suggested = user_input or (
+            _device_form_values(subentry.data) if subentry else None
+        )
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(
+                _device_schema(power_options, price_options), suggested
+            ),
+            errors=errors,
+        )
+
+
+def _device_data(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """Return what a controlled-device subentry stores: sensor ids as numbers."""
+    data = dict(user_input)
+    for key in (
+        CONF_POWER_SENSOR,
+        CONF_CONSUMPTION_PRICE_SENSOR,
+        CONF_PRODUCTION_PRICE_SENSOR,
+    ):
+        if data.get(key):
+            data[key] = int(data[key])
+    return data
+
+
+def _device_form_values(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Return stored subentry data as form values: sensor ids as strings."""
+    values = dict(data)
+    for key in (
+        CONF_POWER_SENSOR,
+        CONF_CONSUMPTION_PRICE_SENSOR,
+        CONF_PRODUCTION_PRICE_SENSOR,
+    ):
+        if values.get(key) is not None:
+            values[key] = str(values[key])
+    return values

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigEntry
@@ -10,6 +10,7 @@ from homeassistant.config_entries import ConfigEntry
 if TYPE_CHECKING:
     from .api import FlexMeasuresApi, ServerInfo
     from .coordinator import FlexMeasuresInventoryCoordinator
+    from .scheduling import DeviceScheduler
 
 type FlexMeasuresConfigEntry = ConfigEntry[FlexMeasuresData]
 
@@ -21,3 +22,5 @@ class FlexMeasuresData:
     api: FlexMeasuresApi
     server: ServerInfo
     inventory: FlexMeasuresInventoryCoordinator
+    # Scheduling: one scheduler per controlled-device subentry, by subentry id.
+    schedulers: dict[str, DeviceScheduler] = field(default_factory=dict)

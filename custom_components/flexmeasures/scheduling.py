@@ -1,0 +1,1358 @@
+"""Schedules for controlled devices: flex-model, job polling, storage, replanning.
+
+The first half holds pure functions (flex-model and flex-context building, unit
+conversion, SoC simulation, merging slots into windows, the polling plan). The
+second half is :class:`DeviceScheduler`, one per controlled device: it triggers a
+job through the API, polls it adaptively, keeps and stores the schedule, fires
+``flexmeasures_schedule_updated`` and tells its entities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+import math
+import time
+from typing import Any, Final
+
+from homeassistant.config_entries import ConfigSubentry
+from homeassistant.const import (
+    CONF_NAME,
+    STATE_UNAVAILABLE,
+    STATE_UNKNOWN,
+    UnitOfEnergy,
+)
+from homeassistant.core import (
+    CALLBACK_TYPE,
+    Event,
+    EventStateChangedData,
+    HomeAssistant,
+    callback,
+)
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.debounce import Debouncer
+from homeassistant.helpers.event import (
+    async_track_point_in_utc_time,
+    async_track_state_change_event,
+    async_track_time_interval,
+)
+from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
+
+from .api import (
+    FlexMeasuresApi,
+    FlexMeasuresAuthenticationError,
+    FlexMeasuresError,
+    FlexMeasuresRejectedError,
+    TimeSeries,
+    format_duration,
+)
+from .const import (
+    CONF_AUTO_ENTITIES,
+    CONF_AUTO_INTERVAL,
+    CONF_AUTO_RESCHEDULE,
+    CONF_AUTO_SOC_DRIFT,
+    CONF_CAPACITY,
+    CONF_CHARGE_POWER,
+    CONF_CONSUMPTION_PRICE_SENSOR,
+    CONF_DISCHARGE_POWER,
+    CONF_HORIZON,
+    CONF_KIND,
+    CONF_POWER_SENSOR,
+    CONF_PRODUCTION_PRICE_SENSOR,
+    CONF_ROUNDTRIP_EFFICIENCY,
+    CONF_SOC_ENTITY,
+    CONF_SOC_MAX,
+    CONF_SOC_MIN,
+    CONF_SOC_UNIT,
+    DOMAIN,
+    EVENT_SCHEDULE_UPDATED,
+    LOGGER,
+    SUBENTRY_CONTROLLED_DEVICE,
+)
+from .data import FlexMeasuresConfigEntry
+
+DEFAULT_RESOLUTION: Final = timedelta(minutes=15)
+MAX_DURATION: Final = timedelta(days=7)
+# Below this a planned power counts as "idle" (kW).
+POWER_EPSILON: Final = 0.001
+
+# Job polling: the first look-up after POLL_FIRST s, doubling to POLL_MAX s; once
+# a job duration has been learned, sparse until shortly before the expected end,
+# then every POLL_FINE s around it. Bounded by JOB_TIMEOUT.
+POLL_FIRST: Final = 0.1
+POLL_FINE: Final = 0.2
+POLL_MAX: Final = 2.0
+JOB_TIMEOUT: Final = 120.0
+# How long an action with a requested response waits for the schedule.
+RESPONSE_TIMEOUT: Final = 60.0
+JOB_FINISHED: Final = "FINISHED"
+JOB_UNSUCCESSFUL: Final = frozenset({"FAILED", "STOPPED", "CANCELED"})
+
+# Automatic rescheduling: triggers are merged over AUTO_DEBOUNCE and at most one
+# automatic job starts per AUTO_MIN_INTERVAL.
+AUTO_DEBOUNCE: Final = 10.0
+AUTO_MIN_INTERVAL: Final = timedelta(minutes=2)
+
+STORAGE_VERSION: Final = 1
+
+ENERGY_TO_KWH: Final[dict[str | None, float]] = {
+    UnitOfEnergy.WATT_HOUR: 0.001,
+    UnitOfEnergy.KILO_WATT_HOUR: 1.0,
+    UnitOfEnergy.MEGA_WATT_HOUR: 1000.0,
+}
+
+
+class DeviceKind(StrEnum):
+    """What a controlled device is."""
+
+    BATTERY = "battery"
+    EV_CHARGER = "ev_charger"
+    HEAT_PUMP_BUFFER = "heat_pump_buffer"
+    STORAGE = "storage"
+
+
+class SocUnit(StrEnum):
+    """The unit a device's state of charge is given in."""
+
+    PERCENT = "percent"
+    KWH = "kwh"
+
+    @property
+    def symbol(self) -> str:
+        """Return the unit as Home Assistant shows it."""
+        return "%" if self is SocUnit.PERCENT else UnitOfEnergy.KILO_WATT_HOUR
+
+
+class ScheduleStatus(StrEnum):
+    """Where a device's schedule stands."""
+
+    IDLE = "idle"
+    COMPUTING = "computing"
+    READY = "ready"
+    STALE = "stale"
+    FAILED = "failed"
+
+
+class FailureReason(StrEnum):
+    """Why the last scheduling round failed (translated as attribute states)."""
+
+    AUTHENTICATION_FAILED = "authentication_failed"
+    COMMUNICATION_ERROR = "communication_error"
+    JOB_FAILED = "job_failed"
+    REJECTED = "rejected"
+    SOC_UNAVAILABLE = "soc_unavailable"
+    TIMEOUT = "timeout"
+    UNLOADED = "unloaded"
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AutoReschedule:
+    """When to replan without being asked; everything off by default."""
+
+    interval: timedelta | None = None
+    soc_drift: float | None = None
+    entities: tuple[str, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        """Return whether any automatic trigger is configured."""
+        return bool(self.interval or self.soc_drift or self.entities)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeviceConfig:
+    """A controlled device as configured in its subentry."""
+
+    name: str
+    kind: DeviceKind
+    sensor_id: int
+    soc_entity_id: str
+    soc_unit: SocUnit
+    capacity_kwh: float | None
+    soc_min: float
+    soc_max: float
+    charge_power_kw: float
+    discharge_power_kw: float
+    roundtrip_efficiency: float | None
+    consumption_price_sensor: int | None
+    production_price_sensor: int | None
+    horizon: timedelta
+    resolution: timedelta = DEFAULT_RESOLUTION
+    auto: AutoReschedule = field(default_factory=AutoReschedule)
+
+    @classmethod
+    def from_subentry(
+        cls, subentry: ConfigSubentry, resolution: timedelta | None = None
+    ) -> DeviceConfig:
+        """Read a controlled-device subentry."""
+        data = subentry.data
+        auto = data.get(CONF_AUTO_RESCHEDULE) or {}
+        interval = float(auto.get(CONF_AUTO_INTERVAL) or 0)
+        drift = float(auto.get(CONF_AUTO_SOC_DRIFT) or 0)
+        efficiency = data.get(CONF_ROUNDTRIP_EFFICIENCY)
+        capacity = data.get(CONF_CAPACITY)
+        return cls(
+            name=data.get(CONF_NAME) or subentry.title,
+            kind=DeviceKind(data[CONF_KIND]),
+            sensor_id=int(data[CONF_POWER_SENSOR]),
+            soc_entity_id=data[CONF_SOC_ENTITY],
+            soc_unit=SocUnit(data[CONF_SOC_UNIT]),
+            capacity_kwh=float(capacity) if capacity else None,
+            soc_min=float(data[CONF_SOC_MIN]),
+            soc_max=float(data[CONF_SOC_MAX]),
+            charge_power_kw=float(data[CONF_CHARGE_POWER]),
+            discharge_power_kw=float(data[CONF_DISCHARGE_POWER]),
+            roundtrip_efficiency=float(efficiency) / 100 if efficiency else None,
+            consumption_price_sensor=_optional_id(
+                data.get(CONF_CONSUMPTION_PRICE_SENSOR)
+            ),
+            production_price_sensor=_optional_id(
+                data.get(CONF_PRODUCTION_PRICE_SENSOR)
+            ),
+            horizon=timedelta(hours=float(data[CONF_HORIZON])),
+            resolution=resolution or DEFAULT_RESOLUTION,
+            auto=AutoReschedule(
+                interval=timedelta(minutes=interval) if interval > 0 else None,
+                soc_drift=drift if drift > 0 else None,
+                entities=tuple(auto.get(CONF_AUTO_ENTITIES) or ()),
+            ),
+        )
+
+    def to_kwh(self, value: float) -> float:
+        """Convert a state of charge in the device's unit to kWh."""
+        if self.soc_unit is SocUnit.PERCENT:
+            return value / 100 * (self.capacity_kwh or 0.0)
+        return value
+
+    def from_kwh(self, value: float) -> float:
+        """Convert a state of charge in kWh to the device's unit."""
+        if self.soc_unit is SocUnit.PERCENT:
+            return value / (self.capacity_kwh or math.inf) * 100
+        return value
+
+    @property
+    def soc_ceiling(self) -> float | None:
+        """Return the physical maximum state of charge in the device's unit."""
+        if self.soc_unit is SocUnit.PERCENT:
+            return 100.0
+        return self.capacity_kwh
+
+
+def _optional_id(value: Any) -> int | None:
+    """Return a sensor id from subentry data, or None."""
+    return int(value) if value not in (None, "") else None
+
+
+# ------------------------------------------------------------------ pure helpers
+
+
+def quantity(value: float, unit: str) -> str:
+    """Format a FlexMeasures quantity string such as ``"3.5 kWh"``."""
+    text = f"{round(value, 4):f}".rstrip("0").rstrip(".")
+    return f"{'0' if text in ('', '-0') else text} {unit}"
+
+
+def next_slot_boundary(moment: datetime, resolution: timedelta) -> datetime:
+    """Return the first slot boundary at or after ``moment`` (UTC-aligned)."""
+    step = resolution.total_seconds()
+    epoch = moment.timestamp()
+    return dt_util.utc_from_timestamp(math.ceil(epoch / step) * step)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SocTarget:
+    """A state of charge (kWh) to reach at a moment."""
+
+    at: datetime
+    kwh: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScheduleRequest:
+    """Everything one scheduling job needs, in kWh and kW."""
+
+    start: datetime
+    duration: timedelta
+    soc_at_start_kwh: float
+    soc_min_kwh: float
+    soc_max_kwh: float
+    targets: tuple[SocTarget, ...] = ()
+    charge_power_kw: float
+    discharge_power_kw: float
+    roundtrip_efficiency: float | None = None
+    flex_model: Mapping[str, Any] = field(default_factory=dict)
+    flex_context: Mapping[str, Any] = field(default_factory=dict)
+    force: bool = False
+
+    @property
+    def end(self) -> datetime:
+        """Return the end of the planning horizon."""
+        return self.start + self.duration
+
+
+def build_flex_model(request: ScheduleRequest) -> dict[str, Any]:
+    """Return the storage flex-model for a request, raw overrides applied last."""
+    model: dict[str, Any] = {
+        "soc-at-start": quantity(request.soc_at_start_kwh, "kWh"),
+        "soc-min": quantity(request.soc_min_kwh, "kWh"),
+        "soc-max": quantity(request.soc_max_kwh, "kWh"),
+        "power-capacity": quantity(
+            max(request.charge_power_kw, request.discharge_power_kw), "kW"
+        ),
+        "consumption-capacity": quantity(request.charge_power_kw, "kW"),
+        "production-capacity": quantity(request.discharge_power_kw, "kW"),
+    }
+    if request.targets:
+        model["soc-targets"] = [
+            {"datetime": target.at.isoformat(), "value": quantity(target.kwh, "kWh")}
+            for target in request.targets
+        ]
+    if request.roundtrip_efficiency is not None:
+        model["roundtrip-efficiency"] = quantity(
+            request.roundtrip_efficiency * 100, "%"
+        ).replace(" ", "")
+    model.update(request.flex_model)
+    return model
+
+
+def build_flex_context(
+    config: DeviceConfig, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Return the flex-context: the chosen price sensors, raw overrides last."""
+    context: dict[str, Any] = {}
+    if config.consumption_price_sensor is not None:
+        context["consumption-price"] = {"sensor": config.consumption_price_sensor}
+    if config.production_price_sensor is not None:
+        context["production-price"] = {"sensor": config.production_price_sensor}
+    context.update(overrides or {})
+    return context
+
+
+def simulate_soc(
+    soc_at_start_kwh: float,
+    values_kw: Sequence[float],
+    resolution: timedelta,
+    roundtrip_efficiency: float | None = None,
+) -> list[float]:
+    """Return the state of charge (kWh) at the end of each slot of a power plan.
+
+    Charging is positive. Roundtrip losses are split evenly over charging and
+    discharging, as FlexMeasures does.
+    """
+    one_way = math.sqrt(roundtrip_efficiency) if roundtrip_efficiency else 1.0
+    hours = resolution.total_seconds() / 3600
+    soc = soc_at_start_kwh
+    result: list[float] = []
+    for power in values_kw:
+        energy = power * hours
+        soc += energy * one_way if energy > 0 else energy / one_way
+        result.append(soc)
+    return result
+
+
+class WindowKind(StrEnum):
+    """Whether a window charges or discharges."""
+
+    CHARGING = "charging"
+    DISCHARGING = "discharging"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Window:
+    """Contiguous slots with the same direction, merged."""
+
+    kind: WindowKind
+    start: datetime
+    end: datetime
+    energy_kwh: float
+    peak_kw: float
+
+
+def _direction(power: float | None) -> WindowKind | None:
+    """Return the direction of a planned power, None when idle."""
+    if power is None or abs(power) < POWER_EPSILON:
+        return None
+    return WindowKind.CHARGING if power > 0 else WindowKind.DISCHARGING
+
+
+def merge_windows(
+    start: datetime, resolution: timedelta, values_kw: Sequence[float | None]
+) -> list[Window]:
+    """Merge contiguous charging (or discharging) slots into windows."""
+    hours = resolution.total_seconds() / 3600
+    windows: list[Window] = []
+    current: WindowKind | None = None
+    first = 0
+    for index in range(len(values_kw) + 1):
+        kind = _direction(values_kw[index]) if index < len(values_kw) else None
+        if kind is current:
+            continue
+        if current is not None:
+            chunk = [abs(value or 0.0) for value in values_kw[first:index]]
+            windows.append(
+                Window(
+                    kind=current,
+                    start=start + resolution * first,
+                    end=start + resolution * index,
+                    energy_kwh=sum(chunk) * hours,
+                    peak_kw=max(chunk),
+                )
+            )
+        current, first = kind, index
+    return windows
+
+
+def poll_delays(expected: float | None) -> Iterator[float]:
+    """Yield the waits (s) before successive job-status look-ups.
+
+    Without a learned job duration: 0.1 s, doubling up to POLL_MAX. With one: one
+    wait until shortly before the expected end, then POLL_FINE steps until shortly
+    after it, then doubling again. This keeps the lag after the job ends small
+    without flooding the server during the run.
+    """
+    interval = POLL_FIRST
+    if expected is not None and expected > 0:
+        margin = 0.25 + 0.1 * expected
+        first = max(POLL_FIRST, expected - margin)
+        yield first
+        elapsed = first
+        while elapsed < expected + margin:
+            yield POLL_FINE
+            elapsed += POLL_FINE
+        interval = POLL_FINE
+    else:
+        yield interval
+    while True:
+        interval = min(interval * 2, POLL_MAX)
+        yield interval
+
+
+# -------------------------------------------------------------------- schedules
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Schedule:
+    """A computed power plan (kW, charging positive) and the SoC it leads to."""
+
+    job_id: str
+    start: datetime
+    resolution: timedelta
+    values: tuple[float, ...]
+    soc_at_start_kwh: float
+    soc: tuple[float, ...]
+    targets: tuple[SocTarget, ...]
+    computed_at: datetime
+
+    @property
+    def end(self) -> datetime:
+        """Return the end of the last slot."""
+        return self.start + self.resolution * len(self.values)
+
+    def index_at(self, moment: datetime) -> int | None:
+        """Return the slot index covering ``moment``, or None outside the plan."""
+        if not self.values or moment < self.start or moment >= self.end:
+            return None
+        return int((moment - self.start) / self.resolution)
+
+    def power_at(self, moment: datetime) -> float | None:
+        """Return the planned power at ``moment``."""
+        index = self.index_at(moment)
+        return None if index is None else self.values[index]
+
+    def soc_at(self, moment: datetime) -> float | None:
+        """Return the planned SoC (kWh) at ``moment``, interpolated within a slot."""
+        index = self.index_at(moment)
+        if index is None:
+            return self.soc[-1] if self.soc and moment == self.end else None
+        before = self.soc[index - 1] if index else self.soc_at_start_kwh
+        fraction = (moment - self.start - self.resolution * index) / self.resolution
+        return before + (self.soc[index] - before) * fraction
+
+    def next_boundary(self, moment: datetime) -> datetime | None:
+        """Return the next slot boundary after ``moment`` within the plan."""
+        if moment < self.start:
+            return self.start
+        index = self.index_at(moment)
+        return None if index is None else self.start + self.resolution * (index + 1)
+
+    @property
+    def windows(self) -> list[Window]:
+        """Return the merged charging and discharging windows."""
+        return merge_windows(self.start, self.resolution, self.values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe form for the store."""
+        return {
+            "job_id": self.job_id,
+            "start": self.start.isoformat(),
+            "resolution": self.resolution.total_seconds(),
+            "values": list(self.values),
+            "soc_at_start": self.soc_at_start_kwh,
+            "soc": list(self.soc),
+            "targets": [
+                {"at": target.at.isoformat(), "kwh": target.kwh}
+                for target in self.targets
+            ],
+            "computed_at": self.computed_at.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Schedule:
+        """Rebuild a stored schedule."""
+        return cls(
+            job_id=str(data["job_id"]),
+            start=datetime.fromisoformat(data["start"]),
+            resolution=timedelta(seconds=float(data["resolution"])),
+            values=tuple(float(value) for value in data["values"]),
+            soc_at_start_kwh=float(data["soc_at_start"]),
+            soc=tuple(float(value) for value in data["soc"]),
+            targets=tuple(
+                SocTarget(at=datetime.fromisoformat(item["at"]), kwh=float(item["kwh"]))
+                for item in data.get("targets", ())
+            ),
+            computed_at=datetime.fromisoformat(data["computed_at"]),
+        )
+
+
+def schedule_from_series(
+    job_id: str, series: TimeSeries, request: ScheduleRequest, computed_at: datetime
+) -> Schedule:
+    """Turn the server's power series into a schedule with simulated SoC."""
+    values = tuple(value or 0.0 for value in series.values)
+    resolution = series.resolution or DEFAULT_RESOLUTION
+    return Schedule(
+        job_id=job_id,
+        start=dt_util.as_utc(series.start),
+        resolution=resolution,
+        values=values,
+        soc_at_start_kwh=request.soc_at_start_kwh,
+        soc=tuple(
+            simulate_soc(
+                request.soc_at_start_kwh,
+                values,
+                resolution,
+                request.roundtrip_efficiency,
+            )
+        ),
+        targets=request.targets,
+        computed_at=computed_at,
+    )
+
+
+def schedule_response(schedule: Schedule, config: DeviceConfig) -> dict[str, Any]:
+    """Return a schedule as a JSON-safe action response."""
+    return {
+        "job_id": schedule.job_id,
+        "start": schedule.start.isoformat(),
+        "end": schedule.end.isoformat(),
+        "resolution": format_duration(schedule.resolution),
+        "unit": "kW",
+        "values": [round(value, 4) for value in schedule.values],
+        "soc_unit": config.soc_unit.symbol,
+        "soc_at_start": round(config.from_kwh(schedule.soc_at_start_kwh), 4),
+        "soc": [round(config.from_kwh(value), 4) for value in schedule.soc],
+        "computed_at": schedule.computed_at.isoformat(),
+    }
+
+
+def schedule_summary(schedule: Schedule, config: DeviceConfig) -> dict[str, Any]:
+    """Return the figures the schedule-updated event carries."""
+    windows = schedule.windows
+    charging = [w for w in windows if w.kind is WindowKind.CHARGING]
+    discharging = [w for w in windows if w.kind is WindowKind.DISCHARGING]
+    return {
+        "charging_kwh": round(sum(w.energy_kwh for w in charging), 3),
+        "discharging_kwh": round(sum(w.energy_kwh for w in discharging), 3),
+        "charging_windows": len(charging),
+        "discharging_windows": len(discharging),
+        "first_charging_start": charging[0].start.isoformat() if charging else None,
+        "soc_at_end": round(config.from_kwh(schedule.soc[-1]), 2)
+        if schedule.soc
+        else None,
+        "soc_unit": config.soc_unit.symbol,
+    }
+
+
+def read_soc_kwh(hass: HomeAssistant, config: DeviceConfig) -> float:
+    """Read the device's SoC entity now and return kWh; raise if unusable."""
+    state = hass.states.get(config.soc_entity_id)
+    if state is None or state.state in (STATE_UNAVAILABLE, STATE_UNKNOWN):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="soc_entity_unavailable",
+            translation_placeholders={"entity_id": config.soc_entity_id},
+        )
+    try:
+        value = float(state.state)
+    except ValueError as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="soc_entity_not_numeric",
+            translation_placeholders={
+                "entity_id": config.soc_entity_id,
+                "state": state.state,
+            },
+        ) from err
+    if config.soc_unit is SocUnit.KWH:
+        factor = ENERGY_TO_KWH.get(state.attributes.get("unit_of_measurement"), 1.0)
+        return value * factor
+    return config.to_kwh(value)
+
+
+def _aware(moment: datetime) -> datetime:
+    """Return ``moment`` in UTC; naive moments are in Home Assistant's time zone."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt_util.get_default_time_zone())
+    return dt_util.as_utc(moment)
+
+
+def _fmt(config: DeviceConfig, value: float) -> str:
+    """Format a SoC in the device's unit for an error message."""
+    return quantity(value, config.soc_unit.symbol)
+
+
+def build_request(
+    hass: HomeAssistant,
+    config: DeviceConfig,
+    *,
+    start: datetime | None = None,
+    duration: timedelta | None = None,
+    soc_at_start: float | None = None,
+    soc_targets: Sequence[tuple[datetime, float]] = (),
+    soc_min: float | None = None,
+    soc_max: float | None = None,
+    charge_power: float | None = None,
+    discharge_power: float | None = None,
+    flex_model: Mapping[str, Any] | None = None,
+    flex_context: Mapping[str, Any] | None = None,
+    force: bool = False,
+) -> ScheduleRequest:
+    """Validate what a user asked for and return a request in kWh and kW.
+
+    SoC values are in the device's unit (% or kWh). Every problem is a
+    translated ServiceValidationError.
+    """
+    start = (
+        _aware(start)
+        if start is not None
+        else next_slot_boundary(dt_util.utcnow(), config.resolution)
+    )
+    duration = duration if duration is not None else config.horizon
+    if duration < config.resolution or duration > MAX_DURATION:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_duration",
+            translation_placeholders={
+                "duration": str(duration),
+                "minimum": str(config.resolution),
+                "maximum": str(MAX_DURATION),
+            },
+        )
+    low = config.soc_min if soc_min is None else soc_min
+    high = config.soc_max if soc_max is None else soc_max
+    if low > high:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="soc_min_above_max",
+            translation_placeholders={
+                "soc_min": _fmt(config, low),
+                "soc_max": _fmt(config, high),
+            },
+        )
+    ceiling = config.soc_ceiling
+    if ceiling is not None and high > ceiling:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="soc_max_above_capacity",
+            translation_placeholders={
+                "soc_max": _fmt(config, high),
+                "capacity": _fmt(config, ceiling),
+            },
+        )
+    if soc_at_start is None:
+        start_kwh = read_soc_kwh(hass, config)
+    else:
+        start_kwh = config.to_kwh(soc_at_start)
+    start_value = config.from_kwh(start_kwh)
+    if start_value < 0 or (ceiling is not None and start_value > ceiling + 1e-6):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="soc_at_start_out_of_range",
+            translation_placeholders={
+                "soc": _fmt(config, start_value),
+                "capacity": _fmt(config, ceiling or 0),
+            },
+        )
+    end = start + duration
+    targets: list[SocTarget] = []
+    for moment, value in soc_targets:
+        at = _aware(moment)
+        if not start < at <= end:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="target_outside_horizon",
+                translation_placeholders={
+                    "datetime": dt_util.as_local(at).isoformat(),
+                    "start": dt_util.as_local(start).isoformat(),
+                    "end": dt_util.as_local(end).isoformat(),
+                },
+            )
+        if not low - 1e-6 <= value <= high + 1e-6:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="target_outside_bounds",
+                translation_placeholders={
+                    "value": _fmt(config, value),
+                    "soc_min": _fmt(config, low),
+                    "soc_max": _fmt(config, high),
+                },
+            )
+        targets.append(SocTarget(at=at, kwh=config.to_kwh(value)))
+    return ScheduleRequest(
+        start=start,
+        duration=duration,
+        soc_at_start_kwh=start_kwh,
+        soc_min_kwh=config.to_kwh(low),
+        soc_max_kwh=config.to_kwh(high),
+        targets=tuple(sorted(targets, key=lambda target: target.at)),
+        charge_power_kw=config.charge_power_kw
+        if charge_power is None
+        else charge_power,
+        discharge_power_kw=config.discharge_power_kw
+        if discharge_power is None
+        else discharge_power,
+        roundtrip_efficiency=config.roundtrip_efficiency,
+        flex_model=dict(flex_model or {}),
+        flex_context=build_flex_context(config, flex_context),
+        force=force,
+    )
+
+
+# -------------------------------------------------------------------- scheduler
+
+
+def _server_error(
+    key: str, err: Exception, reason: FailureReason
+) -> ScheduleFailedError:
+    """Wrap a server-side failure in a translated error."""
+    return ScheduleFailedError(
+        reason,
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders={"error": str(err) or type(err).__name__},
+    )
+
+
+class ScheduleFailedError(HomeAssistantError):
+    """A scheduling round failed on the server side; carries the reason."""
+
+    def __init__(self, reason: FailureReason, **kwargs: Any) -> None:
+        """Remember why, for the status entity."""
+        super().__init__(**kwargs)
+        self.reason = reason
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen; waiters get it anyway."""
+    if not future.cancelled():
+        future.exception()
+
+
+@dataclass(eq=False, kw_only=True)
+class _Round:
+    """One scheduling job: what was asked and who waits for it."""
+
+    request: ScheduleRequest
+    queued: asyncio.Future[str]
+    done: asyncio.Future[Schedule]
+    superseded: list[_Round] = field(default_factory=list)
+
+    def all(self) -> list[_Round]:
+        """Return this round and those it replaced."""
+        return [self, *self.superseded]
+
+
+class DeviceScheduler:
+    """Plans one controlled device: never more than one job in flight."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: FlexMeasuresConfigEntry,
+        subentry_id: str,
+        config: DeviceConfig,
+        api: FlexMeasuresApi,
+    ) -> None:
+        """Initialize; call async_load and async_start before use."""
+        self.hass = hass
+        self.entry = entry
+        self.subentry_id = subentry_id
+        self.config = config
+        self.api = api
+        self.store: Store[dict[str, Any]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.schedule.{subentry_id}"
+        )
+        self.schedule: Schedule | None = None
+        self.status = ScheduleStatus.IDLE
+        self.failure_reason: FailureReason | None = None
+        self.failure_message: str | None = None
+        self.last_updated: datetime | None = None
+        self.last_request: ScheduleRequest | None = None
+        self.job_seconds_per_slot: float | None = None
+        self._listeners: list[CALLBACK_TYPE] = []
+        self._active: _Round | None = None
+        self._pending: _Round | None = None
+        self._unsub_tick: CALLBACK_TYPE | None = None
+        self._unsub_deferred: CALLBACK_TYPE | None = None
+        self._unsubs: list[CALLBACK_TYPE] = []
+        self._last_auto: datetime | None = None
+        self._debouncer: Debouncer[Any] | None = None
+
+    @property
+    def device_identifier(self) -> tuple[str, str]:
+        """Return the device registry identifier of this controlled device."""
+        return (DOMAIN, self.subentry_id)
+
+    @property
+    def busy(self) -> bool:
+        """Return whether a job is in flight."""
+        return self._active is not None
+
+    # --- lifecycle
+
+    async def async_load(self) -> None:
+        """Restore the last schedule from the store."""
+        data = await self.store.async_load()
+        if not data:
+            return
+        try:
+            if data.get("schedule"):
+                self.schedule = Schedule.from_dict(data["schedule"])
+            if data.get("last_updated"):
+                self.last_updated = datetime.fromisoformat(data["last_updated"])
+            per_slot = data.get("job_seconds_per_slot")
+            self.job_seconds_per_slot = float(per_slot) if per_slot else None
+        except (KeyError, TypeError, ValueError):
+            LOGGER.warning("Ignoring an unreadable stored schedule for %s", self.name)
+            self.schedule = None
+            return
+        if self.schedule is not None:
+            self.status = (
+                ScheduleStatus.READY
+                if dt_util.utcnow() < self.schedule.end
+                else ScheduleStatus.STALE
+            )
+
+    @callback
+    def async_start(self) -> None:
+        """Start the slot-boundary timer and the automatic triggers."""
+        self._schedule_tick()
+        auto = self.config.auto
+        if not auto.enabled:
+            return
+        self._debouncer = Debouncer(
+            self.hass,
+            LOGGER,
+            cooldown=AUTO_DEBOUNCE,
+            immediate=False,
+            function=self._async_auto_reschedule,
+            background=True,
+        )
+        if auto.interval:
+            self._unsubs.append(
+                async_track_time_interval(
+                    self.hass,
+                    self._handle_interval,
+                    auto.interval,
+                    name=f"{DOMAIN} replan {self.name}",
+                )
+            )
+        if auto.soc_drift:
+            self._unsubs.append(
+                async_track_state_change_event(
+                    self.hass, self.config.soc_entity_id, self._handle_soc_change
+                )
+            )
+        if auto.entities:
+            self._unsubs.append(
+                async_track_state_change_event(
+                    self.hass, list(auto.entities), self._handle_entity_change
+                )
+            )
+
+    @callback
+    def async_stop(self) -> None:
+        """Stop timers and triggers."""
+        for unsub in self._unsubs:
+            unsub()
+        self._unsubs.clear()
+        for timer in (self._unsub_tick, self._unsub_deferred):
+            if timer is not None:
+                timer()
+        self._unsub_tick = self._unsub_deferred = None
+        if self._debouncer is not None:
+            self._debouncer.async_shutdown()
+
+    @property
+    def name(self) -> str:
+        """Return the device name."""
+        return self.config.name
+
+    # --- listeners and time
+
+    @callback
+    def async_add_listener(self, update_callback: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call ``update_callback`` on every change; return the remover."""
+        self._listeners.append(update_callback)
+
+        @callback
+        def remove() -> None:
+            self._listeners.remove(update_callback)
+
+        return remove
+
+    @callback
+    def _notify(self) -> None:
+        """Tell the entities."""
+        for update_callback in list(self._listeners):
+            update_callback()
+
+    @callback
+    def _schedule_tick(self) -> None:
+        """Wake up at the next slot boundary (or the end) of the schedule."""
+        if self._unsub_tick is not None:
+            self._unsub_tick()
+            self._unsub_tick = None
+        if self.schedule is None:
+            return
+        boundary = self.schedule.next_boundary(dt_util.utcnow())
+        if boundary is not None:
+            self._unsub_tick = async_track_point_in_utc_time(
+                self.hass, self._handle_tick, boundary
+            )
+
+    @callback
+    def _handle_tick(self, now: datetime) -> None:
+        """Move to the next slot: entities re-read, the plan may become stale."""
+        self._unsub_tick = None
+        if (
+            self.schedule is not None
+            and now >= self.schedule.end
+            and self.status is ScheduleStatus.READY
+        ):
+            self.status = ScheduleStatus.STALE
+        self._schedule_tick()
+        self._notify()
+
+    # --- requests
+
+    def build_request(self, **kwargs: Any) -> ScheduleRequest:
+        """Validate user input into a request for this device."""
+        return build_request(self.hass, self.config, **kwargs)
+
+    def _new_round(self, request: ScheduleRequest) -> _Round:
+        """Create a round with its two futures."""
+        round_ = _Round(
+            request=request,
+            queued=self.hass.loop.create_future(),
+            done=self.hass.loop.create_future(),
+        )
+        round_.queued.add_done_callback(_consume)
+        round_.done.add_done_callback(_consume)
+        return round_
+
+    async def async_schedule(
+        self, request: ScheduleRequest, *, wait: bool
+    ) -> Schedule | None:
+        """Plan with ``request``; with ``wait``, return the schedule (bounded).
+
+        Without ``wait`` this returns once the job is queued on the server; if a
+        job is already in flight, the request is queued behind it (replacing an
+        earlier queued one) and this returns at once.
+        """
+        round_ = self._new_round(request)
+        self.last_request = request
+        if self._active is None:
+            self._start(round_)
+        else:
+            if self._pending is not None:
+                round_.superseded = self._pending.all()
+            self._pending = round_
+            if not wait:
+                return None
+        if not wait:
+            await asyncio.shield(round_.queued)
+            return None
+        try:
+            async with asyncio.timeout(RESPONSE_TIMEOUT):
+                return await asyncio.shield(round_.done)
+        except TimeoutError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="schedule_timeout",
+                translation_placeholders={"seconds": str(int(RESPONSE_TIMEOUT))},
+            ) from err
+
+    @callback
+    def _start(self, round_: _Round) -> None:
+        """Run a round in the background."""
+        self._active = round_
+        self.status = ScheduleStatus.COMPUTING
+        self._notify()
+        self.entry.async_create_background_task(
+            self.hass, self._async_run(round_), f"{DOMAIN} schedule {self.name}"
+        )
+
+    async def _async_run(self, round_: _Round) -> None:
+        """Compute one schedule, record the outcome, start what queued behind it."""
+        cancelled = False
+        try:
+            schedule = await self._async_compute(round_)
+        except ScheduleFailedError as err:
+            self._fail(round_, err, err.reason)
+        except asyncio.CancelledError:
+            cancelled = True
+            self._fail(
+                round_,
+                ScheduleFailedError(
+                    FailureReason.UNLOADED,
+                    translation_domain=DOMAIN,
+                    translation_key="entry_not_loaded",
+                ),
+                FailureReason.UNLOADED,
+            )
+            raise
+        else:
+            for item in round_.all():
+                if not item.done.done():
+                    item.done.set_result(schedule)
+        finally:
+            self._active = None
+            pending, self._pending = self._pending, None
+            if pending is not None and not cancelled:
+                self._start(pending)
+            else:
+                self._notify()
+
+    @callback
+    def _fail(
+        self, round_: _Round, err: HomeAssistantError, reason: FailureReason
+    ) -> None:
+        """Record a failed round and hand the error to its waiters."""
+        self.status = ScheduleStatus.FAILED
+        self.failure_reason = reason
+        placeholders = err.translation_placeholders or {}
+        self.failure_message = placeholders.get("error") or reason.value
+        LOGGER.warning("Scheduling %s failed: %s", self.name, self.failure_message)
+        for item in round_.all():
+            for future in (item.queued, item.done):
+                if not future.done():
+                    future.set_exception(err)
+
+    def _expected_job_seconds(self, slots: int) -> float | None:
+        """Return how long a job of ``slots`` slots is expected to run."""
+        if self.job_seconds_per_slot is None:
+            return None
+        return self.job_seconds_per_slot * slots
+
+    def _learn_job_duration(
+        self, job: Mapping[str, Any], observed: float, last_wait: float, slots: int
+    ) -> None:
+        """Update the expected job duration from the server's timestamps."""
+        measured: float | None = None
+        enqueued, ended = job.get("enqueued-at"), job.get("ended-at")
+        if isinstance(enqueued, str) and isinstance(ended, str):
+            try:
+                measured = (
+                    datetime.fromisoformat(ended) - datetime.fromisoformat(enqueued)
+                ).total_seconds()
+            except ValueError:
+                measured = None
+        if measured is None or measured < 0:
+            # ended-at can be missing: assume the job ended halfway the last wait.
+            measured = max(observed - last_wait / 2, 0.0)
+        per_slot = measured / max(slots, 1)
+        previous = self.job_seconds_per_slot
+        self.job_seconds_per_slot = (
+            per_slot if previous is None else (previous + per_slot) / 2
+        )
+
+    async def _async_wait_for_job(self, job_id: str, slots: int) -> None:
+        """Poll the job adaptively until it finished; raise if it did not."""
+        started = time.monotonic()
+        deadline = started + JOB_TIMEOUT
+        for delay in poll_delays(self._expected_job_seconds(slots)):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ScheduleFailedError(
+                    FailureReason.TIMEOUT,
+                    translation_domain=DOMAIN,
+                    translation_key="schedule_timeout",
+                    translation_placeholders={"seconds": str(int(JOB_TIMEOUT))},
+                )
+            await asyncio.sleep(min(delay, remaining))
+            try:
+                job = await self.api.async_get_job_status(job_id)
+            except FlexMeasuresError as err:
+                raise self._map_error(err) from err
+            status = str(job.get("status", "")).upper()
+            if status == JOB_FINISHED:
+                self._learn_job_duration(job, time.monotonic() - started, delay, slots)
+                return
+            if status in JOB_UNSUCCESSFUL:
+                message = job.get("message") or status
+                raise ScheduleFailedError(
+                    FailureReason.JOB_FAILED,
+                    translation_domain=DOMAIN,
+                    translation_key="schedule_job_failed",
+                    translation_placeholders={"error": str(message)},
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _map_error(self, err: FlexMeasuresError) -> ScheduleFailedError:
+        """Translate an API error; an auth error also asks the user to log in."""
+        if isinstance(err, FlexMeasuresAuthenticationError):
+            self.entry.async_start_reauth(self.hass)
+            return _server_error(
+                "authentication_failed", err, FailureReason.AUTHENTICATION_FAILED
+            )
+        if isinstance(err, FlexMeasuresRejectedError):
+            return _server_error("schedule_rejected", err, FailureReason.REJECTED)
+        return _server_error(
+            "communication_error", err, FailureReason.COMMUNICATION_ERROR
+        )
+
+    async def _async_compute(self, round_: _Round) -> Schedule:
+        """Trigger, poll, fetch, keep and announce one schedule."""
+        request = round_.request
+        try:
+            job_id = await self.api.async_trigger_schedule(
+                sensor_id=self.config.sensor_id,
+                start=request.start,
+                duration=request.duration,
+                flex_model=build_flex_model(request),
+                flex_context=request.flex_context,
+                force=request.force,
+                now=dt_util.utcnow(),
+            )
+        except FlexMeasuresError as err:
+            raise self._map_error(err) from err
+        for item in round_.all():
+            if not item.queued.done():
+                item.queued.set_result(job_id)
+        slots = max(int(request.duration / self.config.resolution), 1)
+        await self._async_wait_for_job(job_id, slots)
+        try:
+            series = await self.api.async_get_schedule(
+                sensor_id=self.config.sensor_id,
+                job_id=job_id,
+                duration=request.duration,
+                unit="kW",
+            )
+        except FlexMeasuresError as err:
+            raise self._map_error(err) from err
+        now = dt_util.utcnow()
+        schedule = schedule_from_series(job_id, series, request, now)
+        self.schedule = schedule
+        self.status = (
+            ScheduleStatus.READY if now < schedule.end else ScheduleStatus.STALE
+        )
+        self.failure_reason = self.failure_message = None
+        self.last_updated = now
+        self._schedule_tick()
+        self._notify()
+        self._fire_updated(schedule)
+        await self.store.async_save(self._as_store())
+        return schedule
+
+    def _as_store(self) -> dict[str, Any]:
+        """Return what survives a restart."""
+        return {
+            "schedule": self.schedule.as_dict() if self.schedule else None,
+            "last_updated": self.last_updated.isoformat()
+            if self.last_updated
+            else None,
+            "job_seconds_per_slot": self.job_seconds_per_slot,
+        }
+
+    @callback
+    def _fire_updated(self, schedule: Schedule) -> None:
+        """Announce a new schedule on the event bus."""
+        device = dr.async_get(self.hass).async_get_device(
+            identifiers={self.device_identifier}
+        )
+        self.hass.bus.async_fire(
+            EVENT_SCHEDULE_UPDATED,
+            {
+                "device_id": device.id if device else None,
+                "name": self.name,
+                "start": schedule.start.isoformat(),
+                "end": schedule.end.isoformat(),
+                "summary": schedule_summary(schedule, self.config),
+            },
+        )
+
+    # --- automatic rescheduling
+
+    @callback
+    def _handle_interval(self, now: datetime) -> None:
+        """Replan periodically."""
+        self._request_auto()
+
+    @callback
+    def _handle_entity_change(self, event: Event[EventStateChangedData]) -> None:
+        """Replan when a chosen entity changes state (not just attributes)."""
+        old, new = event.data["old_state"], event.data["new_state"]
+        if new is None or new.state in (STATE_UNAVAILABLE, STATE_UNKNOWN):
+            return
+        if old is not None and old.state == new.state:
+            return
+        self._request_auto()
+
+    @callback
+    def _handle_soc_change(self, event: Event[EventStateChangedData]) -> None:
+        """Replan when the SoC drifts too far from the plan."""
+        drift = self.config.auto.soc_drift
+        if self.schedule is None or drift is None or self.busy:
+            return
+        planned = self.schedule.soc_at(dt_util.utcnow())
+        if planned is None:
+            return
+        try:
+            actual = read_soc_kwh(self.hass, self.config)
+        except ServiceValidationError:
+            return
+        difference = abs(self.config.from_kwh(actual) - self.config.from_kwh(planned))
+        if difference > drift:
+            LOGGER.debug(
+                "%s: SoC %.2f kWh drifted from plan %.2f kWh",
+                self.name,
+                actual,
+                planned,
+            )
+            self._request_auto()
+
+    @callback
+    def _request_auto(self) -> None:
+        """Ask for an automatic replan; merged over the debounce window."""
+        if self._debouncer is not None:
+            self._debouncer.async_schedule_call()
+
+    async def _async_auto_reschedule(self) -> None:
+        """Replan now, unless the rate limit says to wait."""
+        now = dt_util.utcnow()
+        if self._last_auto is not None and now < self._last_auto + AUTO_MIN_INTERVAL:
+            if self._unsub_deferred is None:
+                self._unsub_deferred = async_track_point_in_utc_time(
+                    self.hass,
+                    self._handle_deferred,
+                    self._last_auto + AUTO_MIN_INTERVAL,
+                )
+            return
+        self._last_auto = now
+        try:
+            request = self.build_request(soc_targets=self._remaining_targets())
+        except ServiceValidationError as err:
+            self.status = ScheduleStatus.FAILED
+            self.failure_reason = FailureReason.SOC_UNAVAILABLE
+            self.failure_message = ", ".join(
+                (err.translation_placeholders or {}).values()
+            )
+            self._notify()
+            return
+        try:
+            await self.async_schedule(request, wait=False)
+        except HomeAssistantError:
+            return  # recorded in the status already
+
+    @callback
+    def _handle_deferred(self, now: datetime) -> None:
+        """Run a replan the rate limit held back."""
+        self._unsub_deferred = None
+        self._request_auto()
+
+    def _remaining_targets(self) -> list[tuple[datetime, float]]:
+        """Return the last request's targets still ahead, in the device's unit."""
+        if self.last_request is not None:
+            targets = self.last_request.targets
+        elif self.schedule is not None:
+            targets = self.schedule.targets
+        else:
+            return []
+        start = next_slot_boundary(dt_util.utcnow(), self.config.resolution)
+        end = start + self.config.horizon
+        return [
+            (target.at, self.config.from_kwh(target.kwh))
+            for target in targets
+            if start < target.at <= end
+        ]
+
+
+# ------------------------------------------------------------------------ set-up
+
+
+def _controlled_devices(
+    entry: FlexMeasuresConfigEntry,
+) -> dict[str, tuple[str, Mapping[str, Any]]]:
+    """Return the controlled-device subentries as comparable (title, data)."""
+    return {
+        subentry_id: (subentry.title, dict(subentry.data))
+        for subentry_id, subentry in entry.subentries.items()
+        if subentry.subentry_type == SUBENTRY_CONTROLLED_DEVICE
+    }
+
+
+async def async_setup_schedulers(
+    hass: HomeAssistant, entry: FlexMeasuresConfigEntry
+) -> None:
+    """Create, restore and start a scheduler per controlled device."""
+    data = entry.runtime_data
+    sensors = data.inventory.data.sensors
+    for subentry_id, subentry in entry.subentries.items():
+        if subentry.subentry_type != SUBENTRY_CONTROLLED_DEVICE:
+            continue
+        sensor = sensors.get(int(subentry.data[CONF_POWER_SENSOR]))
+        config = DeviceConfig.from_subentry(
+            subentry, sensor.resolution if sensor else None
+        )
+        scheduler = DeviceScheduler(hass, entry, subentry_id, config, data.api)
+        await scheduler.async_load()
+        data.schedulers[subentry_id] = scheduler
+
+    for scheduler in data.schedulers.values():
+        scheduler.async_start()
+        entry.async_on_unload(scheduler.async_stop)
+
+    # A controlled device added, changed or removed: reload to rebuild entities.
+    known = _controlled_devices(entry)
+
+    async def _async_subentries_changed(
+        hass: HomeAssistant, entry: FlexMeasuresConfigEntry
+    ) -> None:
+        """Reload when the controlled devices changed."""
+        current = _controlled_devices(entry)
+        if current == known:
+            return
+        for subentry_id in known.keys() - current.keys():
+            await data.schedulers[subentry_id].store.async_remove()
+        hass.config_entries.async_schedule_reload(entry.entry_id)
+
+    entry.async_on_unload(entry.add_update_listener(_async_subentries_changed))
+
+
+async def async_remove_schedules(
+    hass: HomeAssistant, entry: FlexMeasuresConfigEntry
+) -> None:
+    """Delete the stored schedules of a removed entry."""
+    for subentry_id in _controlled_devices(entry):
+        await Store[dict[str, Any]](
+            hass, STORAGE_VERSION, f"{DOMAIN}.schedule.{subentry_id}"
+        ).async_remove()
