@@ -257,8 +257,8 @@ def job_id(number: int) -> str:
 class FakeScheduling:
     """The scheduling endpoints: trigger, job status and schedule.
 
-    A job answers ``pending_polls`` times with 202/STARTED, then with
-    ``final_status``. The schedule has ``values`` (or a default pattern: two
+    A job answers ``pending_polls`` times (and as long as ``hold`` is set) with
+    202/STARTED, then with ``final_status``. The schedule has ``values`` (or a default pattern: two
     slots charging 2 kW, two idle, one discharging 1 kW, then idle).
     """
 
@@ -267,6 +267,7 @@ class FakeScheduling:
     final_status: str = "FINISHED"
     failure_message: str = "Scheduling job failed: infeasible problem"
     values: list[float] | None = None
+    hold: bool = False
     triggers: list[dict[str, Any]] = field(default_factory=list)
     polls: dict[str, int] = field(default_factory=dict)
 
@@ -306,7 +307,7 @@ class FakeScheduling:
         """Answer a job-status look-up."""
         uuid = url.path.rsplit("/", 1)[1]
         self.polls[uuid] += 1
-        if self.polls[uuid] <= self.pending_polls:
+        if self.hold or self.polls[uuid] <= self.pending_polls:
             return HTTPStatus.ACCEPTED, {"status": "STARTED", "message": "running"}
         if self.final_status != "FINISHED":
             return HTTPStatus.UNPROCESSABLE_ENTITY, {

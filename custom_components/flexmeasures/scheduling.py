@@ -839,7 +839,7 @@ class DeviceScheduler:
             if data.get("last_updated"):
                 self.last_updated = datetime.fromisoformat(data["last_updated"])
             per_slot = data.get("job_seconds_per_slot")
-            self.job_seconds_per_slot = float(per_slot) if per_slot else None
+            self.job_seconds_per_slot = None if per_slot is None else float(per_slot)
         except (KeyError, TypeError, ValueError):
             LOGGER.warning("Ignoring an unreadable stored schedule for %s", self.name)
             self.schedule = None
@@ -940,12 +940,12 @@ class DeviceScheduler:
             )
 
     @callback
-    def _handle_tick(self, now: datetime) -> None:
+    def _handle_tick(self, _scheduled: datetime) -> None:
         """Move to the next slot: entities re-read, the plan may become stale."""
         self._unsub_tick = None
         if (
             self.schedule is not None
-            and now >= self.schedule.end
+            and dt_util.utcnow() >= self.schedule.end
             and self.status is ScheduleStatus.READY
         ):
             self.status = ScheduleStatus.STALE
@@ -1277,7 +1277,9 @@ class DeviceScheduler:
     def _handle_deferred(self, now: datetime) -> None:
         """Run a replan the rate limit held back."""
         self._unsub_deferred = None
-        self._request_auto()
+        self.entry.async_create_background_task(
+            self.hass, self._async_auto_reschedule(), f"{DOMAIN} replan {self.name}"
+        )
 
     def _remaining_targets(self) -> list[tuple[datetime, float]]:
         """Return the last request's targets still ahead, in the device's unit."""

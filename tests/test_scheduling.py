@@ -1,0 +1,932 @@
+"""Tests for scheduling: flex-model, conversions, polling, storage, replanning."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any
+from unittest.mock import patch
+
+from aiohttp import ClientConnectionError
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import ConfigSubentryDataWithId
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import device_registry as dr
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_fire_time_changed,
+)
+
+from custom_components.flexmeasures.const import DOMAIN, EVENT_SCHEDULE_UPDATED
+from custom_components.flexmeasures.scheduling import (
+    POLL_FINE,
+    POLL_FIRST,
+    POLL_MAX,
+    AutoReschedule,
+    DeviceConfig,
+    DeviceKind,
+    DeviceScheduler,
+    Schedule,
+    ScheduleRequest,
+    ScheduleStatus,
+    SocTarget,
+    SocUnit,
+    WindowKind,
+    build_flex_context,
+    build_flex_model,
+    merge_windows,
+    next_slot_boundary,
+    poll_delays,
+    quantity,
+    read_soc_kwh,
+    simulate_soc,
+)
+
+from .conftest import (
+    BATTERY_DATA,
+    BATTERY_SENSOR_ID,
+    BATTERY_SUBENTRY_ID,
+    SOC_ENTITY,
+    FakeScheduling,
+    job_id,
+)
+
+NOW = datetime.fromisoformat("2026-11-20T09:50:00+00:00")
+START = datetime.fromisoformat("2026-11-20T10:00:00+00:00")
+QUARTER = timedelta(minutes=15)
+
+
+@pytest.fixture(autouse=True)
+def _no_waiting(request: pytest.FixtureRequest) -> None:
+    """Poll without waiting, except where the polling plan itself is tested."""
+    if "poll_delays" not in request.node.name:
+        request.getfixturevalue("fast_polling")
+
+
+@pytest.fixture(autouse=True)
+def _frozen_now(freezer: FrozenDateTimeFactory) -> None:
+    """Start every test at NOW, before the integration is set up."""
+    freezer.move_to(NOW)
+
+
+def _config(**changes: Any) -> DeviceConfig:
+    """Return the home battery's configuration, with changes."""
+    values: dict[str, Any] = {
+        "name": "Home battery",
+        "kind": DeviceKind.BATTERY,
+        "sensor_id": BATTERY_SENSOR_ID,
+        "soc_entity_id": SOC_ENTITY,
+        "soc_unit": SocUnit.PERCENT,
+        "capacity_kwh": 10.0,
+        "soc_min": 10.0,
+        "soc_max": 90.0,
+        "charge_power_kw": 5.0,
+        "discharge_power_kw": 5.0,
+        "roundtrip_efficiency": 0.81,
+        "consumption_price_sensor": 30,
+        "production_price_sensor": None,
+        "horizon": timedelta(hours=12),
+    }
+    values.update(changes)
+    return DeviceConfig(**values)
+
+
+def _scheduler(entry: MockConfigEntry) -> DeviceScheduler:
+    """Return the home battery's scheduler."""
+    return entry.runtime_data.schedulers[BATTERY_SUBENTRY_ID]  # type: ignore[no-any-return]
+
+
+def _device_id(hass: HomeAssistant) -> str:
+    """Return the device registry id of the home battery."""
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, BATTERY_SUBENTRY_ID)}
+    )
+    assert device is not None
+    return device.id
+
+
+async def _trigger(hass: HomeAssistant, **data: Any) -> Any:
+    """Call trigger_schedule for the home battery and wait for the plan."""
+    response = await hass.services.async_call(
+        DOMAIN,
+        "trigger_schedule",
+        {"device_id": _device_id(hass), **data},
+        blocking=True,
+        return_response=True,
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    return response
+
+
+# ----------------------------------------------------------------- pure helpers
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "expected"),
+    [
+        (3.1, "kWh", "3.1 kWh"),
+        (5.0, "kW", "5 kW"),
+        (0.00001, "kWh", "0 kWh"),
+        (-0.00001, "kW", "0 kW"),
+        (1234567.0, "kWh", "1234567 kWh"),
+        (2.123456, "kW", "2.1235 kW"),
+    ],
+)
+def test_quantity(value: float, unit: str, expected: str) -> None:
+    """Quantities are plain decimals with a unit, never scientific notation."""
+    assert quantity(value, unit) == expected
+
+
+@pytest.mark.parametrize(
+    ("moment", "resolution", "expected"),
+    [
+        ("2026-11-20T09:50:00+00:00", QUARTER, "2026-11-20T10:00:00+00:00"),
+        ("2026-11-20T10:00:00+00:00", QUARTER, "2026-11-20T10:00:00+00:00"),
+        ("2026-11-20T10:00:01+00:00", QUARTER, "2026-11-20T10:15:00+00:00"),
+        ("2026-11-20T10:50:00+01:00", timedelta(hours=1), "2026-11-20T10:00:00+00:00"),
+    ],
+)
+def test_next_slot_boundary(moment: str, resolution: timedelta, expected: str) -> None:
+    """The default start is the next slot boundary, aligned in UTC."""
+    assert next_slot_boundary(
+        datetime.fromisoformat(moment), resolution
+    ) == datetime.fromisoformat(expected)
+
+
+def test_unit_conversion() -> None:
+    """Percentages convert through the capacity; kWh passes through."""
+    percent = _config()
+    assert percent.to_kwh(50) == 5.0
+    assert percent.from_kwh(2.5) == 25.0
+    assert percent.soc_ceiling == 100.0
+    kwh = _config(soc_unit=SocUnit.KWH, capacity_kwh=None)
+    assert kwh.to_kwh(7.5) == 7.5
+    assert kwh.from_kwh(7.5) == 7.5
+    assert kwh.soc_ceiling is None
+
+
+def test_config_from_subentry() -> None:
+    """The subentry's form values become a typed configuration."""
+    subentry_data = {
+        **BATTERY_DATA,
+        "kind": "ev_charger",
+        "production_price_sensor": "31",
+        "roundtrip_efficiency": None,
+        "auto_reschedule": {
+            "interval": 30,
+            "soc_drift": 5,
+            "entities": ["binary_sensor.car_plugged_in"],
+        },
+    }
+    subentry = ConfigSubentryDataWithId(
+        data=subentry_data,
+        subentry_id="x",
+        subentry_type="controlled_device",
+        title="Car",
+        unique_id="20",
+    )
+    entry = MockConfigEntry(domain=DOMAIN, subentries_data=[subentry])
+    config = DeviceConfig.from_subentry(entry.subentries["x"], timedelta(hours=1))
+    assert config.kind is DeviceKind.EV_CHARGER
+    assert config.production_price_sensor == 31
+    assert config.roundtrip_efficiency is None
+    assert config.resolution == timedelta(hours=1)
+    assert config.horizon == timedelta(hours=12)
+    assert config.auto == AutoReschedule(
+        interval=timedelta(minutes=30),
+        soc_drift=5.0,
+        entities=("binary_sensor.car_plugged_in",),
+    )
+    assert config.auto.enabled
+    assert not DeviceConfig.from_subentry(
+        MockConfigEntry(
+            domain=DOMAIN,
+            subentries_data=[{**subentry, "data": BATTERY_DATA}],
+        ).subentries["x"]
+    ).auto.enabled
+
+
+def test_build_flex_model() -> None:
+    """The flex-model uses quantity strings in kWh and kW; overrides go last."""
+    request = ScheduleRequest(
+        start=START,
+        duration=timedelta(hours=12),
+        soc_at_start_kwh=5.0,
+        soc_min_kwh=1.0,
+        soc_max_kwh=9.0,
+        targets=(SocTarget(at=START + timedelta(hours=8), kwh=8.5),),
+        charge_power_kw=11.0,
+        discharge_power_kw=0.0,
+        roundtrip_efficiency=0.9,
+        flex_model={"soc-max": "8 kWh", "storage-efficiency": "99.9%"},
+    )
+    assert build_flex_model(request) == {
+        "soc-at-start": "5 kWh",
+        "soc-min": "1 kWh",
+        "soc-max": "8 kWh",
+        "power-capacity": "11 kW",
+        "consumption-capacity": "11 kW",
+        "production-capacity": "0 kW",
+        "soc-targets": [{"datetime": "2026-11-20T18:00:00+00:00", "value": "8.5 kWh"}],
+        "roundtrip-efficiency": "90%",
+        "storage-efficiency": "99.9%",
+    }
+    plain = ScheduleRequest(
+        start=START,
+        duration=timedelta(hours=1),
+        soc_at_start_kwh=0,
+        soc_min_kwh=0,
+        soc_max_kwh=10,
+        charge_power_kw=3,
+        discharge_power_kw=3,
+    )
+    assert "soc-targets" not in build_flex_model(plain)
+    assert "roundtrip-efficiency" not in build_flex_model(plain)
+
+
+def test_build_flex_context() -> None:
+    """Price sensors are sensor references; overrides go last."""
+    assert build_flex_context(_config()) == {"consumption-price": {"sensor": 30}}
+    assert build_flex_context(
+        _config(production_price_sensor=31),
+        {"site-power-capacity": "11 kW"},
+    ) == {
+        "consumption-price": {"sensor": 30},
+        "production-price": {"sensor": 31},
+        "site-power-capacity": "11 kW",
+    }
+    assert build_flex_context(_config(consumption_price_sensor=None)) == {}
+
+
+def test_simulate_soc() -> None:
+    """SoC follows the power plan, with roundtrip losses split over both ways."""
+    assert simulate_soc(5.0, [2.0, -1.0, 0.0], QUARTER, 0.81) == pytest.approx(
+        [5.0 + 0.5 * 0.9, 5.45 - 0.25 / 0.9, 5.45 - 0.25 / 0.9]
+    )
+    assert simulate_soc(0.0, [4.0, 4.0], timedelta(minutes=30)) == [2.0, 4.0]
+    assert simulate_soc(1.0, [], QUARTER) == []
+
+
+def test_merge_windows() -> None:
+    """Contiguous slots of one direction merge; tiny powers count as idle."""
+    values = [0.0, 2.0, 3.0, 0.0, -1.0, -1.0, 0.0005, 4.0]
+    windows = merge_windows(START, QUARTER, values)
+    assert [(w.kind, w.start, w.end) for w in windows] == [
+        (WindowKind.CHARGING, START + QUARTER, START + 3 * QUARTER),
+        (WindowKind.DISCHARGING, START + 4 * QUARTER, START + 6 * QUARTER),
+        (WindowKind.CHARGING, START + 7 * QUARTER, START + 8 * QUARTER),
+    ]
+    assert windows[0].energy_kwh == pytest.approx(1.25)
+    assert windows[0].peak_kw == 3.0
+    assert windows[1].energy_kwh == pytest.approx(0.5)
+    assert merge_windows(START, QUARTER, []) == []
+
+
+def test_poll_delays_without_history() -> None:
+    """Without a learned duration, waits double from POLL_FIRST to POLL_MAX."""
+    delays = list(islice(poll_delays(None), 10))
+    assert delays[0] == POLL_FIRST
+    assert all(
+        b == min(a * 2, POLL_MAX) for a, b in zip(delays, delays[1:], strict=False)
+    )
+    assert delays[-1] == POLL_MAX
+
+
+def test_poll_delays_with_history() -> None:
+    """With a learned duration: one long wait, fine steps around the end, back-off."""
+    expected = 4.0
+    delays = list(islice(poll_delays(expected), 30))
+    assert expected - 1.0 < delays[0] < expected
+    cumulative = 0.0
+    fine_until = None
+    for index, delay in enumerate(delays):
+        cumulative += delay
+        if cumulative > expected and fine_until is None:
+            fine_until = index
+        if index and cumulative <= expected:
+            assert delay == POLL_FINE
+    assert fine_until is not None
+    # Near the expected end, polls come every POLL_FINE: the lag stays small.
+    assert delays[fine_until] == POLL_FINE
+    assert delays[-1] == POLL_MAX
+    assert sum(delays[:2]) <= expected
+
+
+def test_schedule_queries_and_storage() -> None:
+    """A schedule answers power and SoC at any moment and survives a round trip."""
+    schedule = Schedule(
+        job_id="job",
+        start=START,
+        resolution=QUARTER,
+        values=(2.0, 0.0),
+        soc_at_start_kwh=5.0,
+        soc=(5.5, 5.5),
+        targets=(SocTarget(at=START + QUARTER, kwh=5.5),),
+        computed_at=NOW,
+    )
+    assert schedule.end == START + 2 * QUARTER
+    assert schedule.power_at(START - timedelta(seconds=1)) is None
+    assert schedule.power_at(START) == 2.0
+    assert schedule.power_at(schedule.end) is None
+    assert schedule.soc_at(START + QUARTER / 2) == pytest.approx(5.25)
+    assert schedule.soc_at(schedule.end) == 5.5
+    assert schedule.soc_at(schedule.end + QUARTER) is None
+    assert schedule.next_boundary(NOW) == START
+    assert schedule.next_boundary(START + timedelta(minutes=1)) == START + QUARTER
+    assert schedule.next_boundary(schedule.end) is None
+    assert Schedule.from_dict(schedule.as_dict()) == schedule
+
+
+async def test_read_soc(hass: HomeAssistant) -> None:
+    """The SoC entity is read in its own energy unit and converted to kWh."""
+    config = _config(soc_unit=SocUnit.KWH, capacity_kwh=None)
+    hass.states.async_set(SOC_ENTITY, "7500", {"unit_of_measurement": "Wh"})
+    assert read_soc_kwh(hass, config) == 7.5
+    hass.states.async_set(SOC_ENTITY, "7.5", {})
+    assert read_soc_kwh(hass, config) == 7.5
+    hass.states.async_set(SOC_ENTITY, "40", {"unit_of_measurement": "%"})
+    assert read_soc_kwh(hass, _config()) == 4.0
+
+
+# -------------------------------------------------------------------- scheduler
+
+
+async def test_status_transitions_and_event(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """idle → computing → ready → stale; every new plan fires an event."""
+    freezer.move_to(NOW)
+    scheduler = _scheduler(init_battery)
+    seen: list[ScheduleStatus] = []
+    scheduler.async_add_listener(lambda: seen.append(scheduler.status))
+    events = async_capture_events(hass, EVENT_SCHEDULE_UPDATED)
+    assert scheduler.status is ScheduleStatus.IDLE
+
+    await _trigger(hass)
+    assert seen[0] is ScheduleStatus.COMPUTING
+    assert scheduler.status is ScheduleStatus.READY
+    assert len(events) == 1
+    assert events[0].data == {
+        "device_id": _device_id(hass),
+        "name": "Home battery",
+        "start": START.isoformat(),
+        "end": (START + timedelta(hours=12)).isoformat(),
+        "summary": {
+            "charging_kwh": 1.0,
+            "discharging_kwh": 0.25,
+            "charging_windows": 1,
+            "discharging_windows": 1,
+            "first_charging_start": START.isoformat(),
+            "soc_at_end": 56.22,
+            "soc_unit": "%",
+        },
+    }
+
+    freezer.move_to(START + timedelta(hours=12))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert scheduler.status is ScheduleStatus.STALE
+
+
+async def test_failed_job_keeps_reason(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """A failed job sets the status to failed with the reason; the next one clears it."""
+    scheduler = _scheduler(init_battery)
+    fake_scheduling.final_status = "FAILED"
+    with pytest.raises(HomeAssistantError) as err:
+        await _trigger(hass)
+    assert err.value.translation_key == "schedule_job_failed"
+    assert scheduler.status is ScheduleStatus.FAILED
+    assert scheduler.failure_reason == "job_failed"
+    assert scheduler.failure_message == fake_scheduling.failure_message
+
+    fake_scheduling.final_status = "FINISHED"
+    await _trigger(hass)
+    assert scheduler.status is ScheduleStatus.READY
+    assert scheduler.failure_reason is None
+
+
+async def test_one_job_in_flight(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """A request while a job runs waits for it; a newer one replaces it."""
+    scheduler = _scheduler(init_battery)
+    fake_scheduling.hold = True
+    device_id = _device_id(hass)
+    await hass.services.async_call(
+        DOMAIN, "trigger_schedule", {"device_id": device_id}, blocking=True
+    )
+    assert scheduler.busy
+    # Queued behind the running job: the caller waits for its plan.
+    waiting = asyncio.ensure_future(
+        hass.services.async_call(
+            DOMAIN,
+            "trigger_schedule",
+            {"device_id": device_id, "soc_at_start": 20},
+            blocking=True,
+            return_response=True,
+        )
+    )
+    while scheduler._pending is None:
+        await asyncio.sleep(0)
+    # A newer request replaces the queued one; without a response it returns.
+    await hass.services.async_call(
+        DOMAIN,
+        "trigger_schedule",
+        {"device_id": device_id, "soc_at_start": 30},
+        blocking=True,
+    )
+    assert len(fake_scheduling.triggers) == 1
+
+    fake_scheduling.hold = False
+    response = await waiting
+    await hass.async_block_till_done(wait_background_tasks=True)
+    # The queued request was replaced by the newest; its caller got that plan.
+    assert len(fake_scheduling.triggers) == 2
+    assert fake_scheduling.last_flex_model["soc-at-start"] == "3 kWh"
+    assert response is not None
+    assert response["soc_at_start"] == 30.0
+    # The second job was only posted after the first had finished.
+    keys = [
+        f"{method} {path}" for method, path, _ in fake_server_calls(fake_scheduling)
+    ]
+    first_fetch = keys.index(
+        f"GET /api/v3_0/sensors/{BATTERY_SENSOR_ID}/schedules/{job_id(1)}"
+    )
+    second_trigger = [
+        index for index, key in enumerate(keys) if key.endswith("/schedules/trigger")
+    ][1]
+    assert first_fetch < second_trigger
+
+
+def fake_server_calls(fake: FakeScheduling) -> list[tuple[str, str, Any]]:
+    """Return the requests the fake server saw."""
+    return fake.server.calls
+
+
+async def test_adaptive_polling_learns_job_duration(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """The job duration is learned, from the server's timestamps when present."""
+    scheduler = _scheduler(init_battery)
+    await _trigger(hass)
+    # ended-at was missing: the duration is estimated from the polls.
+    assert scheduler.job_seconds_per_slot is not None
+
+    scheduler.job_seconds_per_slot = None
+    job = {
+        "enqueued-at": "2026-11-20T10:00:00+00:00",
+        "ended-at": "2026-11-20T10:00:03+00:00",
+    }
+    scheduler._learn_job_duration(job, observed=5.0, last_wait=1.0, slots=48)
+    assert scheduler.job_seconds_per_slot == pytest.approx(3.0 / 48)
+    scheduler._learn_job_duration(job, observed=5.0, last_wait=1.0, slots=48)
+    assert scheduler._expected_job_seconds(96) == pytest.approx(6.0)
+    scheduler.job_seconds_per_slot = None
+    scheduler._learn_job_duration(
+        {"enqueued-at": "garbage", "ended-at": "2026-11-20T10:00:03+00:00"},
+        observed=2.0,
+        last_wait=1.0,
+        slots=10,
+    )
+    assert scheduler.job_seconds_per_slot == pytest.approx(0.15)
+
+
+async def test_job_polls_are_few(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """One round costs a trigger, the status look-ups and one fetch."""
+    fake_scheduling.pending_polls = 2
+    before = len(fake_scheduling.server.calls)
+    await _trigger(hass)
+    keys = [f"{m} {p}" for m, p, _ in fake_scheduling.server.calls[before:]]
+    assert keys.count(f"GET /api/v3_0/jobs/{job_id(1)}") == 3
+    assert sum(key.endswith("/schedules/trigger") for key in keys) == 1
+    assert sum("/schedules/0" in key for key in keys) == 1
+
+
+async def test_job_timeout(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """A job that does not finish in time fails the round with a timeout."""
+    with patch("custom_components.flexmeasures.scheduling.JOB_TIMEOUT", 0):
+        with pytest.raises(HomeAssistantError) as err:
+            await _trigger(hass)
+    assert err.value.translation_key == "schedule_timeout"
+    assert _scheduler(init_battery).failure_reason == "timeout"
+
+
+async def test_response_timeout_keeps_computing(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """When the response wait ends, the schedule still arrives in the background."""
+    with patch("custom_components.flexmeasures.scheduling.RESPONSE_TIMEOUT", 0):
+        with pytest.raises(HomeAssistantError) as err:
+            await _trigger(hass)
+    assert err.value.translation_key == "schedule_timeout"
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert _scheduler(init_battery).status is ScheduleStatus.READY
+
+
+@pytest.mark.parametrize(
+    ("route", "failure", "translation_key", "reason"),
+    [
+        (
+            "trigger",
+            ClientConnectionError("refused"),
+            "communication_error",
+            "communication_error",
+        ),
+        (
+            "job",
+            ClientConnectionError("refused"),
+            "communication_error",
+            "communication_error",
+        ),
+        (
+            "fetch",
+            ClientConnectionError("refused"),
+            "communication_error",
+            "communication_error",
+        ),
+    ],
+)
+async def test_server_failures(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+    route: str,
+    failure: BaseException,
+    translation_key: str,
+    reason: str,
+) -> None:
+    """Each step's server failure is a translated error and a failed status."""
+    keys = {
+        "trigger": "POST /api/v3_0/assets/11/schedules/trigger",
+        "job": f"GET /api/v3_0/jobs/{job_id(1)}",
+        "fetch": f"GET /api/v3_0/sensors/{BATTERY_SENSOR_ID}/schedules/{job_id(1)}",
+    }
+    fake_scheduling.server.errors[keys[route]] = failure
+    with pytest.raises(HomeAssistantError) as err:
+        await _trigger(hass)
+    assert err.value.translation_key == translation_key
+    assert _scheduler(init_battery).failure_reason == reason
+
+
+async def test_trigger_rejected(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """A request FlexMeasures refuses carries the server's message."""
+    fake_scheduling.server.handlers["POST /api/v3_0/assets/11/schedules/trigger"] = (
+        lambda method, url, data: (422, {"message": "soc-max is not a quantity"})
+    )
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            DOMAIN,
+            "trigger_schedule",
+            {"device_id": _device_id(hass)},
+            blocking=True,
+        )
+    assert err.value.translation_key == "schedule_rejected"
+    assert (
+        "soc-max is not a quantity"
+        in (err.value.translation_placeholders or {})["error"]
+    )
+
+
+async def test_authentication_failure_starts_reauth(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """A refused login while scheduling asks the user to log in again."""
+    fake_scheduling.server.unauthorized_requests = 1
+    fake_scheduling.server.password = "changed"  # noqa: S105
+    with pytest.raises(HomeAssistantError) as err:
+        await _trigger(hass)
+    assert err.value.translation_key == "authentication_failed"
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == ["reauth"]
+
+
+async def test_unload_cancels_the_job(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """Unloading during a job fails the round for whoever waits for it."""
+    scheduler = _scheduler(init_battery)
+    fake_scheduling.hold = True
+    waiting = asyncio.ensure_future(_trigger(hass))
+    while not fake_scheduling.polls:
+        await asyncio.sleep(0)
+    assert scheduler.busy
+    await hass.config_entries.async_unload(init_battery.entry_id)
+    with pytest.raises(HomeAssistantError) as err:
+        await waiting
+    assert err.value.translation_key == "entry_not_loaded"
+    assert scheduler.failure_reason == "unloaded"
+    assert not scheduler.busy
+
+
+async def test_restore_after_restart(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """The last schedule is stored and comes back after a reload."""
+    freezer.move_to(NOW)
+    await _trigger(hass)
+    stored = _scheduler(init_battery).schedule
+    assert stored is not None
+
+    await hass.config_entries.async_reload(init_battery.entry_id)
+    await hass.async_block_till_done()
+    restored = _scheduler(init_battery)
+    assert restored.schedule == stored
+    assert restored.status is ScheduleStatus.READY
+    assert restored.job_seconds_per_slot is not None
+    freezer.move_to(START)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.home_battery_planned_power").state == "2.0"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("stored", "status"),
+    [
+        ({"schedule": "not a schedule"}, ScheduleStatus.IDLE),
+        ({"schedule": None, "last_updated": None}, ScheduleStatus.IDLE),
+        (
+            {
+                "schedule": {
+                    "job_id": "old",
+                    "start": "2026-11-19T10:00:00+00:00",
+                    "resolution": 900,
+                    "values": [1.0],
+                    "soc_at_start": 5,
+                    "soc": [5.25],
+                    "computed_at": "2026-11-19T09:50:00+00:00",
+                },
+                "last_updated": "2026-11-19T09:50:00+00:00",
+            },
+            ScheduleStatus.STALE,
+        ),
+    ],
+)
+async def test_restore_from_store(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+    fake_scheduling: FakeScheduling,
+    battery_entry: MockConfigEntry,
+    stored: dict[str, Any],
+    status: ScheduleStatus,
+) -> None:
+    """A plan that ended before the restart is stale; garbage is ignored."""
+    freezer.move_to(NOW)
+    hass_storage[f"{DOMAIN}.schedule.{BATTERY_SUBENTRY_ID}"] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": f"{DOMAIN}.schedule.{BATTERY_SUBENTRY_ID}",
+        "data": stored,
+    }
+    hass.states.async_set(SOC_ENTITY, "50")
+    battery_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(battery_entry.entry_id)
+    await hass.async_block_till_done()
+    assert _scheduler(battery_entry).status is status
+    assert hass.states.get("sensor.home_battery_schedule_status").state == status  # type: ignore[union-attr]
+
+
+async def test_removing_device_deletes_store(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """Removing a controlled device removes its stored plan."""
+    await _trigger(hass)
+    await hass.async_block_till_done()
+    key = f"{DOMAIN}.schedule.{BATTERY_SUBENTRY_ID}"
+    # Stores write with a delay; the scheduler saves at once.
+    assert key in hass_storage
+    assert hass.config_entries.async_remove_subentry(init_battery, BATTERY_SUBENTRY_ID)
+    await hass.async_block_till_done()
+    assert key not in hass_storage
+    assert init_battery.runtime_data.schedulers == {}
+
+
+async def test_changing_a_device_reloads(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """A changed subentry reloads the entry; an entry change alone does not."""
+    old = _scheduler(init_battery)
+    hass.config_entries.async_update_entry(init_battery, title="Renamed")
+    await hass.async_block_till_done()
+    assert _scheduler(init_battery) is old
+
+    subentry = init_battery.subentries[BATTERY_SUBENTRY_ID]
+    hass.config_entries.async_update_subentry(
+        init_battery, subentry, data={**subentry.data, "soc_max": 80.0}
+    )
+    await hass.async_block_till_done()
+    assert _scheduler(init_battery) is not old
+    assert _scheduler(init_battery).config.soc_max == 80.0
+
+
+async def test_remove_entry_with_devices(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """Removing the whole entry removes every stored plan."""
+    await _trigger(hass)
+    key = f"{DOMAIN}.schedule.{BATTERY_SUBENTRY_ID}"
+    assert key in hass_storage
+    await hass.config_entries.async_remove(init_battery.entry_id)
+    await hass.async_block_till_done()
+    assert key not in hass_storage
+
+
+# ------------------------------------------------------- automatic rescheduling
+
+AUTO_ENTITY = "binary_sensor.car_plugged_in"
+
+
+@pytest.fixture
+def auto_subentry(battery_subentry: ConfigSubentryDataWithId) -> None:
+    """Turn on every automatic trigger of the home battery."""
+    battery_subentry["data"] = {
+        **battery_subentry["data"],
+        "auto_reschedule": {"interval": 60, "soc_drift": 5, "entities": [AUTO_ENTITY]},
+    }
+
+
+async def _advance(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, delta: timedelta
+) -> None:
+    """Let pending state changes land, move time on and run what was due."""
+    await hass.async_block_till_done()
+    freezer.tick(delta)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+@pytest.mark.usefixtures("auto_subentry")
+async def test_auto_reschedule_debounced_and_rate_limited(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """Bursts of changes make one job; the next waits for the rate limit."""
+    freezer.move_to(NOW)
+    for state in ("on", "off", "on"):
+        hass.states.async_set(AUTO_ENTITY, state)
+    # Attribute-only changes and unavailability do not count.
+    hass.states.async_set(AUTO_ENTITY, "on", {"friendly_name": "Car"})
+    hass.states.async_set(AUTO_ENTITY, "unavailable")
+    await hass.async_block_till_done()
+    assert fake_scheduling.triggers == []
+
+    await _advance(hass, freezer, timedelta(seconds=11))
+    assert len(fake_scheduling.triggers) == 1
+
+    hass.states.async_set(AUTO_ENTITY, "off")
+    await _advance(hass, freezer, timedelta(seconds=11))
+    assert len(fake_scheduling.triggers) == 1  # rate-limited: deferred
+    await _advance(hass, freezer, timedelta(minutes=2))
+    assert len(fake_scheduling.triggers) == 2
+
+
+@pytest.mark.usefixtures("auto_subentry")
+async def test_auto_reschedule_periodic(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """The interval replans on its own, keeping targets still ahead."""
+    freezer.move_to(NOW)
+    target = START + timedelta(hours=8)
+    await _trigger(hass, soc_targets=[{"datetime": target.isoformat(), "value": 80}])
+    await _advance(hass, freezer, timedelta(minutes=60))
+    await _advance(hass, freezer, timedelta(seconds=11))
+    assert len(fake_scheduling.triggers) == 2
+    assert fake_scheduling.last_flex_model["soc-targets"] == [
+        {"datetime": target.isoformat(), "value": "8 kWh"}
+    ]
+
+
+@pytest.mark.usefixtures("auto_subentry")
+async def test_auto_reschedule_on_soc_drift(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """Only a SoC further from the plan than the threshold replans."""
+    freezer.move_to(START)
+    await _trigger(hass)
+    # Plan: 50 % at the start. 53 % is within 5 points, 60 % is not.
+    hass.states.async_set(SOC_ENTITY, "53")
+    await _advance(hass, freezer, timedelta(seconds=11))
+    assert len(fake_scheduling.triggers) == 1
+    hass.states.async_set(SOC_ENTITY, "unavailable")
+    await _advance(hass, freezer, timedelta(seconds=11))
+    assert len(fake_scheduling.triggers) == 1
+    hass.states.async_set(SOC_ENTITY, "60")
+    await _advance(hass, freezer, timedelta(seconds=11))
+    assert len(fake_scheduling.triggers) == 2
+    assert fake_scheduling.last_flex_model["soc-at-start"] == "6 kWh"
+
+
+@pytest.mark.usefixtures("auto_subentry")
+async def test_soc_drift_without_plan_now(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """Without a plan covering now there is nothing to drift from."""
+    freezer.move_to(NOW)
+    hass.states.async_set(SOC_ENTITY, "90")
+    await _advance(hass, freezer, timedelta(seconds=11))
+    await _trigger(hass)
+    hass.states.async_set(SOC_ENTITY, "20")  # the plan starts at 10:00, not yet
+    await _advance(hass, freezer, timedelta(seconds=11))
+    assert len(fake_scheduling.triggers) == 1
+
+
+@pytest.mark.usefixtures("auto_subentry")
+async def test_auto_reschedule_without_soc(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """An automatic replan without a SoC reading fails visibly, posts nothing."""
+    freezer.move_to(NOW)
+    scheduler = _scheduler(init_battery)
+    hass.states.async_set(SOC_ENTITY, "unknown")
+    hass.states.async_set(AUTO_ENTITY, "on")
+    await _advance(hass, freezer, timedelta(seconds=11))
+    assert fake_scheduling.triggers == []
+    assert scheduler.status is ScheduleStatus.FAILED
+    assert scheduler.failure_reason == "soc_unavailable"
+    assert scheduler.failure_message == SOC_ENTITY
+
+
+@pytest.mark.usefixtures("auto_subentry")
+async def test_auto_reschedule_server_down(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """A failing automatic replan is recorded, not raised."""
+    freezer.move_to(NOW)
+    fake_scheduling.server.errors["POST /api/v3_0/assets/11/schedules/trigger"] = (
+        ClientConnectionError("down")
+    )
+    hass.states.async_set(AUTO_ENTITY, "on")
+    await _advance(hass, freezer, timedelta(seconds=11))
+    assert _scheduler(init_battery).failure_reason == "communication_error"
+
+
+async def test_validation_is_typed(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """The scheduler's request builder raises translated validation errors."""
+    with pytest.raises(ServiceValidationError) as err:
+        _scheduler(init_battery).build_request(soc_min=95)
+    assert err.value.translation_key == "soc_min_above_max"
