@@ -258,8 +258,9 @@ class FakeScheduling:
     """The scheduling endpoints: trigger, job status and schedule.
 
     A job answers ``pending_polls`` times (and as long as ``hold`` is set) with
-    202/STARTED, then with ``final_status``. The schedule has ``values`` (or a default pattern: two
-    slots charging 2 kW, two idle, one discharging 1 kW, then idle).
+    202/STARTED, then with ``final_status``. The schedule has ``values`` (or a
+    default pattern: two slots charging 2 kW, two idle, one discharging 1 kW,
+    then idle).
     """
 
     server: FakeFlexMeasures

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 from aiohttp import ClientConnectionError
-from homeassistant.config_entries import SOURCE_USER
+from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigSubentry
 from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.flexmeasures.api import Asset, Sensor
 from custom_components.flexmeasures.const import CONF_ACCOUNT_ID, DOMAIN
+from custom_components.flexmeasures.coordinator import Inventory
 
 from .conftest import (
     ACCOUNT_ID,
@@ -22,6 +25,7 @@ from .conftest import (
     SERVER_URL,
     UNIQUE_ID,
     FakeFlexMeasures,
+    load_fixture,
 )
 
 pytestmark = pytest.mark.usefixtures("mock_setup_entry")
@@ -357,3 +361,188 @@ async def test_reconfigure_to_address_of_other_entry(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
+
+
+# --- Scheduling: the controlled-device subentry flow -------------------------
+
+DEVICE_INPUT: dict[str, Any] = {
+    "name": "Home battery",
+    "kind": "battery",
+    "power_sensor": "20",
+    "soc_entity": "sensor.home_battery_soc",
+    "soc_unit": "percent",
+    "capacity": 10,
+    "soc_min": 10,
+    "soc_max": 90,
+    "charge_power": 5,
+    "discharge_power": 5,
+    "consumption_price_sensor": "30",
+    "horizon": 24,
+    "auto_reschedule": {},
+}
+
+
+async def _loaded(
+    hass: HomeAssistant, entry: MockConfigEntry, sensors: list[dict[str, Any]]
+) -> MockConfigEntry:
+    """Load ``entry`` with an inventory of the recorded assets and ``sensors``."""
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    inventory = Inventory(
+        assets={
+            asset.id: asset
+            for asset in map(Asset.from_json, load_fixture("assets.json"))
+        },
+        sensors={sensor.id: sensor for sensor in map(Sensor.from_json, sensors)},
+    )
+    entry.runtime_data = SimpleNamespace(inventory=SimpleNamespace(data=inventory))
+    return entry
+
+
+def _options(result: Any, key: str) -> list[dict[str, str]]:
+    """Return the options of a dropdown in a shown form."""
+    for marker, selector in result["data_schema"].schema.items():
+        if str(marker) == key:
+            return list(selector.config["options"])
+    raise AssertionError(key)
+
+
+async def test_subentry_user_flow(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """A controlled device is added with sensor dropdowns from the inventory."""
+    entry = await _loaded(hass, mock_config_entry, load_fixture("sensors.json"))
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "controlled_device"), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert _options(result, "power_sensor") == [
+        {"value": "20", "label": "Home battery \u203a power (kW)"},
+        {"value": "22", "label": "EV charger \u203a charging power (kW)"},
+    ]
+    assert _options(result, "consumption_price_sensor") == [
+        {"value": "30", "label": "Home \u203a consumption price (EUR/MWh)"}
+    ]
+
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], DEVICE_INPUT
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    (subentry,) = entry.subentries.values()
+    assert subentry.title == "Home battery"
+    assert subentry.unique_id == "20"
+    assert subentry.data["power_sensor"] == 20
+    assert subentry.data["consumption_price_sensor"] == 30
+    assert subentry.data["auto_reschedule"] == {"interval": 0, "soc_drift": 0}
+
+
+@pytest.mark.parametrize(
+    ("change", "errors"),
+    [
+        ({"capacity": None}, {"capacity": "capacity_required"}),
+        ({"soc_min": 90, "soc_max": 90}, {"soc_max": "soc_min_above_max"}),
+        ({"soc_max": 101}, {"soc_max": "soc_above_100"}),
+        (
+            {"soc_unit": "kwh", "capacity": 10, "soc_min": 1, "soc_max": 12},
+            {"soc_max": "soc_above_capacity"},
+        ),
+        ({"power_sensor": "22"}, {"power_sensor": "already_configured"}),
+    ],
+)
+async def test_subentry_user_flow_errors(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    change: dict[str, Any],
+    errors: dict[str, str],
+) -> None:
+    """Inconsistent settings are refused per field and can be fixed."""
+    entry = await _loaded(hass, mock_config_entry, load_fixture("sensors.json"))
+    hass.config_entries.async_add_subentry(
+        entry,
+        ConfigSubentry(
+            data=MappingProxyType({**DEVICE_INPUT, "power_sensor": 22}),
+            subentry_type="controlled_device",
+            title="EV charger",
+            unique_id="22",
+        ),
+    )
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "controlled_device"), context={"source": SOURCE_USER}
+    )
+    user_input = {**DEVICE_INPUT, **change}
+    user_input = {key: value for key, value in user_input.items() if value is not None}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], user_input
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == errors
+
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], DEVICE_INPUT
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_subentry_reconfigure(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """A controlled device can be changed; the form shows its settings."""
+    entry = await _loaded(hass, mock_config_entry, load_fixture("sensors.json"))
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "controlled_device"), context={"source": SOURCE_USER}
+    )
+    await hass.config_entries.subentries.async_configure(
+        result["flow_id"], DEVICE_INPUT
+    )
+    (subentry,) = entry.subentries.values()
+
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "controlled_device"),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+    schema = result["data_schema"]
+    assert schema is not None
+    suggested = {
+        str(key): key.description["suggested_value"]
+        for key in schema.schema
+        if key.description and "suggested_value" in key.description
+    }
+    assert suggested["power_sensor"] == "20"
+    assert suggested["consumption_price_sensor"] == "30"
+
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**DEVICE_INPUT, "name": "Garage battery", "soc_max": 80}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert subentry.title == "Garage battery"
+    assert entry.subentries[subentry.subentry_id].data["soc_max"] == 80
+
+
+async def test_subentry_needs_loaded_entry(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """Without a loaded connection there is no inventory to choose from."""
+    mock_config_entry.add_to_hass(hass)
+    result = await hass.config_entries.subentries.async_init(
+        (mock_config_entry.entry_id, "controlled_device"),
+        context={"source": SOURCE_USER},
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "entry_not_loaded"
+
+
+async def test_subentry_needs_power_sensor(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """An account without power sensors has nothing to plan."""
+    prices = [s for s in load_fixture("sensors.json") if s["unit"] == "EUR/MWh"]
+    entry = await _loaded(hass, mock_config_entry, prices)
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "controlled_device"), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "no_power_sensors"

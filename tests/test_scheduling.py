@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from itertools import islice
+from itertools import islice, pairwise
 from typing import Any
 from unittest.mock import patch
 
@@ -107,6 +108,15 @@ def _device_id(hass: HomeAssistant) -> str:
     )
     assert device is not None
     return device.id
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Let the event loop run until ``condition`` holds (bounded)."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
 
 
 async def _trigger(hass: HomeAssistant, **data: Any) -> Any:
@@ -290,9 +300,7 @@ def test_poll_delays_without_history() -> None:
     """Without a learned duration, waits double from POLL_FIRST to POLL_MAX."""
     delays = list(islice(poll_delays(None), 10))
     assert delays[0] == POLL_FIRST
-    assert all(
-        b == min(a * 2, POLL_MAX) for a, b in zip(delays, delays[1:], strict=False)
-    )
+    assert all(b == min(a * 2, POLL_MAX) for a, b in pairwise(delays))
     assert delays[-1] == POLL_MAX
 
 
@@ -361,17 +369,18 @@ async def test_status_transitions_and_event(
     fake_scheduling: FakeScheduling,
     init_battery: MockConfigEntry,
 ) -> None:
-    """idle → computing → ready → stale; every new plan fires an event."""
+    """Idle → computing → ready → stale; every new plan fires an event."""
     freezer.move_to(NOW)
     scheduler = _scheduler(init_battery)
     seen: list[ScheduleStatus] = []
     scheduler.async_add_listener(lambda: seen.append(scheduler.status))
     events = async_capture_events(hass, EVENT_SCHEDULE_UPDATED)
+    assert seen == []
     assert scheduler.status is ScheduleStatus.IDLE
 
     await _trigger(hass)
     assert seen[0] is ScheduleStatus.COMPUTING
-    assert scheduler.status is ScheduleStatus.READY
+    assert seen[-1] is ScheduleStatus.READY
     assert len(events) == 1
     assert events[0].data == {
         "device_id": _device_id(hass),
@@ -400,7 +409,7 @@ async def test_failed_job_keeps_reason(
     fake_scheduling: FakeScheduling,
     init_battery: MockConfigEntry,
 ) -> None:
-    """A failed job sets the status to failed with the reason; the next one clears it."""
+    """A failed job sets status and reason; the next plan clears them."""
     scheduler = _scheduler(init_battery)
     fake_scheduling.final_status = "FAILED"
     with pytest.raises(HomeAssistantError) as err:
@@ -411,9 +420,9 @@ async def test_failed_job_keeps_reason(
     assert scheduler.failure_message == fake_scheduling.failure_message
 
     fake_scheduling.final_status = "FINISHED"
-    await _trigger(hass)
-    assert scheduler.status is ScheduleStatus.READY
-    assert scheduler.failure_reason is None
+    response = await _trigger(hass)
+    assert response["status"] == "ready"
+    assert response["failure_reason"] is None
 
 
 async def test_one_job_in_flight(
@@ -439,8 +448,7 @@ async def test_one_job_in_flight(
             return_response=True,
         )
     )
-    while scheduler._pending is None:
-        await asyncio.sleep(0)
+    await _until(lambda: scheduler._pending is not None)
     # A newer request replaces the queued one; without a response it returns.
     await hass.services.async_call(
         DOMAIN,
@@ -527,9 +535,11 @@ async def test_job_timeout(
     init_battery: MockConfigEntry,
 ) -> None:
     """A job that does not finish in time fails the round with a timeout."""
-    with patch("custom_components.flexmeasures.scheduling.JOB_TIMEOUT", 0):
-        with pytest.raises(HomeAssistantError) as err:
-            await _trigger(hass)
+    with (
+        patch("custom_components.flexmeasures.scheduling.JOB_TIMEOUT", 0),
+        pytest.raises(HomeAssistantError) as err,
+    ):
+        await _trigger(hass)
     assert err.value.translation_key == "schedule_timeout"
     assert _scheduler(init_battery).failure_reason == "timeout"
 
@@ -540,9 +550,11 @@ async def test_response_timeout_keeps_computing(
     init_battery: MockConfigEntry,
 ) -> None:
     """When the response wait ends, the schedule still arrives in the background."""
-    with patch("custom_components.flexmeasures.scheduling.RESPONSE_TIMEOUT", 0):
-        with pytest.raises(HomeAssistantError) as err:
-            await _trigger(hass)
+    with (
+        patch("custom_components.flexmeasures.scheduling.RESPONSE_TIMEOUT", 0),
+        pytest.raises(HomeAssistantError) as err,
+    ):
+        await _trigger(hass)
     assert err.value.translation_key == "schedule_timeout"
     await hass.async_block_till_done(wait_background_tasks=True)
     assert _scheduler(init_battery).status is ScheduleStatus.READY
@@ -640,8 +652,7 @@ async def test_unload_cancels_the_job(
     scheduler = _scheduler(init_battery)
     fake_scheduling.hold = True
     waiting = asyncio.ensure_future(_trigger(hass))
-    while not fake_scheduling.polls:
-        await asyncio.sleep(0)
+    await _until(lambda: bool(fake_scheduling.polls))
     assert scheduler.busy
     await hass.config_entries.async_unload(init_battery.entry_id)
     with pytest.raises(HomeAssistantError) as err:
