@@ -401,7 +401,7 @@ async def test_status_transitions_and_event(
     freezer.move_to(START + timedelta(hours=12))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
-    assert scheduler.status is ScheduleStatus.STALE
+    assert seen[-1] is ScheduleStatus.STALE
 
 
 async def test_failed_job_keeps_reason(
