@@ -401,7 +401,9 @@ async def test_status_transitions_and_event(
     freezer.move_to(START + timedelta(hours=12))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
-    assert seen[-1] is ScheduleStatus.STALE
+    state = hass.states.get("sensor.home_battery_schedule_status")
+    assert state is not None
+    assert state.state == ScheduleStatus.STALE
 
 
 async def test_failed_job_keeps_reason(
