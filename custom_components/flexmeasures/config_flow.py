@@ -36,7 +36,6 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
-import voluptuous as vol
 
 from .api import (
     FlexMeasuresAuthenticationError,
@@ -46,6 +45,7 @@ from .api import (
     ServerInfo,
     async_create_api,
 )
+from .compat import vol
 from .const import (
     CONF_ACCOUNT_ID,
     CONF_AUTO_ENTITIES,

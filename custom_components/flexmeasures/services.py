@@ -15,8 +15,8 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
-import voluptuous as vol
 
+from .compat import vol
 from .const import DOMAIN
 from .data import FlexMeasuresConfigEntry
 from .scheduling import DeviceScheduler, schedule_response
