@@ -19,12 +19,12 @@ path) and records the window and values in seed.json under "prices".
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime, timedelta
 import json
 import os
 import sys
 import urllib.error
 import urllib.request
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 # EUR/MWh by local hour of day
@@ -43,7 +43,7 @@ def price_at(utc_time: datetime, tz: ZoneInfo) -> float:
 
 
 def window(now: datetime) -> tuple[datetime, datetime]:
-    start = now.astimezone(UTC).replace(
+    start = now.astimezone(timezone.utc).replace(
         hour=0, minute=0, second=0, microsecond=0
     ) - timedelta(days=1)
     return start, start + timedelta(days=4)
@@ -76,14 +76,12 @@ def main() -> None:
 
     with open(args.seed_json) as f:
         seed = json.load(f)
-    now = datetime.now(UTC)
+    now = datetime.now(timezone.utc)
     if args.if_stale and "prices" in seed:
         end = datetime.fromisoformat(seed["prices"]["end"])
         start = datetime.fromisoformat(seed["prices"]["start"])
         if start <= window(now)[0] and end - now >= timedelta(hours=36):
-            print(
-                f"prices still fresh ({seed['prices']['start']} .. {seed['prices']['end']})"
-            )
+            print(f"prices still fresh ({seed['prices']['start']} .. {seed['prices']['end']})")
             return
 
     tz = ZoneInfo(seed["timezone"])

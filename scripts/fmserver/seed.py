@@ -14,10 +14,10 @@ REST API by prices.py at every start/reset.
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
 import json
 import os
 import sys
+from datetime import timedelta
 
 TIMEZONE = "Europe/Amsterdam"
 LOCATION = (52.374, 4.88969)  # Amsterdam
@@ -44,6 +44,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from flask_migrate import upgrade
+    from sqlalchemy import select
+
     from flexmeasures.app import create
     from flexmeasures.data import db
     from flexmeasures.data.models.generic_assets import GenericAsset, GenericAssetType
@@ -57,7 +59,6 @@ def main() -> None:
         provision_default_template_assets,
     )
     from flexmeasures.data.services.users import create_user
-    from sqlalchemy import select
 
     app = create()
     with app.app_context():
@@ -160,11 +161,7 @@ def main() -> None:
         }
         ev_charger = asset("EV charger", "one-way_evse", home, parent=site)
         ev_power = sensor(
-            "power",
-            ev_charger,
-            "kW",
-            timedelta(minutes=15),
-            consumption_is_positive=True,
+            "power", ev_charger, "kW", timedelta(minutes=15), consumption_is_positive=True
         )
         ev_charger.flex_model = {
             "power-capacity": f"{EV_CHARGER_POWER_KW:g} kW",
@@ -187,11 +184,7 @@ def main() -> None:
         other_site = asset("Neighbour home", "building", other)
         other_battery = asset("Neighbour battery", "battery", other, parent=other_site)
         other_power = sensor(
-            "power",
-            other_battery,
-            "kW",
-            timedelta(minutes=15),
-            consumption_is_positive=True,
+            "power", other_battery, "kW", timedelta(minutes=15), consumption_is_positive=True
         )
         other_battery.flex_model = {
             "soc-max": "20 kWh",
