@@ -218,7 +218,10 @@ def entity_snapshot(hass: HomeAssistant, entry_id: str) -> dict[str, Any]:
             "unit": entity.unit_of_measurement,
             "device": device.name if device else None,
             "state": state.state if state else None,
-            "attributes": dict(state.attributes) if state else None,
+            # str(): HA 2026.11 keys some attributes with a StrEnum.
+            "attributes": {str(key): value for key, value in state.attributes.items()}
+            if state
+            else None,
         }
     return result
 
@@ -395,3 +398,14 @@ async def init_battery(
     assert await hass.config_entries.async_setup(battery_entry.entry_id)
     await hass.async_block_till_done()
     return battery_entry
+
+
+def battery_device(hass: HomeAssistant) -> dr.DeviceEntry:
+    """Return the device registry entry of the home battery."""
+    registry = dr.async_get(hass)
+    return next(
+        device
+        for entry in hass.config_entries.async_entries(DOMAIN)
+        for device in dr.async_entries_for_config_entry(registry, entry.entry_id)
+        if (DOMAIN, BATTERY_SUBENTRY_ID) in device.identifiers
+    )

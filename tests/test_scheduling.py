@@ -14,7 +14,6 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigSubentryDataWithId
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import device_registry as dr
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -53,6 +52,7 @@ from .conftest import (
     BATTERY_SUBENTRY_ID,
     SOC_ENTITY,
     FakeScheduling,
+    battery_device,
     job_id,
 )
 
@@ -103,9 +103,7 @@ def _scheduler(entry: MockConfigEntry) -> DeviceScheduler:
 
 def _device_id(hass: HomeAssistant) -> str:
     """Return the device registry id of the home battery."""
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, BATTERY_SUBENTRY_ID)}
-    )
+    device = battery_device(hass)
     assert device is not None
     return device.id
 

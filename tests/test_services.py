@@ -16,7 +16,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.flexmeasures.const import DOMAIN
 
-from .conftest import BATTERY_SUBENTRY_ID, SOC_ENTITY, FakeScheduling
+from .conftest import BATTERY_SUBENTRY_ID, SOC_ENTITY, FakeScheduling, battery_device
 
 pytestmark = pytest.mark.usefixtures("fast_polling")
 
@@ -32,9 +32,7 @@ def _frozen_now(freezer: FrozenDateTimeFactory) -> None:
 
 def _device_id(hass: HomeAssistant) -> str:
     """Return the device registry id of the home battery."""
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, BATTERY_SUBENTRY_ID)}
-    )
+    device = battery_device(hass)
     assert device is not None
     return device.id
 
@@ -250,21 +248,24 @@ async def test_unknown_device(
     assert err.value.translation_key == "device_not_found"
 
 
-@pytest.mark.parametrize("identifier", [("other", "x"), (DOMAIN, "asset_10")])
+@pytest.mark.parametrize(
+    ("domain", "identifier"),
+    [("other", ("other", "x")), (DOMAIN, (DOMAIN, "asset_10"))],
+)
 async def test_not_a_controlled_device(
     hass: HomeAssistant,
     device_registry: dr.DeviceRegistry,
     init_battery: MockConfigEntry,
+    domain: str,
     identifier: tuple[str, str],
 ) -> None:
     """A device that is not a controlled device is refused."""
-    other_entry = MockConfigEntry(domain="other")
-    other_entry.add_to_hass(hass)
+    entry = init_battery
+    if domain != DOMAIN:
+        entry = MockConfigEntry(domain=domain)
+        entry.add_to_hass(hass)
     device = device_registry.async_get_or_create(
-        config_entry_id=other_entry.entry_id, identifiers={identifier}, name="Lamp"
-    )
-    device_registry.async_update_device(
-        device.id, add_config_entry_id=init_battery.entry_id
+        config_entry_id=entry.entry_id, identifiers={identifier}, name="Lamp"
     )
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(

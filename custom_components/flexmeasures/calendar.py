@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from homeassistant.components.calendar import CalendarEntity, CalendarEvent
+from homeassistant.components.calendar import (
+    CalendarEntity,
+    CalendarEntityDescription,
+    CalendarEvent,
+)
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
@@ -22,7 +25,7 @@ SUMMARIES: dict[WindowKind, str] = {
     WindowKind.DISCHARGING: "Discharging",
 }
 
-PLAN_CALENDAR = EntityDescription(key="plan", translation_key="plan")
+PLAN_CALENDAR = CalendarEntityDescription(key="plan", translation_key="plan")
 
 
 async def async_setup_entry(

@@ -1186,8 +1186,15 @@ class DeviceScheduler:
     @callback
     def _fire_updated(self, schedule: Schedule) -> None:
         """Announce a new schedule on the event bus."""
-        device = dr.async_get(self.hass).async_get_device(
-            identifiers={self.device_identifier}
+        device = next(
+            (
+                device
+                for device in dr.async_entries_for_config_entry(
+                    dr.async_get(self.hass), self.entry.entry_id
+                )
+                if self.device_identifier in device.identifiers
+            ),
+            None,
         )
         self.hass.bus.async_fire(
             EVENT_SCHEDULE_UPDATED,

@@ -86,12 +86,8 @@ def _get_scheduler(hass: HomeAssistant, device_id: str) -> DeviceScheduler:
             translation_placeholders={"device_id": device_id},
         )
     subentry_ids = {value for domain, value in device.identifiers if domain == DOMAIN}
-    for entry_id in device.config_entries:
-        entry: FlexMeasuresConfigEntry | None = hass.config_entries.async_get_entry(
-            entry_id
-        )
-        if entry is None or entry.domain != DOMAIN:
-            continue
+    entries: list[FlexMeasuresConfigEntry] = hass.config_entries.async_entries(DOMAIN)
+    for entry in entries:
         if not subentry_ids & entry.subentries.keys():
             continue
         if entry.state is not ConfigEntryState.LOADED:
@@ -100,9 +96,9 @@ def _get_scheduler(hass: HomeAssistant, device_id: str) -> DeviceScheduler:
                 translation_key="entry_not_loaded",
                 translation_placeholders={"entry": entry.title},
             )
-        for subentry_id in subentry_ids:
-            if scheduler := entry.runtime_data.schedulers.get(subentry_id):
-                return scheduler
+        schedulers = entry.runtime_data.schedulers
+        if found := subentry_ids & schedulers.keys():
+            return schedulers[found.pop()]
     raise ServiceValidationError(
         translation_domain=DOMAIN,
         translation_key="not_a_controlled_device",
