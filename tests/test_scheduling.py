@@ -736,14 +736,14 @@ async def test_restore_from_store(
 async def test_removing_device_deletes_store(
     hass: HomeAssistant,
     hass_storage: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
     fake_scheduling: FakeScheduling,
     init_battery: MockConfigEntry,
 ) -> None:
     """Removing a controlled device removes its stored plan."""
     await _trigger(hass)
-    await hass.async_block_till_done()
     key = f"{DOMAIN}.schedule.{BATTERY_SUBENTRY_ID}"
-    # Stores write with a delay; the scheduler saves at once.
+    await _advance(hass, freezer, timedelta(seconds=2))
     assert key in hass_storage
     assert hass.config_entries.async_remove_subentry(init_battery, BATTERY_SUBENTRY_ID)
     await hass.async_block_till_done()
@@ -774,12 +774,14 @@ async def test_changing_a_device_reloads(
 async def test_remove_entry_with_devices(
     hass: HomeAssistant,
     hass_storage: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
     fake_scheduling: FakeScheduling,
     init_battery: MockConfigEntry,
 ) -> None:
     """Removing the whole entry removes every stored plan."""
     await _trigger(hass)
     key = f"{DOMAIN}.schedule.{BATTERY_SUBENTRY_ID}"
+    await _advance(hass, freezer, timedelta(seconds=2))
     assert key in hass_storage
     await hass.config_entries.async_remove(init_battery.entry_id)
     await hass.async_block_till_done()

@@ -99,6 +99,7 @@ AUTO_DEBOUNCE: Final = 10.0
 AUTO_MIN_INTERVAL: Final = timedelta(minutes=2)
 
 STORAGE_VERSION: Final = 1
+STORE_DELAY: Final = 1.0
 
 ENERGY_TO_KWH: Final[dict[str | None, float]] = {
     UnitOfEnergy.WATT_HOUR: 0.001,
@@ -815,6 +816,7 @@ class DeviceScheduler:
         self._unsubs: list[CALLBACK_TYPE] = []
         self._last_auto: datetime | None = None
         self._debouncer: Debouncer[Any] | None = None
+        self._unsaved = False
 
     @property
     def device_identifier(self) -> tuple[str, str]:
@@ -1170,11 +1172,24 @@ class DeviceScheduler:
         self._schedule_tick()
         self._notify()
         self._fire_updated(schedule)
-        await self.store.async_save(self._as_store())
+        # Written shortly after, off the path to the entities; flushed at unload.
+        self._unsaved = True
+        self.store.async_delay_save(self._as_store, STORE_DELAY)
         return schedule
+
+    async def async_flush(self) -> None:
+        """Write a schedule whose delayed save is still pending."""
+        if self._unsaved:
+            await self.store.async_save(self._as_store())
+
+    async def async_remove_store(self) -> None:
+        """Delete the stored schedule (the device was removed)."""
+        self._unsaved = False
+        await self.store.async_remove()
 
     def _as_store(self) -> dict[str, Any]:
         """Return what survives a restart."""
+        self._unsaved = False
         return {
             "schedule": self.schedule.as_dict() if self.schedule else None,
             "last_updated": self.last_updated.isoformat()
@@ -1339,6 +1354,7 @@ async def async_setup_schedulers(
     for scheduler in data.schedulers.values():
         scheduler.async_start()
         entry.async_on_unload(scheduler.async_stop)
+        entry.async_on_unload(scheduler.async_flush)
 
     # A controlled device added, changed or removed: reload to rebuild entities.
     known = _controlled_devices(entry)
@@ -1351,7 +1367,7 @@ async def async_setup_schedulers(
         if current == known:
             return
         for subentry_id in known.keys() - current.keys():
-            await data.schedulers[subentry_id].store.async_remove()
+            await data.schedulers[subentry_id].async_remove_store()
         hass.config_entries.async_schedule_reload(entry.entry_id)
 
     entry.async_on_unload(entry.add_update_listener(_async_subentries_changed))
