@@ -13,6 +13,7 @@ from .api import (
     FlexMeasuresServerTooOldError,
     async_create_api,
 )
+from .card import async_setup_card
 from .const import DOMAIN
 from .coordinator import FlexMeasuresInventoryCoordinator
 from .data import FlexMeasuresConfigEntry, FlexMeasuresData
@@ -24,6 +25,7 @@ PLATFORMS: list[str] = []
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Set up the FlexMeasures integration (domain-wide parts)."""
+    await async_setup_card(hass)
     return True
 
 
