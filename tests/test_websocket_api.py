@@ -41,7 +41,7 @@ SCHEDULE: dict[str, Any] = {
 def devices(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> dict[str, dr.DeviceEntry]:
-    """Two controlled devices, an asset device and another integration's device."""
+    """Two controlled devices, an asset device, and devices of another entry."""
     registry = dr.async_get(hass)
     entry_id = init_integration.entry_id
     other = MockConfigEntry(domain="other")
@@ -69,6 +69,11 @@ def devices(
             config_entry_id=other.entry_id,
             identifiers={("other", "controlled_device_x")},
             name="Other",
+        ),
+        "stray": registry.async_get_or_create(
+            config_entry_id=other.entry_id,
+            identifiers={(DOMAIN, "controlled_device_stray")},
+            name="Stray",
         ),
     }
 
@@ -142,7 +147,7 @@ async def test_get_schedule(
     }
 
 
-@pytest.mark.parametrize("device", ["asset", "other", None])
+@pytest.mark.parametrize("device", ["asset", "other", "stray", None])
 async def test_get_unknown_device(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,

@@ -67,7 +67,7 @@ class CardSchedule(TypedDict):
 
 
 def _is_controlled_device(device: dr.DeviceEntry) -> bool:
-    """Tell whether a device is a controlled device of this integration."""
+    """Tell whether a device is a controlled device."""
     return any(
         domain == DOMAIN and str(value).startswith(CONTROLLED_DEVICE_PREFIX)
         for domain, value in device.identifiers
@@ -79,13 +79,22 @@ def _device_name(device: dr.DeviceEntry) -> str:
     return device.name_by_user or device.name or device.id
 
 
+def _controlled_devices(hass: HomeAssistant) -> list[dr.DeviceEntry]:
+    """Return the controlled devices of all entries of this integration."""
+    registry = dr.async_get(hass)
+    return [
+        device
+        for entry in hass.config_entries.async_entries(DOMAIN)
+        for device in dr.async_entries_for_config_entry(registry, entry.entry_id)
+        if _is_controlled_device(device)
+    ]
+
+
 async def async_controlled_devices(hass: HomeAssistant) -> list[CardDevice]:
     """Return the controlled devices, sorted by name."""
-    registry = dr.async_get(hass)
     devices = [
         CardDevice(device_id=device.id, name=_device_name(device))
-        for device in registry.devices.values()
-        if _is_controlled_device(device)
+        for device in _controlled_devices(hass)
     ]
     return sorted(devices, key=lambda device: (device["name"].casefold(), device))
 
@@ -94,10 +103,10 @@ def async_get_controlled_device(
     hass: HomeAssistant, device_id: str
 ) -> dr.DeviceEntry | None:
     """Return the controlled device with this id, if there is one."""
-    device = dr.async_get(hass).async_get(device_id)
-    if device is None or not _is_controlled_device(device):
-        return None
-    return device
+    return next(
+        (device for device in _controlled_devices(hass) if device.id == device_id),
+        None,
+    )
 
 
 async def async_schedule_payload(
