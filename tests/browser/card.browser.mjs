@@ -353,6 +353,7 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
   });
 
   it("looks right on a desktop, on a phone and in dark mode", async () => {
+    await page.waitForFunction(() => !document.getElementById("ha-launch-screen"));
     await page.locator(CARD).screenshot({ path: path.join(OUTPUT, "schedule-card.png") });
     await page.screenshot({ path: path.join(OUTPUT, "dashboard.png") });
     const phone = await context.newPage();
@@ -361,6 +362,7 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
     watch(phone);
     await phone.goto(`${base}/${DASHBOARD}/plan`);
     await phone.locator(`${CARD} svg`).waitFor();
+    await phone.waitForFunction(() => !document.getElementById("ha-launch-screen"));
     const box = await phone.locator(`${CARD} svg`).boundingBox();
     assert.ok(box.width >= 280 && box.width <= 360, `chart fits a 360 px phone (${box.width} px)`);
     assert.equal(await phone.locator(`${CARD} rect.bar`).count(), expectedBars(schedule, clock));

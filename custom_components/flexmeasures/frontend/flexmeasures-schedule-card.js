@@ -309,7 +309,7 @@ export function chartModel(schedule, config, now, width, height, fmt) {
   const showPower = config.show_power;
   const showSoc = config.show_soc && clip.slots.some((s) => s.soc !== null);
   const showPrice = config.show_price && clip.prices.some((p) => p.value !== null);
-  const margin = { top: 10, right: showSoc ? 38 : 12, bottom: 22, left: 40 };
+  const margin = { top: 16, right: showSoc ? 38 : 12, bottom: 22, left: 40 };
   const plot = {
     left: margin.left,
     right: Math.max(margin.left + 10, width - margin.right),
@@ -317,6 +317,8 @@ export function chartModel(schedule, config, now, width, height, fmt) {
     bottom: Math.max(margin.top + 10, height - margin.bottom),
   };
   const x = linear(clip.start, clip.end, plot.left, plot.right);
+  // Thin slots side by side read as one block: a gap only when there is room.
+  const gap = (plot.right - plot.left) / Math.max(1, clip.slots.length) >= 6 ? 1 : 0;
   const values = clip.slots.map((s) => s.value).filter(isNum);
   const power = niceScale(Math.min(0, ...values), Math.max(0, ...values), height < 180 ? 3 : 4);
   const yPower = linear(power.min, power.max, plot.bottom, plot.top);
@@ -347,7 +349,13 @@ export function chartModel(schedule, config, now, width, height, fmt) {
     clip,
     plot,
     x,
-    power: { scale: power, y: yPower, unit: schedule.unit || "kW", bars: showPower ? powerBars(clip.slots, x, yPower) : [] },
+    power: {
+      scale: power,
+      y: yPower,
+      unit: schedule.unit || "kW",
+      gap,
+      bars: showPower ? powerBars(clip.slots, x, yPower, gap) : [],
+    },
     soc,
     price,
     now: now >= clip.start && now <= clip.end ? x(now) : null,
@@ -385,12 +393,13 @@ const CARD_STYLE = `
   .grid { stroke: var(--divider-color, rgba(127,127,127,0.3)); stroke-width: 1; shape-rendering: crispEdges; }
   .zero { stroke: var(--secondary-text-color); stroke-width: 1; opacity: 0.6; shape-rendering: crispEdges; }
   .axis { fill: var(--secondary-text-color); font-size: 10.5px; font-variant-numeric: tabular-nums; }
+  .axis.unit { font-weight: 500; }
   .bar.charging { fill: var(--fm-charge-color); }
   .bar.discharging { fill: var(--fm-discharge-color); }
   .bar.idle { fill: var(--fm-charge-color); }
   .bar.hover { opacity: 0.7; }
   .soc { fill: none; stroke: var(--fm-soc-color); stroke-width: 2.25; stroke-linejoin: round; stroke-linecap: round; }
-  .price { fill: none; stroke: var(--fm-price-color); stroke-width: 1.5; stroke-dasharray: 4 3; opacity: 0.9; }
+  .price { fill: none; stroke: var(--fm-price-color); stroke-width: 1.5; stroke-dasharray: 4 3; opacity: 0.75; }
   .now { stroke: var(--fm-now-color); stroke-width: 1.5; }
   .now-label { fill: var(--fm-now-color); font-size: 10px; font-weight: 500; }
   .cursor { stroke: var(--secondary-text-color); stroke-width: 1; stroke-dasharray: 2 2; }
@@ -626,6 +635,9 @@ export class FlexMeasuresScheduleCard extends Base {
     svg.dataset.slots = String(model.clip.slots.length);
 
     const grid = el("g");
+    if (model.power.bars.length) {
+      grid.append(el("text", { class: "axis unit", x: plot.left - 6, y: plot.top - 7, "text-anchor": "end" }, model.power.unit));
+    }
     for (const tick of model.power.scale.ticks) {
       const y = model.power.y(tick);
       grid.append(el("line", { class: tick === 0 ? "zero" : "grid", x1: plot.left, x2: plot.right, y1: y, y2: y }));
@@ -646,7 +658,16 @@ export class FlexMeasuresScheduleCard extends Base {
 
     const bars = el("g", { class: "bars" });
     for (const bar of model.power.bars) {
-      const rect = el("rect", { class: `bar ${bar.kind}`, x: bar.x, y: bar.y, width: bar.width, height: bar.height, rx: Math.min(1.5, bar.width / 4) });
+      // Without gaps, overlap neighbours a little so anti-aliasing leaves no seams.
+      const seamless = model.power.gap === 0;
+      const rect = el("rect", {
+        class: `bar ${bar.kind}`,
+        x: bar.x,
+        y: bar.y,
+        width: bar.width + (seamless ? 0.6 : 0),
+        height: bar.height,
+        rx: seamless ? 0 : Math.min(1.5, bar.width / 4),
+      });
       bars.append(rect);
     }
     svg.append(bars);
@@ -702,7 +723,7 @@ export class FlexMeasuresScheduleCard extends Base {
   _defaultInfo(model, fmt) {
     const energy = model.clip.slots.reduce((sum, s) => sum + (s.value !== null && s.value > 0 ? (s.value * (s.end - s.start)) / HOUR : 0), 0);
     const hours = Math.round((model.clip.end - model.clip.start) / HOUR);
-    return `${formatNumber(energy, fmt.language, 1)} ${model.power.unit}h charging planned in the next ${hours} h · ${model.power.unit} on the left axis`;
+    return `${formatNumber(energy, fmt.language, 1)} ${model.power.unit}h to charge in the next ${hours} h`;
   }
 }
 
