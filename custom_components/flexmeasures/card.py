@@ -6,7 +6,11 @@ from pathlib import Path
 from typing import Final
 
 from homeassistant.components.frontend import DATA_EXTRA_MODULE_URL, add_extra_js_url
-from homeassistant.components.http import StaticPathConfig
+
+# Re-exported implicitly on HA 2026.10 only (defined in http.server there).
+from homeassistant.components.http import (  # type: ignore[attr-defined,unused-ignore]
+    StaticPathConfig,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.loader import async_get_integration
 

@@ -12,13 +12,13 @@ from homeassistant.components.websocket_api.decorators import (
     websocket_command,
 )
 from homeassistant.core import HomeAssistant, callback
-import voluptuous as vol
 
 from .card_data import (
     async_controlled_devices,
     async_get_controlled_device,
     async_schedule_payload,
 )
+from .compat import vol
 
 
 @callback
