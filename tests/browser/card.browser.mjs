@@ -9,8 +9,10 @@
 //                        controlled device and answers flexmeasures.get_schedule
 //                        with a fixed 24-hour plan (until the scheduling code lands);
 //                        "server": the integration against the real FlexMeasures
-//                        server whose seed.json FM_BROWSER_SEED names, a controlled
-//                        device from its subentry flow, a plan from trigger_schedule.
+//                        server (scripts/flexmeasures-server start) whose seed.json
+//                        is FM_BROWSER_SEED (default $FLEXMEASURES_SERVER_DIR/seed.json),
+//                        a controlled device from its subentry flow, a plan from
+//                        flexmeasures.trigger_schedule. See tests/browser/README.md.
 //   FM_BROWSER_OUTPUT    where screenshots and the HA log go (test-output/browser)
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -225,22 +227,45 @@ async function setupFixtureSchedule(base, tokens, ws, server) {
   return response;
 }
 
+/**
+ * Server mode: the user input of the controlled-device subentry form, from the
+ * seed of scripts/flexmeasures-server. ADAPT AT MERGE to the field names of the
+ * scheduling code's subentry flow (issue 6); FM_BROWSER_DEVICE_INPUT (JSON)
+ * overrides it without editing this file.
+ */
+function controlledDeviceInput(seed, socEntity) {
+  if (process.env.FM_BROWSER_DEVICE_INPUT) return JSON.parse(process.env.FM_BROWSER_DEVICE_INPUT);
+  return {
+    name: "Home battery",
+    kind: "battery",
+    power_sensor: String(seed.sensors.battery_power),
+    price_sensors: [String(seed.sensors.price)],
+    soc_entity: socEntity,
+    capacity: seed.battery.capacity_kwh,
+    soc_min: 10,
+    soc_max: 100,
+    power_capacity: seed.battery.power_kw,
+  };
+}
+
 /** Server mode: the integration against the real FlexMeasures server, a computed plan. */
 async function setupServerSchedule(base, tokens, ws) {
   // The seed file scripts/flexmeasures-server writes into its state dir.
-  const seed = JSON.parse(readFileSync(process.env.FM_BROWSER_SEED, "utf8"));
+  const seedPath = process.env.FM_BROWSER_SEED || path.join(process.env.FLEXMEASURES_SERVER_DIR || "", "seed.json");
+  const seed = JSON.parse(readFileSync(seedPath, "utf8"));
   const entryId = await addIntegration(base, tokens, seed);
-  // A controlled device (config subentry) from seed.json's "controlled_device"
-  // object: the user input of the subentry form.
+  // The battery's state of charge as an HA entity (a helper stands in for it).
+  await ws.call({ type: "input_number/create", name: "Home battery SoC", min: 0, max: 100, step: 1, initial: 40, unit_of_measurement: "%" });
   const auth = tokens.access_token;
   let sub = await postJson(base, "/api/config/config_entries/subentries/flow", { handler: [entryId, "controlled_device"] }, auth);
-  sub = await postJson(base, `/api/config/config_entries/subentries/flow/${sub.flow_id}`, seed.controlled_device, auth);
+  sub = await postJson(base, `/api/config/config_entries/subentries/flow/${sub.flow_id}`, controlledDeviceInput(seed, "input_number.home_battery_soc"), auth);
   assert.equal(sub.type, "create_entry", JSON.stringify(sub));
   const [device] = await ws.call({ type: "flexmeasures/schedule/devices" });
   assert.ok(device, "the controlled device is listed");
+  // Waits for the schedule (return_response), so the card has one to draw.
   await ws.call({
     type: "execute_script",
-    sequence: [{ action: "flexmeasures.trigger_schedule", data: { device_id: device.device_id }, response_variable: "plan" }],
+    sequence: [{ action: "flexmeasures.trigger_schedule", target: { device_id: device.device_id }, response_variable: "plan" }],
   });
   return device;
 }
