@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
@@ -11,27 +10,16 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
-from .conftest import (
-    EMAIL,
-    PASSWORD,
-    RECORDED_AT,
-    TOKEN,
-    FakeFlexMeasures,
-    setup_entry,
-)
+from .conftest import EMAIL, PASSWORD, TOKEN
 
 
 async def test_diagnostics(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
-    mock_config_entry: MockConfigEntry,
-    fake_server: FakeFlexMeasures,
-    freezer: FrozenDateTimeFactory,
+    init_integration: MockConfigEntry,
     snapshot: SnapshotAssertion,
 ) -> None:
-    """Diagnostics describe the server, account and sensors and hide every secret."""
-    freezer.move_to(RECORDED_AT)
-    init_integration = await setup_entry(hass, mock_config_entry)
+    """Diagnostics describe the server and account and hide every secret."""
     diagnostics = await get_diagnostics_for_config_entry(
         hass, hass_client, init_integration
     )
