@@ -19,6 +19,7 @@ from .api import (
     FlexMeasuresAuthenticationError,
     FlexMeasuresConnectionError,
     FlexMeasuresError,
+    FlexMeasuresHttpStatusError,
     FlexMeasuresRejectedError,
     FlexMeasuresResponseError,
     Sensor,
@@ -170,9 +171,9 @@ async def async_fetch_readings(
 ) -> dict[int, SensorReading | FlexMeasuresError]:
     """Fetch each sensor's latest value, at most ``limit`` requests at a time.
 
-    A sensor the server refuses or answers oddly for gets its error as result; a
-    connection or authentication error aborts the whole refresh at once, so an
-    unreachable server costs one timeout, not one per sensor.
+    A sensor the server refuses (4xx) or answers oddly for gets its error as
+    result; a connection, server (5xx) or authentication error aborts the whole
+    refresh at once, so an unreachable server costs one timeout, not one per sensor.
     """
     semaphore = asyncio.Semaphore(limit)
 
@@ -189,6 +190,11 @@ async def async_fetch_readings(
                 )
             except (FlexMeasuresRejectedError, FlexMeasuresResponseError) as err:
                 return err
+            except FlexMeasuresHttpStatusError as err:
+                # 4xx: the server is there but will not serve this sensor (404).
+                if 400 <= err.status < 500:
+                    return err
+                raise
         return latest_reading(series, now)
 
     ids = [sensor.id for sensor in sensors]
