@@ -102,9 +102,9 @@ async def _async_options_updated(
     """Apply new options in place: the sensor selection and the polling interval."""
     data = entry.runtime_data
     data.sensor_values.period = scan_interval(entry.options)
-    # The sensor platform adds and removes entities when the inventory notifies.
-    data.inventory.async_update_listeners()
     await data.sensor_values.async_refresh()
+    # Then the sensor platform adds and removes entities for the new selection.
+    data.inventory.async_update_listeners()
 
 
 async def async_remove_config_entry_device(
