@@ -13,9 +13,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-import voluptuous as vol
 
 from custom_components.flexmeasures import async_setup_entry as real_async_setup_entry
+from custom_components.flexmeasures.compat import vol
 from custom_components.flexmeasures.const import CONF_ACCOUNT_ID, DOMAIN
 
 from .conftest import (

@@ -26,7 +26,6 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
-import voluptuous as vol
 
 from .api import (
     FlexMeasuresAuthenticationError,
@@ -36,6 +35,7 @@ from .api import (
     ServerInfo,
     async_create_api,
 )
+from .compat import vol
 from .const import (
     CONF_ACCOUNT_ID,
     CONF_EXCLUDED_SENSORS,
