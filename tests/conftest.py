@@ -232,6 +232,26 @@ def entity_snapshot(hass: HomeAssistant, entry_id: str) -> dict[str, Any]:
             "unit": entity.unit_of_measurement,
             "device": device.name if device else None,
             "state": state.state if state else None,
-            "attributes": dict(state.attributes) if state else None,
+            "attributes": (
+                {str(key): value for key, value in state.attributes.items()}
+                if state
+                else None
+            ),
         }
     return result
+
+
+def find_device(
+    hass: HomeAssistant, entry_id: str, identifier: tuple[str, str]
+) -> dr.DeviceEntry | None:
+    """Return the entry's device with this identifier (lookup that every HA has)."""
+    return next(
+        (
+            device
+            for device in dr.async_entries_for_config_entry(
+                dr.async_get(hass), entry_id
+            )
+            if identifier in device.identifiers
+        ),
+        None,
+    )

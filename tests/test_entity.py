@@ -12,16 +12,20 @@ from custom_components.flexmeasures.const import DOMAIN
 from custom_components.flexmeasures.coordinator import Inventory
 from custom_components.flexmeasures.entity import async_sync_devices
 
-from .conftest import SERVER_URL, UNIQUE_ID, FakeFlexMeasures
+from .conftest import SERVER_URL, UNIQUE_ID, FakeFlexMeasures, find_device
 
 pytestmark = pytest.mark.freeze_time("2026-11-02T10:07:30+00:00")
 
 
-def _device(device_registry: dr.DeviceRegistry, asset_id: int) -> dr.DeviceEntry:
+def _find(hass: HomeAssistant, asset_id: int) -> dr.DeviceEntry | None:
+    """Return the device of an asset, if any."""
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    return find_device(hass, entry.entry_id, (DOMAIN, f"{UNIQUE_ID}_asset_{asset_id}"))
+
+
+def _device(hass: HomeAssistant, asset_id: int) -> dr.DeviceEntry:
     """Return the device of an asset."""
-    device = device_registry.async_get_device(
-        identifiers={(DOMAIN, f"{UNIQUE_ID}_asset_{asset_id}")}
-    )
+    device = _find(hass, asset_id)
     assert device is not None
     return device
 
@@ -32,9 +36,9 @@ async def test_asset_devices(
     device_registry: dr.DeviceRegistry,
 ) -> None:
     """Each asset is a device with its type, its parent and its page."""
-    home = _device(device_registry, 10)
-    battery = _device(device_registry, 11)
-    charger = _device(device_registry, 12)
+    home = _device(hass, 10)
+    battery = _device(hass, 11)
+    charger = _device(hass, 12)
     assert (home.name, home.model, home.manufacturer) == (
         "Home",
         "building",
@@ -76,10 +80,10 @@ async def test_asset_without_sensors_is_a_device(
     await init_integration.runtime_data.inventory.async_refresh()
     await hass.async_block_till_done()
 
-    heat_pump = _device(device_registry, 13)
+    heat_pump = _device(hass, 13)
     assert heat_pump.name == "Heat pump"
-    assert heat_pump.via_device_id == _device(device_registry, 10).id
-    assert _device(device_registry, 10).name == "Our home"
+    assert heat_pump.via_device_id == _device(hass, 10).id
+    assert _device(hass, 10).name == "Our home"
 
 
 async def test_deleted_asset_device_removed(
@@ -106,12 +110,7 @@ async def test_deleted_asset_device_removed(
     await init_integration.runtime_data.inventory.async_refresh()
     await hass.async_block_till_done()
 
-    assert (
-        device_registry.async_get_device(
-            identifiers={(DOMAIN, f"{UNIQUE_ID}_asset_12")}
-        )
-        is None
-    )
+    assert _find(hass, 12) is None
     assert device_registry.async_get(other.id) is not None
     assert entity_registry.async_get("sensor.ev_charger_charging_power") is None
     assert hass.states.get("sensor.ev_charger_charging_power") is None
@@ -145,14 +144,16 @@ async def test_parents_created_first_and_cycles_end(
             5: asset(5, 6),
             6: asset(6, 5),
             7: asset(7, 99),
+            8: asset(8, 8),
         },
         sensors={},
     )
     async_sync_devices(hass, entry, inventory)
-    assert _device(device_registry, 3).via_device_id == _device(device_registry, 2).id
-    assert _device(device_registry, 2).via_device_id == _device(device_registry, 1).id
-    assert _device(device_registry, 7).via_device_id is None
+    assert _device(hass, 3).via_device_id == _device(hass, 2).id
+    assert _device(hass, 2).via_device_id == _device(hass, 1).id
+    assert _device(hass, 7).via_device_id is None
+    assert _device(hass, 8).via_device_id is None
     assert {
-        _device(device_registry, 5).via_device_id,
-        _device(device_registry, 6).via_device_id,
-    } <= {None, _device(device_registry, 5).id, _device(device_registry, 6).id}
+        _device(hass, 5).via_device_id,
+        _device(hass, 6).via_device_id,
+    } <= {None, _device(hass, 5).id, _device(hass, 6).id}

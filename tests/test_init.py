@@ -15,7 +15,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.flexmeasures import async_remove_config_entry_device
 from custom_components.flexmeasures.const import DOMAIN
 
-from .conftest import UNIQUE_ID, FakeFlexMeasures
+from .conftest import UNIQUE_ID, FakeFlexMeasures, find_device
 
 
 async def test_setup_and_unload(
@@ -207,8 +207,8 @@ async def test_remove_device_server_unreachable(
     device_registry: dr.DeviceRegistry,
 ) -> None:
     """Whether the asset still exists cannot be checked: a translated error."""
-    device = device_registry.async_get_device(
-        identifiers={(DOMAIN, f"{UNIQUE_ID}_asset_12")}
+    device = find_device(
+        hass, init_integration.entry_id, (DOMAIN, f"{UNIQUE_ID}_asset_12")
     )
     assert device is not None
     fake_server.errors["*"] = ClientConnectionError("refused")

@@ -34,20 +34,15 @@ def asset_id_of(entry: FlexMeasuresConfigEntry, device: dr.DeviceEntry) -> int |
     return None
 
 
-def asset_device_info(
-    entry: FlexMeasuresConfigEntry, inventory: Inventory, asset: Asset
-) -> DeviceInfo:
-    """Describe the device of an asset: its type as model, its parent as hub."""
-    info = DeviceInfo(
+def asset_device_info(entry: FlexMeasuresConfigEntry, asset: Asset) -> DeviceInfo:
+    """Describe the device of an asset, with its type as model and its page."""
+    return DeviceInfo(
         identifiers={asset_identifier(entry, asset.id)},
         name=asset.name,
         manufacturer="FlexMeasures",
         model=asset.asset_type,
         configuration_url=f"{entry.data[CONF_URL]}/assets/{asset.id}",
     )
-    if asset.parent_id is not None and asset.parent_id in inventory.assets:
-        info["via_device"] = asset_identifier(entry, asset.parent_id)
-    return info
 
 
 def _depth(inventory: Inventory, asset: Asset) -> int:
@@ -64,15 +59,24 @@ def _depth(inventory: Inventory, asset: Asset) -> int:
 def async_sync_devices(
     hass: HomeAssistant, entry: FlexMeasuresConfigEntry, inventory: Inventory
 ) -> None:
-    """Create or update a device per asset (parents first); drop deleted assets."""
+    """Create or update a device per asset under its parent; drop deleted assets."""
     registry = dr.async_get(hass)
+    device_ids: dict[int, str] = {}
     for asset in sorted(
         inventory.assets.values(), key=lambda asset: _depth(inventory, asset)
     ):
-        registry.async_get_or_create(
-            config_entry_id=entry.entry_id,
-            **asset_device_info(entry, inventory, asset),
+        device = registry.async_get_or_create(
+            config_entry_id=entry.entry_id, **asset_device_info(entry, asset)
         )
+        device_ids[asset.id] = device.id
+        # Linked by device id: DeviceInfo's via_device became via_device_id in 2026.
+        parent_device_id = (
+            device_ids.get(asset.parent_id) if asset.parent_id is not None else None
+        )
+        if parent_device_id == device.id:
+            parent_device_id = None
+        if device.via_device_id != parent_device_id:
+            registry.async_update_device(device.id, via_device_id=parent_device_id)
     for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
         asset_id = asset_id_of(entry, device)
         if asset_id is not None and asset_id not in inventory.assets:
