@@ -102,10 +102,13 @@ async def test_entities(
         entity_registry, init_integration.entry_id
     )
     assert len(entities) == 11
-    for entity in entities:
-        device = device_registry.async_get(entity.device_id or "")
-        assert device is not None
-        assert init_integration.entry_id in device.config_entries
+    devices = {
+        device.id
+        for device in dr.async_entries_for_config_entry(
+            device_registry, init_integration.entry_id
+        )
+    }
+    assert {entity.device_id for entity in entities} <= devices
 
 
 @pytest.mark.parametrize(
