@@ -6,7 +6,6 @@
  * only defined where a browser provides them.
  */
 
-export const CARD_VERSION = "0.1.0";
 export const DEFAULT_HORIZON = 24;
 const HOUR = 3600 * 1000;
 const SVG_NS = "http://www.w3.org/2000/svg";
