@@ -9,7 +9,10 @@ from homeassistant.config_entries import ConfigEntry
 
 if TYPE_CHECKING:
     from .api import FlexMeasuresApi, ServerInfo
-    from .coordinator import FlexMeasuresInventoryCoordinator
+    from .coordinator import (
+        FlexMeasuresInventoryCoordinator,
+        FlexMeasuresSensorValuesCoordinator,
+    )
     from .scheduling import DeviceScheduler
 
 type FlexMeasuresConfigEntry = ConfigEntry[FlexMeasuresData]
@@ -22,5 +25,6 @@ class FlexMeasuresData:
     api: FlexMeasuresApi
     server: ServerInfo
     inventory: FlexMeasuresInventoryCoordinator
+    sensor_values: FlexMeasuresSensorValuesCoordinator
     # Scheduling: one scheduler per controlled-device subentry, by subentry id.
     schedulers: dict[str, DeviceScheduler] = field(default_factory=dict)

@@ -99,6 +99,8 @@ AUTO_DEBOUNCE: Final = 10.0
 AUTO_MIN_INTERVAL: Final = timedelta(minutes=2)
 
 STORAGE_VERSION: Final = 1
+# Device identifiers of controlled devices: (DOMAIN, prefix + subentry id).
+CONTROLLED_DEVICE_PREFIX: Final = "controlled_device_"
 STORE_DELAY: Final = 1.0
 
 ENERGY_TO_KWH: Final[dict[str | None, float]] = {
@@ -821,7 +823,7 @@ class DeviceScheduler:
     @property
     def device_identifier(self) -> tuple[str, str]:
         """Return the device registry identifier of this controlled device."""
-        return (DOMAIN, self.subentry_id)
+        return (DOMAIN, f"{CONTROLLED_DEVICE_PREFIX}{self.subentry_id}")
 
     @property
     def busy(self) -> bool:

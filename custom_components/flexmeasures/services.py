@@ -19,7 +19,7 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from .compat import vol
 from .const import DOMAIN
 from .data import FlexMeasuresConfigEntry
-from .scheduling import DeviceScheduler, schedule_response
+from .scheduling import CONTROLLED_DEVICE_PREFIX, DeviceScheduler, schedule_response
 
 
 @callback
@@ -85,7 +85,11 @@ def _get_scheduler(hass: HomeAssistant, device_id: str) -> DeviceScheduler:
             translation_key="device_not_found",
             translation_placeholders={"device_id": device_id},
         )
-    subentry_ids = {value for domain, value in device.identifiers if domain == DOMAIN}
+    subentry_ids = {
+        value.removeprefix(CONTROLLED_DEVICE_PREFIX)
+        for domain, value in device.identifiers
+        if domain == DOMAIN and value.startswith(CONTROLLED_DEVICE_PREFIX)
+    }
     entries: list[FlexMeasuresConfigEntry] = hass.config_entries.async_entries(DOMAIN)
     for entry in entries:
         if not subentry_ids & entry.subentries.keys():
