@@ -368,7 +368,7 @@ async def _setup_hass(hass: HomeAssistant, target: Target, hours: int) -> str:
     return next(
         device.id
         for device in dr.async_entries_for_config_entry(registry, entry.entry_id)
-        if ("flexmeasures", SUBENTRY_ID) in device.identifiers
+        if ("flexmeasures", f"controlled_device_{SUBENTRY_ID}") in device.identifiers
     )
 
 
