@@ -58,9 +58,11 @@ async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
     return json.loads(text) if text else None
 
 
-async def wait_for_http(session: aiohttp.ClientSession, base: str, timeout: float) -> None:
+async def wait_for_http(
+    session: aiohttp.ClientSession, base: str, deadline: float
+) -> None:
     """Wait until Home Assistant's HTTP server answers the onboarding status."""
-    deadline = time.monotonic() + timeout
+    timeout = deadline - time.monotonic()
     last = "no answer"
     while time.monotonic() < deadline:
         try:
@@ -71,7 +73,9 @@ async def wait_for_http(session: aiohttp.ClientSession, base: str, timeout: floa
         except (aiohttp.ClientError, TimeoutError) as err:
             last = f"{type(err).__name__}"
         await asyncio.sleep(0.5)
-    raise DemoError(f"Home Assistant at {base} did not answer in {timeout:.0f} s ({last})")
+    raise DemoError(
+        f"Home Assistant at {base} did not answer in {timeout:.0f} s ({last})"
+    )
 
 
 async def onboard(session: aiohttp.ClientSession, base: str) -> str:
@@ -95,7 +99,9 @@ async def onboard(session: aiohttp.ClientSession, base: str) -> str:
         token = (await _json(response, "log in"))["access_token"]
     auth = {"Authorization": f"Bearer {token}"}
     for step in ("core_config", "analytics"):
-        async with session.post(f"{base}/api/onboarding/{step}", headers=auth) as response:
+        async with session.post(
+            f"{base}/api/onboarding/{step}", headers=auth
+        ) as response:
             await _json(response, f"onboarding: {step}")
     async with session.post(
         f"{base}/api/onboarding/integration",
@@ -107,7 +113,10 @@ async def onboard(session: aiohttp.ClientSession, base: str) -> str:
 
 
 async def add_flexmeasures(
-    session: aiohttp.ClientSession, base: str, auth: dict[str, str], seed: dict[str, Any]
+    session: aiohttp.ClientSession,
+    base: str,
+    auth: dict[str, str],
+    seed: dict[str, Any],
 ) -> str:
     """Run the integration's config flow with the seeded user; return the entry id."""
     async with session.post(
@@ -135,10 +144,10 @@ async def add_flexmeasures(
 
 
 async def wait_loaded(
-    session: aiohttp.ClientSession, base: str, auth: dict[str, str], timeout: float
+    session: aiohttp.ClientSession, base: str, auth: dict[str, str], deadline: float
 ) -> dict[str, Any]:
     """Wait until the flexmeasures entry reports state `loaded`; return it."""
-    deadline = time.monotonic() + timeout
+    timeout = deadline - time.monotonic()
     entries: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         async with session.get(
@@ -150,14 +159,24 @@ async def wait_loaded(
         for entry in entries:
             if entry.get("state") == "loaded":
                 return entry
-            if entry.get("state") in ("setup_error", "migration_error", "failed_unload"):
+            if entry.get("state") in (
+                "setup_error",
+                "migration_error",
+                "failed_unload",
+            ):
                 raise DemoError(f"the flexmeasures entry failed: {entry}")
         await asyncio.sleep(0.5)
-    raise DemoError(f"the flexmeasures entry is not loaded after {timeout:.0f} s: {entries}")
+    raise DemoError(
+        f"the flexmeasures entry is not loaded after {timeout:.0f} s: {entries}"
+    )
 
 
 async def save_dashboard(
-    session: aiohttp.ClientSession, base: str, token: str, entry_id: str, seed: dict[str, Any]
+    session: aiohttp.ClientSession,
+    base: str,
+    token: str,
+    entry_id: str,
+    seed: dict[str, Any],
 ) -> int:
     """Make the default dashboard show the demo and integration entities."""
     async with session.ws_connect(f"{base}/api/websocket") as ws:
@@ -175,17 +194,29 @@ async def save_dashboard(
             return answer.get("result")
 
         registry = await call(1, type="config/entity_registry/list")
-        ours = sorted(e["entity_id"] for e in registry if e.get("config_entry_id") == entry_id)
+        ours = sorted(
+            e["entity_id"] for e in registry if e.get("config_entry_id") == entry_id
+        )
         measured = [e for e in ours if e.startswith("sensor.")]
         cards: list[dict[str, Any]] = [
-            {"type": "entities", "title": "Home (demo devices)", "entities": DEMO_ENTITIES},
+            {
+                "type": "entities",
+                "title": "Home (demo devices)",
+                "entities": DEMO_ENTITIES,
+            },
         ]
         if ours:
-            cards.append({"type": "entities", "title": "FlexMeasures", "entities": ours})
+            cards.append(
+                {"type": "entities", "title": "FlexMeasures", "entities": ours}
+            )
         if measured:
             cards.append(
-                {"type": "history-graph", "title": "FlexMeasures", "hours_to_show": 24,
-                 "entities": measured}
+                {
+                    "type": "history-graph",
+                    "title": "FlexMeasures",
+                    "hours_to_show": 24,
+                    "entities": measured,
+                }
             )
         cards.append(
             {
@@ -197,7 +228,10 @@ async def save_dashboard(
                 ),
             }
         )
-        config = {"title": "FlexMeasures demo", "views": [{"title": "Home", "path": "home", "cards": cards}]}
+        config = {
+            "title": "FlexMeasures demo",
+            "views": [{"title": "Home", "path": "home", "cards": cards}],
+        }
         await call(2, type="lovelace/config/save", config=config)
         return len(ours)
 
@@ -213,18 +247,20 @@ async def main() -> int:
     base = args.ha_url.rstrip("/")
     seed = json.loads(args.seed.read_text(encoding="utf-8"))
     figures: dict[str, float] = {}
-    timeout = aiohttp.ClientTimeout(total=60)
+    deadline = T0 + args.timeout
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            await wait_for_http(session, base, args.timeout)
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=60)
+        ) as session:
+            await wait_for_http(session, base, deadline)
             figures["http_up_s"] = round(time.monotonic() - T0, 1)
             say(f"Home Assistant answers at {base}")
             token = await onboard(session, base)
             auth = {"Authorization": f"Bearer {token}"}
             say(f"onboarded: owner user {USERNAME!r}")
             entry_id = await add_flexmeasures(session, base, auth, seed)
-            say(f"config flow created entry {entry_id} for {seed['email']} at {seed['url']}")
-            entry = await wait_loaded(session, base, auth, args.timeout)
+            say(f"config flow created entry {entry_id} for {seed['email']}")
+            entry = await wait_loaded(session, base, auth, deadline)
             figures["loaded_s"] = round(time.monotonic() - T0, 1)
             say(f"entry {entry['title']!r} is {entry['state']}")
             count = await save_dashboard(session, base, token, entry_id, seed)
@@ -234,8 +270,14 @@ async def main() -> int:
         return 1
     args.out.write_text(
         json.dumps(
-            {"ha_url": base, "username": USERNAME, "password": PASSWORD,
-             "access_token": token, "entry_id": entry_id, **figures},
+            {
+                "ha_url": base,
+                "username": USERNAME,
+                "password": PASSWORD,
+                "access_token": token,
+                "entry_id": entry_id,
+                **figures,
+            },
             indent=2,
         )
         + "\n",

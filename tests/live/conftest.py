@@ -207,13 +207,15 @@ async def loaded_entry(
     await hass.config_entries.async_setup(live_entry.entry_id)
     await hass.async_block_till_done()
     assert live_entry.state is ConfigEntryState.LOADED, live_entry.reason
-    return live_entry  # type: ignore[return-value]
+    return live_entry
 
 
 def quarter_floor(moment: datetime) -> datetime:
     """Return the start of the 15-minute slot ``moment`` falls in, in UTC."""
     moment = moment.astimezone(UTC)
-    return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+    return moment.replace(
+        minute=moment.minute - moment.minute % 15, second=0, microsecond=0
+    )
 
 
 def simulate_soc(

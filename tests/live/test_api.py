@@ -86,7 +86,9 @@ async def test_schedule_respects_the_flex_model(
     flex_model = {
         **live_server.battery_flex_model,
         "soc-at-start": f"{soc_at_start} kWh",
-        "soc-targets": [{"datetime": target_time.isoformat(), "value": f"{target} kWh"}],
+        "soc-targets": [
+            {"datetime": target_time.isoformat(), "value": f"{target} kWh"}
+        ],
     }
 
     job_id = await api.async_trigger_schedule(

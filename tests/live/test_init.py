@@ -58,7 +58,9 @@ async def test_entities_are_available(
     assert loaded_entry.state is ConfigEntryState.LOADED
 
 
-async def test_unload(hass: HomeAssistant, loaded_entry: FlexMeasuresConfigEntry) -> None:
+async def test_unload(
+    hass: HomeAssistant, loaded_entry: FlexMeasuresConfigEntry
+) -> None:
     """A loaded entry unloads cleanly."""
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
     await hass.async_block_till_done()
@@ -86,4 +88,4 @@ async def test_changed_password_leads_to_reauth(
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
-    assert live_entry.state is ConfigEntryState.LOADED
+    assert live_entry.state is ConfigEntryState.LOADED  # type: ignore[comparison-overlap]
