@@ -38,6 +38,9 @@ DEMO_ENTITIES = [
     "sensor.demo_charger_power",
     "input_number.demo_charger_power",
 ]
+# Onboarding's core-config step starts flows for these; the demo env lacks their
+# packages (and the internet), so their entries would only show as failed.
+ONBOARDING_EXTRAS = ("google_translate", "met", "radio_browser")
 T0 = time.monotonic()
 
 
@@ -236,6 +239,26 @@ async def save_dashboard(
         return len(ours)
 
 
+async def remove_onboarding_extras(
+    session: aiohttp.ClientSession, base: str, auth: dict[str, str]
+) -> list[str]:
+    """Delete the entries onboarding created for integrations the demo lacks."""
+    async with session.get(
+        f"{base}/api/config/config_entries/entry", headers=auth
+    ) as response:
+        entries = await _json(response, "list config entries")
+    removed = []
+    for entry in entries:
+        if entry["domain"] in ONBOARDING_EXTRAS:
+            async with session.delete(
+                f"{base}/api/config/config_entries/entry/{entry['entry_id']}",
+                headers=auth,
+            ) as response:
+                await _json(response, f"remove the {entry['domain']} entry")
+            removed.append(entry["domain"])
+    return removed
+
+
 async def main() -> int:
     """Configure Home Assistant; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -265,6 +288,9 @@ async def main() -> int:
             say(f"entry {entry['title']!r} is {entry['state']}")
             count = await save_dashboard(session, base, token, entry_id, seed)
             say(f"dashboard saved ({count} flexmeasures entities)")
+            removed = await remove_onboarding_extras(session, base, auth)
+            if removed:
+                say(f"removed the entries onboarding added: {', '.join(removed)}")
     except DemoError as err:
         print(f"[demo-ha] ERROR: {err}", file=sys.stderr)
         return 1
