@@ -32,6 +32,8 @@ PASSWORD = "correct horse battery staple"  # noqa: S105
 TOKEN = "secret-token-abc123"  # noqa: S105
 ACCOUNT_ID = 3
 UNIQUE_ID = f"{SERVER_URL}_{ACCOUNT_ID}"
+# When tests/fixtures/sensor_data.json was recorded; freeze time here for values.
+RECORDED_AT = "2026-11-02T10:07:30+00:00"
 
 ENTRY_DATA: dict[str, Any] = {
     CONF_URL: SERVER_URL,
@@ -82,6 +84,13 @@ class FakeFlexMeasures:
                 f"GET /api/v3_0/accounts/{ACCOUNT_ID}": load_fixture("account.json"),
                 "GET /api/v3_0/assets": load_fixture("assets.json"),
                 "GET /api/v3_0/sensors": load_fixture("sensors.json"),
+            }
+        )
+        # Sensor values, recorded for a refresh at RECORDED_AT (issue 4).
+        self.responses.update(
+            {
+                f"GET /api/v3_0/sensors/{sensor_id}/data": series
+                for sensor_id, series in load_fixture("sensor_data.json").items()
             }
         )
 
@@ -182,6 +191,14 @@ async def init_integration(
     return mock_config_entry
 
 
+async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> MockConfigEntry:
+    """Set up an entry against the fake server (after freezing time, say)."""
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
 @pytest.fixture
 def mock_setup_entry() -> Generator[None]:
     """Keep config-flow tests from setting the entry up."""
@@ -215,6 +232,26 @@ def entity_snapshot(hass: HomeAssistant, entry_id: str) -> dict[str, Any]:
             "unit": entity.unit_of_measurement,
             "device": device.name if device else None,
             "state": state.state if state else None,
-            "attributes": dict(state.attributes) if state else None,
+            "attributes": (
+                {str(key): value for key, value in state.attributes.items()}
+                if state
+                else None
+            ),
         }
     return result
+
+
+def find_device(
+    hass: HomeAssistant, entry_id: str, identifier: tuple[str, str]
+) -> dr.DeviceEntry | None:
+    """Return the entry's device with this identifier (lookup that every HA has)."""
+    return next(
+        (
+            device
+            for device in dr.async_entries_for_config_entry(
+                dr.async_get(hass), entry_id
+            )
+            if identifier in device.identifiers
+        ),
+        None,
+    )

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    ConfigEntryNotReady,
+    HomeAssistantError,
+)
 import homeassistant.helpers.config_validation as cv
+from homeassistant.helpers.device_registry import DeviceEntry
 from homeassistant.helpers.typing import ConfigType
 
 from .api import (
@@ -14,12 +20,17 @@ from .api import (
     async_create_api,
 )
 from .const import DOMAIN
-from .coordinator import FlexMeasuresInventoryCoordinator
+from .coordinator import (
+    FlexMeasuresInventoryCoordinator,
+    FlexMeasuresSensorValuesCoordinator,
+    scan_interval,
+)
 from .data import FlexMeasuresConfigEntry, FlexMeasuresData
+from .entity import asset_id_of, async_sync_devices
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
-PLATFORMS: list[str] = []
+PLATFORMS: list[Platform] = [Platform.SENSOR]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -56,7 +67,23 @@ async def async_setup_entry(
     inventory = FlexMeasuresInventoryCoordinator(hass, entry, api)
     await inventory.async_config_entry_first_refresh()
 
-    entry.runtime_data = FlexMeasuresData(api=api, server=server, inventory=inventory)
+    # Sensor values, and a device per asset kept in step with the inventory.
+    sensor_values = FlexMeasuresSensorValuesCoordinator(hass, entry, api, inventory)
+    await sensor_values.async_config_entry_first_refresh()
+
+    @callback
+    def _async_sync_devices() -> None:
+        """Mirror the server's assets as devices after each inventory refresh."""
+        if inventory.last_update_success:
+            async_sync_devices(hass, entry, inventory.data)
+
+    _async_sync_devices()
+    entry.async_on_unload(inventory.async_add_listener(_async_sync_devices))
+    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+
+    entry.runtime_data = FlexMeasuresData(
+        api=api, server=server, inventory=inventory, sensor_values=sensor_values
+    )
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
@@ -67,3 +94,32 @@ async def async_unload_entry(
 ) -> bool:
     """Unload a config entry."""
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def _async_options_updated(
+    hass: HomeAssistant, entry: FlexMeasuresConfigEntry
+) -> None:
+    """Apply new options in place: the sensor selection and the polling interval."""
+    data = entry.runtime_data
+    data.sensor_values.period = scan_interval(entry.options)
+    await data.sensor_values.async_refresh()
+    # Then the sensor platform adds and removes entities for the new selection.
+    data.inventory.async_update_listeners()
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: FlexMeasuresConfigEntry, device_entry: DeviceEntry
+) -> bool:
+    """Allow removing an asset's device only once the asset is gone from the server."""
+    asset_id = asset_id_of(entry, device_entry)
+    if asset_id is None:
+        return False
+    try:
+        assets = await entry.runtime_data.api.async_get_assets()
+    except FlexMeasuresError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="cannot_check_device",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    return all(asset.id != asset_id for asset in assets)

@@ -9,7 +9,10 @@ from homeassistant.config_entries import ConfigEntry
 
 if TYPE_CHECKING:
     from .api import FlexMeasuresApi, ServerInfo
-    from .coordinator import FlexMeasuresInventoryCoordinator
+    from .coordinator import (
+        FlexMeasuresInventoryCoordinator,
+        FlexMeasuresSensorValuesCoordinator,
+    )
 
 type FlexMeasuresConfigEntry = ConfigEntry[FlexMeasuresData]
 
@@ -21,3 +24,4 @@ class FlexMeasuresData:
     api: FlexMeasuresApi
     server: ServerInfo
     inventory: FlexMeasuresInventoryCoordinator
+    sensor_values: FlexMeasuresSensorValuesCoordinator
