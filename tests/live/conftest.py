@@ -64,6 +64,7 @@ class LiveServer:
     home: Account
     other: Account
     other_asset_ids: frozenset[int]
+    other_sensor_ids: frozenset[int]
     assets: Mapping[str, int]
     sensors: Mapping[str, int]
     units: Mapping[str, str]
@@ -129,6 +130,7 @@ def _read_seed(path: Path) -> LiveServer:
                 account_name=other["account_name"],
             ),
             other_asset_ids=frozenset(int(i) for i in other["assets"].values()),
+            other_sensor_ids=frozenset(int(i) for i in other["sensors"].values()),
             assets={key: int(value) for key, value in seed["assets"].items()},
             sensors={key: int(value) for key, value in seed["sensors"].items()},
             units=dict(seed["units"]),
