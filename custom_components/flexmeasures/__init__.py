@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 import homeassistant.helpers.config_validation as cv
@@ -16,14 +17,17 @@ from .api import (
 from .const import DOMAIN
 from .coordinator import FlexMeasuresInventoryCoordinator
 from .data import FlexMeasuresConfigEntry, FlexMeasuresData
+from .s2 import async_create_s2_hub, async_setup_s2
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
-PLATFORMS: list[str] = []
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Set up the FlexMeasures integration (domain-wide parts)."""
+    # S2 (issue 8): the websocket endpoint and the s2_set_control_type action.
+    async_setup_s2(hass)
     return True
 
 
@@ -56,7 +60,12 @@ async def async_setup_entry(
     inventory = FlexMeasuresInventoryCoordinator(hass, entry, api)
     await inventory.async_config_entry_first_refresh()
 
-    entry.runtime_data = FlexMeasuresData(api=api, server=server, inventory=inventory)
+    entry.runtime_data = FlexMeasuresData(
+        api=api,
+        server=server,
+        inventory=inventory,
+        s2=async_create_s2_hub(hass, entry),
+    )
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True

@@ -10,6 +10,7 @@ from homeassistant.config_entries import ConfigEntry
 if TYPE_CHECKING:
     from .api import FlexMeasuresApi, ServerInfo
     from .coordinator import FlexMeasuresInventoryCoordinator
+    from .s2 import S2Hub
 
 type FlexMeasuresConfigEntry = ConfigEntry[FlexMeasuresData]
 
@@ -21,3 +22,5 @@ class FlexMeasuresData:
     api: FlexMeasuresApi
     server: ServerInfo
     inventory: FlexMeasuresInventoryCoordinator
+    # S2 (issue 8): websocket connections of the controlled devices' resource managers.
+    s2: S2Hub

@@ -1,0 +1,21 @@
+"""Sensors for FlexMeasures."""
+
+from __future__ import annotations
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .data import FlexMeasuresConfigEntry
+from .s2_entities import async_setup_s2_sensors
+
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: FlexMeasuresConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Set up FlexMeasures sensors based on a config entry."""
+    # S2 (issue 8): control type and last instruction of each controlled device.
+    await async_setup_s2_sensors(hass, entry, async_add_entities)
