@@ -573,16 +573,21 @@ def _electric_power(values: Sequence[Any]) -> float | None:
     return sum(phases) if phases else None
 
 
-def _power_capacity_kw(description: Any) -> float | None:
-    """Return the largest power (kW) any operation mode of the description can draw."""
-    watts = [
-        max(abs(power_range.start_of_range), abs(power_range.end_of_range))
-        for actuator in description.actuators
-        for mode in actuator.operation_modes
-        for element in mode.elements
-        for power_range in element.power_ranges
-    ]
-    return max(watts) / 1000 if watts else None
+def _power_capacity_kw(description: Any) -> float:
+    """Return the largest power (kW) any operation mode of the description can draw.
+
+    S2 requires at least one actuator, operation mode, element and power range.
+    """
+    return float(
+        max(
+            max(abs(power_range.start_of_range), abs(power_range.end_of_range))
+            for actuator in description.actuators
+            for mode in actuator.operation_modes
+            for element in mode.elements
+            for power_range in element.power_ranges
+        )
+        / 1000
+    )
 
 
 class _S2Uploads:
@@ -711,8 +716,7 @@ class _FRBC(FRBC):  # type: ignore[misc]
             "soc-min": f"{soc_min} kWh",
             "soc-max": f"{soc_max} kWh",
         }
-        if (capacity := _power_capacity_kw(description)) is not None:
-            flex_model["power-capacity"] = f"{capacity} kW"
+        flex_model["power-capacity"] = f"{_power_capacity_kw(description)} kW"
         resolution = target.resolution or timedelta(minutes=15)
         start = _floor_time(max(dt_util.utcnow(), description.valid_from), resolution)
         duration = self._settings.schedule_duration
@@ -882,9 +886,11 @@ class S2Session:
         ):
             await self.async_reject("The frame is not an S2 message")
             return
-        subject = message.get("message_id", message.get("subject_message_id"))
-        if not isinstance(subject, str):
-            await self.async_reject(f"{message_type} without a message id")
+        subject = str(message.get("message_id", message.get("subject_message_id")))
+        try:
+            UUID(subject)
+        except ValueError:
+            await self.async_reject(f"{message_type} without a valid message id")
             return
         if not (
             self._cem.supports_message(message)
@@ -898,8 +904,8 @@ class S2Session:
             return
         try:
             await self._cem.handle_message(message)
-        except Exception:  # the peer must get an answer, whatever broke
-            S2_LOGGER.exception("Could not handle an S2 %s", message_type)
+        except Exception:  # noqa: BLE001 - the peer gets an answer, whatever broke
+            S2_LOGGER.debug("Could not handle an S2 %s", message_type, exc_info=True)
             await self.async_reject(
                 f"Could not handle {message_type}",
                 subject=subject,
@@ -914,12 +920,8 @@ class S2Session:
         status: ReceptionStatusValues = ReceptionStatusValues.INVALID_MESSAGE,
     ) -> None:
         """Answer a message with an error reception status."""
-        try:
-            subject_id = UUID(subject)
-        except ValueError:
-            subject_id = UUID(S2_NIL_ID)
         reply = ReceptionStatus(
-            subject_message_id=subject_id, status=status, diagnostic_label=reason
+            subject_message_id=UUID(subject), status=status, diagnostic_label=reason
         )
         await self._cem.send_message(reply)
 

@@ -242,12 +242,12 @@ class S2Hub:
         finally:
             for task in connection.tasks:
                 task.cancel()
-            await session.async_close()
-            if not ws.closed:
-                await ws.close()
             if self._connections.get(subentry_id) is connection:
                 del self._connections[subentry_id]
                 self._async_update(subentry_id)
+            await session.async_close()
+            if not ws.closed:
+                await ws.close()
             connection.done.set()
         return ws
 
