@@ -1217,7 +1217,7 @@ async def test_usage_forecast_without_numbers(
         json.dumps(
             {
                 "message_type": "FRBC.UsageForecast",
-                "message_id": message_id,
+                "message_id": str(message_id),
                 "start_time": "2026-01-15T10:00:00+00:00",
                 "elements": [{"duration": 900000, "usage_rate_expected": math.nan}],
             }
