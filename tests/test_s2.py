@@ -60,9 +60,9 @@ from s2python.frbc import (
 )
 from s2python.message import S2Message
 from syrupy.assertion import SnapshotAssertion
-import voluptuous as vol
 
 from custom_components.flexmeasures.api import TimeSeries
+from custom_components.flexmeasures.compat import vol
 from custom_components.flexmeasures.const import (
     CONF_S2_ACTUATOR_STATUS_SENSOR,
     CONF_S2_ENABLED,

@@ -12,7 +12,6 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
-import voluptuous as vol
 
 from .api import (
     FlexMeasuresAuthenticationError,
@@ -22,6 +21,7 @@ from .api import (
     ServerInfo,
     async_create_api,
 )
+from .compat import vol
 from .const import CONF_ACCOUNT_ID, DOMAIN, LOGGER
 
 PASSWORD_SELECTOR = TextSelector(

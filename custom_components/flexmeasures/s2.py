@@ -26,9 +26,9 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.helpers.json import json_dumps
 from homeassistant.util import dt as dt_util
-import voluptuous as vol
 
 from .api import S2CemSettings, S2SensorTarget, S2Session, TimeSeries
+from .compat import vol
 from .const import (
     CONF_S2_ACTUATOR_STATUS_SENSOR,
     CONF_S2_ENABLED,
