@@ -215,6 +215,9 @@ def entity_snapshot(hass: HomeAssistant, entry_id: str) -> dict[str, Any]:
             "unit": entity.unit_of_measurement,
             "device": device.name if device else None,
             "state": state.state if state else None,
-            "attributes": dict(state.attributes) if state else None,
+            # Newer releases key attributes by StrEnum members: compare by value.
+            "attributes": {str(key): value for key, value in state.attributes.items()}
+            if state
+            else None,
         }
     return result

@@ -344,6 +344,16 @@ def entity_id(hass: HomeAssistant, platform: str, unique_id: str) -> str:
     return found
 
 
+def device_of(hass: HomeAssistant, subentry_id: str) -> str:
+    """Return the device id of a controlled device's S2 entities."""
+    entry = er.async_get(hass).async_get(
+        entity_id(hass, "binary_sensor", f"{subentry_id}_s2_connected")
+    )
+    assert entry is not None
+    assert entry.device_id is not None
+    return entry.device_id
+
+
 def storage_description(valid_from: datetime) -> FRBCSystemDescription:
     """Return a battery of 0-10 kWh that charges and discharges up to 5 kW."""
     return FRBCSystemDescription(
@@ -442,9 +452,14 @@ async def test_entities(
         dr.async_get(hass), s2_integration.entry_id
     )
     assert sorted(device.name or "" for device in devices) == ["Battery", "Heat pump"]
-    for device in devices:
-        (subentry_id,) = device.config_entries_subentries[s2_integration.entry_id]
-        assert (DOMAIN, subentry_id) in device.identifiers
+    for entity in er.async_entries_for_config_entry(
+        er.async_get(hass), s2_integration.entry_id
+    ):
+        device = dr.async_get(hass).async_get(entity.device_id or "")
+        assert device is not None
+        assert entity.config_subentry_id is not None
+        assert entity.unique_id.startswith(entity.config_subentry_id)
+        assert (DOMAIN, entity.config_subentry_id) in device.identifiers
 
 
 # --- Authentication -----------------------------------------------------------------
@@ -950,6 +965,7 @@ async def test_reconnect_replaces_the_old_connection(
     assert hub.status["battery"].control_type is None
 
 
+@pytest.mark.parametrize("expected_lingering_timers", [True])
 async def test_peer_that_stops_reading_is_disconnected(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
@@ -1018,12 +1034,11 @@ async def test_set_control_type(
 ) -> None:
     """The action asks the resource manager to switch; the sensor follows its OK."""
     rm = await connect_frbc(hass, hass_client, s2_integration)
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, "battery")})
-    assert device is not None
+    device_id = device_of(hass, "battery")
     await hass.services.async_call(
         DOMAIN,
         "s2_set_control_type",
-        {"device_id": device.id, "control_type": "no_selection"},
+        {"device_id": device_id, "control_type": "no_selection"},
         blocking=True,
     )
     select = await rm.expect("SelectControlType")
@@ -1082,9 +1097,7 @@ async def test_set_control_type_errors(
             identifiers={(DOMAIN, "charger")},
         ).id
     else:
-        found = registry.async_get_device(identifiers={(DOMAIN, device)})
-        assert found is not None
-        device_id = found.id
+        device_id = device_of(hass, device)
     if connect_first:
         await connect_frbc(hass, hass_client, s2_integration)
     elif connect_first is None:  # connected, but without details yet
@@ -1105,14 +1118,13 @@ async def test_set_control_type_entry_not_loaded(
     hass: HomeAssistant, s2_integration: MockConfigEntry
 ) -> None:
     """A device of an unloaded entry is refused with a translated error."""
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, "battery")})
-    assert device is not None
+    device_id = device_of(hass, "battery")
     assert await hass.config_entries.async_unload(s2_integration.entry_id)
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(
             DOMAIN,
             "s2_set_control_type",
-            {"device_id": device.id, "control_type": "no_selection"},
+            {"device_id": device_id, "control_type": "no_selection"},
             blocking=True,
         )
     assert err.value.translation_key == "s2_entry_not_loaded"
@@ -1144,6 +1156,7 @@ async def test_diagnostics_without_connections(
     assert diagnostics == snapshot
 
 
+@pytest.mark.parametrize("expected_lingering_timers", [True])
 async def test_connection_during_unload_is_turned_away(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,

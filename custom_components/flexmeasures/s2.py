@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from homeassistant.components.http.const import KEY_HASS_USER
@@ -376,11 +376,22 @@ class S2View(HomeAssistantView):
         return await entry.runtime_data.s2.async_serve(request, device)
 
 
+def _device_subentries(device: Any) -> dict[str, set[str | None]]:
+    """Return a device's config entries with their subentries, on every release.
+
+    The device entry classes differ between releases, hence ``Any``.
+    """
+    if (entry_id := getattr(device, "config_entry_id", None)) is not None:
+        # Home Assistant 2026.10 and newer: a device belongs to one entry.
+        return {entry_id: {getattr(device, "config_subentry_id", None)}}
+    return cast("dict[str, set[str | None]]", device.config_entries_subentries)
+
+
 def _hub_for_device(hass: HomeAssistant, device_id: str) -> tuple[S2Hub, str]:
     """Return the hub and subentry id of an S2-enabled controlled device."""
     device = dr.async_get(hass).async_get(device_id)
     if device is not None:
-        for entry_id, subentry_ids in device.config_entries_subentries.items():
+        for entry_id, subentry_ids in _device_subentries(device).items():
             entry: FlexMeasuresConfigEntry | None = hass.config_entries.async_get_entry(
                 entry_id
             )
