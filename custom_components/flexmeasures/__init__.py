@@ -28,6 +28,7 @@ from .coordinator import (
 )
 from .data import FlexMeasuresConfigEntry, FlexMeasuresData
 from .entity import asset_id_of, async_sync_devices
+from .s2 import async_create_s2_hub, async_setup_s2
 from .scheduling import async_remove_schedules, async_setup_schedulers
 from .services import async_setup_services
 
@@ -44,6 +45,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Set up the FlexMeasures integration (domain-wide parts)."""
     await async_setup_card(hass)
     async_setup_services(hass)
+    async_setup_s2(hass)
     return True
 
 
@@ -91,7 +93,11 @@ async def async_setup_entry(
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
 
     entry.runtime_data = FlexMeasuresData(
-        api=api, server=server, inventory=inventory, sensor_values=sensor_values
+        api=api,
+        server=server,
+        inventory=inventory,
+        sensor_values=sensor_values,
+        s2=async_create_s2_hub(hass, entry),
     )
 
     # Scheduling: a scheduler per controlled device, its last schedule restored.

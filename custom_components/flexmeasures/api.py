@@ -8,10 +8,14 @@ and sees typed models and typed exceptions only.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+import json
+import logging
 from typing import Any, Final, cast
+from uuid import UUID
 
 from aiohttp import ClientResponseError, ClientSession
 from awesomeversion import AwesomeVersion, AwesomeVersionException
@@ -23,10 +27,31 @@ from flexmeasures_client.exceptions import (
     InsufficientServerVersionError,
     WrongAPIVersionError,
 )
+from flexmeasures_client.s2 import register
+from flexmeasures_client.s2.cem import CEM
+from flexmeasures_client.s2.control_types.FRBC import FRBC
+from flexmeasures_client.s2.control_types.FRBC.utils import (
+    fm_schedule_to_instructions,
+    get_soc_min_max,
+)
+from flexmeasures_client.s2.control_types.translations import (
+    translate_usage_forecast_to_fm,
+)
+from flexmeasures_client.s2.utils import get_reception_status, get_unique_id
 from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util import dt as dt_util
+import pandas as pd
+from s2python.common import (
+    CommodityQuantity,
+    ControlType,
+    PowerMeasurement,
+    ReceptionStatus,
+    ReceptionStatusValues,
+    RevokableObjects,
+    RevokeObject,
+)
 from yarl import URL
 
 from .const import (
@@ -491,3 +516,444 @@ class FlexMeasuresApi:
             )
         )
         return TimeSeries.from_json(raw)
+
+
+# --- S2: the library's Customer Energy Manager, bound to this API (issue 8) --------
+
+S2_LOGGER: Final = logging.getLogger(f"{__package__}.s2")
+# The subject of a reception status for a frame that carried no usable message id.
+S2_NIL_ID: Final = "00000000-0000-0000-0000-000000000000"
+# Power is averaged over the power sensor's resolution, or this when it has none.
+S2_DEFAULT_RESOLUTION: Final = timedelta(minutes=5)
+# Uploads waiting per connection; more are dropped (with a warning), never queued.
+S2_UPLOAD_QUEUE_SIZE: Final = 32
+
+_S2_PHASES: Final = (
+    CommodityQuantity.ELECTRIC_POWER_L1,
+    CommodityQuantity.ELECTRIC_POWER_L2,
+    CommodityQuantity.ELECTRIC_POWER_L3,
+)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+type TaskFactory = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class S2SensorTarget:
+    """A FlexMeasures sensor that receives what a resource manager reports."""
+
+    id: int
+    unit: str
+    resolution: timedelta
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class S2CemSettings:
+    """Where a CEM posts what it learns, and which power sensor gets scheduled."""
+
+    power: S2SensorTarget | None = None
+    fill_level: S2SensorTarget | None = None
+    usage_forecast: S2SensorTarget | None = None
+    actuator_status: S2SensorTarget | None = None
+    schedule: S2SensorTarget | None = None
+    schedule_duration: timedelta = timedelta(hours=12)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class S2ResourceManagerInfo:
+    """What a resource manager told about itself (its serial number left out)."""
+
+    resource_id: str
+    name: str | None
+    manufacturer: str | None
+    model: str | None
+    firmware_version: str | None
+    control_types: tuple[str, ...]
+
+
+def _floor_time(moment: datetime, resolution: timedelta) -> datetime:
+    """Return the start of the ``resolution`` slot that holds ``moment``."""
+    return moment - (moment - _EPOCH) % resolution
+
+
+def _electric_power(values: Sequence[Any]) -> float | None:
+    """Return the total electric power (W) of a PowerMeasurement's values."""
+    watts = {value.commodity_quantity: float(value.value) for value in values}
+    symmetric = watts.get(CommodityQuantity.ELECTRIC_POWER_3_PHASE_SYMMETRIC)
+    if symmetric is not None:
+        return symmetric
+    phases = [watts[phase] for phase in _S2_PHASES if phase in watts]
+    return sum(phases) if phases else None
+
+
+def _power_capacity_kw(description: Any) -> float:
+    """Return the largest power (kW) any operation mode of the description can draw.
+
+    S2 requires at least one actuator, operation mode, element and power range.
+    """
+    return float(
+        max(
+            max(abs(power_range.start_of_range), abs(power_range.end_of_range))
+            for actuator in description.actuators
+            for mode in actuator.operation_modes
+            for element in mode.elements
+            for power_range in element.power_ranges
+        )
+        / 1000
+    )
+
+
+class _S2Uploads:
+    """Posts a connection's data to FlexMeasures one at a time, from a bounded queue."""
+
+    def __init__(self, api: FlexMeasuresApi, create_task: TaskFactory) -> None:
+        """Prepare an idle uploader."""
+        self._api = api
+        self._create_task = create_task
+        self._queue: asyncio.Queue[tuple[S2SensorTarget, datetime, list[float], str]]
+        self._queue = asyncio.Queue(maxsize=S2_UPLOAD_QUEUE_SIZE)
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(
+        self, target: S2SensorTarget, start: datetime, values: list[float], unit: str
+    ) -> None:
+        """Queue equidistant values for the target sensor; drop them when full."""
+        try:
+            self._queue.put_nowait((target, start, values, unit))
+        except asyncio.QueueFull:
+            S2_LOGGER.warning(
+                "FlexMeasures is not keeping up; dropped S2 data for sensor %s",
+                target.id,
+            )
+            return
+        if self._task is None or self._task.done():
+            self._task = self._create_task(self._run(), "flexmeasures S2 uploads")
+
+    async def _run(self) -> None:
+        """Post until the queue is empty."""
+        while not self._queue.empty():
+            target, start, values, unit = self._queue.get_nowait()
+            try:
+                await self._api.async_post_sensor_data(
+                    target.id,
+                    start=start,
+                    resolution=target.resolution,
+                    values=values,
+                    unit=unit,
+                )
+            except FlexMeasuresError as err:
+                S2_LOGGER.warning(
+                    "Could not post S2 data to sensor %s: %s", target.id, err
+                )
+
+    def cancel(self) -> None:
+        """Stop posting."""
+        if self._task is not None:
+            self._task.cancel()
+
+
+class _FRBC(FRBC):  # type: ignore[misc]
+    """The library's FRBC handler, posting to the configured FlexMeasures sensors."""
+
+    def __init__(
+        self, api: FlexMeasuresApi, settings: S2CemSettings, uploads: _S2Uploads
+    ) -> None:
+        """Bind the handler to a connection's API, settings and uploader."""
+        super().__init__()
+        self._api = api
+        self._settings = settings
+        self._uploads = uploads
+        self._schedule_lock = asyncio.Lock()
+        self._waiting_description: str | None = None
+        # Instructions sent, by id, with their execution time: revoked when replaced.
+        self._sent_instructions: dict[str, datetime] = {}
+
+    async def send_storage_status(self, status: Any) -> None:
+        """Post the fill level; schedule a description that waited for it."""
+        if (target := self._settings.fill_level) is not None:
+            start = _floor_time(
+                dt_util.utcnow(), target.resolution or S2_DEFAULT_RESOLUTION
+            )
+            self._uploads.submit(
+                target, start, [float(status.present_fill_level)], target.unit
+            )
+        if (description_id := self._waiting_description) is not None:
+            self._waiting_description = None
+            await self.trigger_schedule(description_id)
+
+    async def send_actuator_status(self, status: Any) -> None:
+        """Post the actuator's operation mode factor (0-1)."""
+        if (target := self._settings.actuator_status) is not None:
+            moment = status.transition_timestamp or dt_util.utcnow()
+            start = _floor_time(moment, target.resolution or S2_DEFAULT_RESOLUTION)
+            self._uploads.submit(
+                target, start, [float(status.operation_mode_factor)], target.unit
+            )
+
+    async def send_usage_forecast(self, usage_forecast: Any) -> None:
+        """Post the expected usage, per hour, at the sensor's resolution."""
+        if (target := self._settings.usage_forecast) is None:
+            return
+        resolution = target.resolution or timedelta(minutes=15)
+        series = translate_usage_forecast_to_fm(
+            usage_forecast, resolution=pd.Timedelta(resolution)
+        ).dropna()
+        if series.empty:
+            return
+        # S2 gives fill-level units per second; FlexMeasures plans per hour.
+        values = [float(value) * 3600 for value in series.to_numpy()]
+        self._uploads.submit(
+            target, series.index[0].to_pydatetime(), values, target.unit
+        )
+
+    async def send_leakage_behaviour(self, leakage_behaviour: Any) -> None:
+        """Keep the leakage behaviour only: no FlexMeasures sensor receives it."""
+
+    async def send_fill_level_target_profile(self, profile: Any) -> None:
+        """Keep the fill level target profile only: no sensor receives it."""
+
+    async def trigger_schedule(self, system_description_id: str) -> None:
+        """Ask FlexMeasures to plan the storage described, and send instructions."""
+        if (target := self._settings.schedule) is None:
+            return
+        if not self._storage_status_history:
+            self._waiting_description = system_description_id
+            return
+        description = self._system_description_history[system_description_id]
+        fill_level = float(
+            list(self._storage_status_history.values())[-1].present_fill_level
+        )
+        soc_min, soc_max = get_soc_min_max(description)
+        flex_model: dict[str, Any] = {
+            "soc-at-start": f"{fill_level} kWh",
+            "soc-min": f"{soc_min} kWh",
+            "soc-max": f"{soc_max} kWh",
+        }
+        flex_model["power-capacity"] = f"{_power_capacity_kw(description)} kW"
+        resolution = target.resolution or timedelta(minutes=15)
+        start = _floor_time(max(dt_util.utcnow(), description.valid_from), resolution)
+        duration = self._settings.schedule_duration
+        async with self._schedule_lock:
+            try:
+                job_id = await self._api.async_trigger_schedule(
+                    sensor_id=target.id,
+                    start=start,
+                    duration=duration,
+                    flex_model=flex_model,
+                )
+                schedule = await self._api.async_get_schedule(
+                    sensor_id=target.id, job_id=job_id, duration=duration
+                )
+            except FlexMeasuresError as err:
+                S2_LOGGER.warning("FlexMeasures did not plan the S2 device: %s", err)
+                return
+        await self.send_schedule(schedule)
+
+    async def send_schedule(self, schedule: TimeSeries) -> int:
+        """Send instructions that follow the schedule; return how many."""
+        if not self._system_description_history:
+            return 0
+        description = list(self._system_description_history.values())[-1]
+        values: list[float] = []
+        for value in schedule.values:
+            if value is None:
+                break
+            values.append(value * 1000)  # kW to W, the unit of S2 power ranges
+        if not values:
+            return 0
+        if self._storage_status_history:
+            fill_level = float(
+                list(self._storage_status_history.values())[-1].present_fill_level
+            )
+        else:
+            fill_level = get_soc_min_max(description)[0]
+        frame = pd.DataFrame(
+            {"schedule": values},
+            index=pd.date_range(
+                start=schedule.start, periods=len(values), freq=schedule.resolution
+            ),
+        )
+        try:
+            instructions = fm_schedule_to_instructions(
+                frame, description, initial_fill_level=fill_level, logger=S2_LOGGER
+            )
+        except NotImplementedError as err:
+            S2_LOGGER.warning("Cannot follow the schedule: %s", err)
+            return 0
+        now = dt_util.utcnow()
+        for instruction_id, execution_time in self._sent_instructions.items():
+            if execution_time > now:
+                await self._sending_queue.put(
+                    RevokeObject(
+                        message_id=get_unique_id(),
+                        object_type=RevokableObjects.FRBC_Instruction,
+                        object_id=UUID(instruction_id),
+                    )
+                )
+        self._sent_instructions.clear()
+        for instruction in instructions:
+            self._sent_instructions[str(instruction.id)] = instruction.execution_time
+            await self._sending_queue.put(instruction)
+        return len(instructions)
+
+    async def close(self) -> None:
+        """Stop the work the library started for this connection."""
+        for task in self.background_tasks:
+            task.cancel()
+
+
+class _CEM(CEM):  # type: ignore[misc]
+    """The library's CEM, with a bounded outbox and power posted in kW."""
+
+    def __init__(
+        self,
+        api: FlexMeasuresApi,
+        settings: S2CemSettings,
+        uploads: _S2Uploads,
+        queue_size: int,
+    ) -> None:
+        """Set up the CEM with FRBC as the control type it asks for."""
+        super().__init__(
+            fm_client=api._client,  # noqa: SLF001
+            logger=S2_LOGGER,
+            default_control_type=ControlType.FILL_RATE_BASED_CONTROL,
+        )
+        self._sending_queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
+        self._settings = settings
+        self._uploads = uploads
+        self._power_slot: tuple[datetime, list[float]] | None = None
+        self.frbc = _FRBC(api, settings, uploads)
+        self.register_control_type(self.frbc)
+
+    @property
+    def details(self) -> Any:
+        """Return the last ResourceManagerDetails, if any."""
+        return getattr(self, "_resource_manager_details", None)
+
+    @register(PowerMeasurement)  # type: ignore[misc]
+    async def handle_power_measurement(self, message: Any) -> Any:
+        """Average power over the sensor's slots and post each finished slot in kW."""
+        target = self._settings.power
+        watts = _electric_power(message.values)
+        if target is not None and watts is not None:
+            resolution = target.resolution or S2_DEFAULT_RESOLUTION
+            slot = _floor_time(message.measurement_timestamp, resolution)
+            if self._power_slot is None or slot > self._power_slot[0]:
+                if self._power_slot is not None:
+                    start, samples = self._power_slot
+                    self._uploads.submit(
+                        target, start, [sum(samples) / len(samples) / 1000], "kW"
+                    )
+                self._power_slot = (slot, [watts])
+            elif slot == self._power_slot[0]:
+                self._power_slot[1].append(watts)
+        return get_reception_status(message)
+
+
+class S2Session:
+    """One resource manager's conversation, run by the library's CEM with FRBC."""
+
+    def __init__(
+        self,
+        api: FlexMeasuresApi,
+        settings: S2CemSettings,
+        *,
+        create_task: TaskFactory,
+        queue_size: int,
+    ) -> None:
+        """Start a conversation; this does no I/O."""
+        self._uploads = _S2Uploads(api, create_task)
+        self._cem = _CEM(api, settings, self._uploads, queue_size)
+
+    @property
+    def control_type(self) -> str | None:
+        """Return the active control type (lower case), or None before the details."""
+        control_type = self._cem.control_type
+        return None if control_type is None else str(control_type.value).lower()
+
+    @property
+    def resource_manager(self) -> S2ResourceManagerInfo | None:
+        """Return what the resource manager told about itself."""
+        if (details := self._cem.details) is None:
+            return None
+        return S2ResourceManagerInfo(
+            resource_id=str(details.resource_id),
+            name=details.name,
+            manufacturer=details.manufacturer,
+            model=details.model,
+            firmware_version=details.firmware_version,
+            control_types=tuple(
+                str(item.value).lower() for item in details.available_control_types
+            ),
+        )
+
+    async def async_receive(self, text: str) -> None:
+        """Handle one frame; anything unusable is answered, never raised."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            await self.async_reject("The frame is not JSON")
+            return
+        if not isinstance(message, dict) or not isinstance(
+            message_type := message.get("message_type"), str
+        ):
+            await self.async_reject("The frame is not an S2 message")
+            return
+        subject = str(message.get("message_id", message.get("subject_message_id")))
+        try:
+            UUID(subject)
+        except ValueError:
+            await self.async_reject(f"{message_type} without a valid message id")
+            return
+        if not (
+            self._cem.supports_message(message)
+            or self._cem.frbc.supports_message(message)
+        ):
+            await self.async_reject(
+                f"Unsupported message type {message_type}",
+                subject=subject,
+                status=ReceptionStatusValues.INVALID_CONTENT,
+            )
+            return
+        try:
+            await self._cem.handle_message(message)
+        except Exception:  # noqa: BLE001 - the peer gets an answer, whatever broke
+            S2_LOGGER.debug("Could not handle an S2 %s", message_type, exc_info=True)
+            await self.async_reject(
+                f"Could not handle {message_type}",
+                subject=subject,
+                status=ReceptionStatusValues.PERMANENT_ERROR,
+            )
+
+    async def async_reject(
+        self,
+        reason: str,
+        *,
+        subject: str = S2_NIL_ID,
+        status: ReceptionStatusValues = ReceptionStatusValues.INVALID_MESSAGE,
+    ) -> None:
+        """Answer a message with an error reception status."""
+        reply = ReceptionStatus(
+            subject_message_id=UUID(subject), status=status, diagnostic_label=reason
+        )
+        await self._cem.send_message(reply)
+
+    async def async_next_message(self) -> dict[str, Any]:
+        """Wait for the next message to send to the resource manager."""
+        return cast("dict[str, Any]", await self._cem.get_message())
+
+    async def async_select_control_type(self, control_type: str) -> None:
+        """Ask the resource manager to switch; raise ValueError if it cannot."""
+        info = self.resource_manager
+        if info is None or control_type not in info.control_types:
+            raise ValueError(control_type)
+        await self._cem.activate_control_type(ControlType(control_type.upper()))
+
+    async def async_send_schedule(self, schedule: TimeSeries) -> int:
+        """Send instructions following a FlexMeasures schedule (in kW)."""
+        return await self._cem.frbc.send_schedule(schedule)
+
+    async def async_close(self) -> None:
+        """Stop the CEM and everything it started."""
+        self._uploads.cancel()
+        await self._cem.close()

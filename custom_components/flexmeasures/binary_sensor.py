@@ -15,6 +15,7 @@ from homeassistant.util import dt as dt_util
 
 from .controlled_device import FlexMeasuresControlledDeviceEntity
 from .data import FlexMeasuresConfigEntry
+from .s2_entities import async_setup_s2_binary_sensors
 from .scheduling import POWER_EPSILON
 
 PARALLEL_UPDATES = 0
@@ -27,6 +28,8 @@ async def async_setup_entry(
 ) -> None:
     """Set up FlexMeasures binary sensors based on a config entry."""
     _async_setup_schedule_binary_sensors(entry, async_add_entities)
+    # S2: connectivity of each controlled device's resource manager.
+    await async_setup_s2_binary_sensors(hass, entry, async_add_entities)
 
 
 # --- Scheduling: what a controlled device is planned to do now ---------------

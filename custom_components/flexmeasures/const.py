@@ -62,3 +62,23 @@ CONF_AUTO_SOC_DRIFT: Final = "soc_drift"
 CONF_AUTO_ENTITIES: Final = "entities"
 
 EVENT_SCHEDULE_UPDATED: Final = "flexmeasures_schedule_updated"
+
+# --- S2 (issue 8) -----------------------------------------------------------------
+# Keys in a controlled device's subentry data that configure its S2 connection.
+CONF_S2_ENABLED: Final = "s2_enabled"
+CONF_S2_POWER_SENSOR: Final = "s2_power_sensor"
+CONF_S2_FILL_LEVEL_SENSOR: Final = "s2_fill_level_sensor"
+CONF_S2_USAGE_FORECAST_SENSOR: Final = "s2_usage_forecast_sensor"
+CONF_S2_ACTUATOR_STATUS_SENSOR: Final = "s2_actuator_status_sensor"
+CONF_S2_SCHEDULE_SENSOR: Final = "s2_schedule_sensor"
+
+# S2 control types as Home Assistant states (the S2 names, lower case).
+S2_CONTROL_TYPES: Final = (
+    "no_selection",
+    "not_controlable",
+    "fill_rate_based_control",
+    "power_envelope_based_control",
+    "power_profile_based_control",
+    "operation_mode_based_control",
+    "demand_driven_based_control",
+)

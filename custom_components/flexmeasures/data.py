@@ -13,6 +13,7 @@ if TYPE_CHECKING:
         FlexMeasuresInventoryCoordinator,
         FlexMeasuresSensorValuesCoordinator,
     )
+    from .s2 import S2Hub
     from .scheduling import DeviceScheduler
 
 type FlexMeasuresConfigEntry = ConfigEntry[FlexMeasuresData]
@@ -25,6 +26,8 @@ class FlexMeasuresData:
     api: FlexMeasuresApi
     server: ServerInfo
     inventory: FlexMeasuresInventoryCoordinator
+    # S2: websocket connections of the controlled devices' resource managers.
+    s2: S2Hub
     sensor_values: FlexMeasuresSensorValuesCoordinator
     # Scheduling: one scheduler per controlled-device subentry, by subentry id.
     schedulers: dict[str, DeviceScheduler] = field(default_factory=dict)

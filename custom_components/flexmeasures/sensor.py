@@ -36,6 +36,7 @@ from .controlled_device import FlexMeasuresControlledDeviceEntity
 from .coordinator import FlexMeasuresSensorValuesCoordinator, SensorReading
 from .data import FlexMeasuresConfigEntry
 from .entity import FlexMeasuresEntity
+from .s2_entities import async_setup_s2_sensors
 from .scheduling import DeviceScheduler, ScheduleStatus, SocUnit, Window, WindowKind
 
 PARALLEL_UPDATES = 0
@@ -246,6 +247,9 @@ async def async_setup_entry(
 
     # Scheduling: the schedule sensors of every controlled device.
     _async_setup_schedule_sensors(entry, async_add_entities)
+
+    # S2: control type and last instruction of each controlled device.
+    await async_setup_s2_sensors(hass, entry, async_add_entities)
 
 
 class FlexMeasuresSensorEntity(

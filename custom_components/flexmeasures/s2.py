@@ -1,0 +1,459 @@
+"""S2: Home Assistant as the Customer Energy Manager of S2 resource managers.
+
+A resource manager (a heat pump, battery or charger gateway speaking S2) opens a
+websocket to ``/api/flexmeasures/s2/<entry_id>/<subentry_id>`` with a Home Assistant
+access token. Each connection runs the library's CEM with FRBC (see ``api.py``),
+configured from the controlled device's subentry. The hub keeps one connection per
+device (the newest wins), bounds what each connection may queue, and closes all
+connections when the entry unloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final, cast
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from homeassistant.components.http.const import KEY_HASS_USER
+from homeassistant.config_entries import ConfigEntryState, ConfigSubentry
+from homeassistant.const import ATTR_DEVICE_ID
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, ServiceCall, callback
+from homeassistant.exceptions import ServiceValidationError, Unauthorized
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
+from homeassistant.helpers.json import json_dumps
+from homeassistant.util import dt as dt_util
+
+from .api import S2CemSettings, S2SensorTarget, S2Session, TimeSeries
+from .compat import vol
+from .const import (
+    CONF_S2_ACTUATOR_STATUS_SENSOR,
+    CONF_S2_ENABLED,
+    CONF_S2_FILL_LEVEL_SENSOR,
+    CONF_S2_POWER_SENSOR,
+    CONF_S2_SCHEDULE_SENSOR,
+    CONF_S2_USAGE_FORECAST_SENSOR,
+    DOMAIN,
+    LOGGER,
+    S2_CONTROL_TYPES,
+    SUBENTRY_CONTROLLED_DEVICE,
+)
+from .data import FlexMeasuresConfigEntry
+
+S2_URL: Final = "/api/flexmeasures/s2/{entry_id}/{subentry_id}"
+# Frames above this size close the connection (aiohttp answers 1009).
+MAX_MESSAGE_SIZE: Final = 256 * 1024
+# Messages waiting to be sent per connection; a full outbox pauses that peer's reads.
+OUTGOING_QUEUE_SIZE: Final = 64
+# A peer that takes longer than this to accept one message is disconnected.
+SEND_TIMEOUT: Final = 10.0
+HEARTBEAT: Final = 30.0
+CLOSE_TIMEOUT: Final = 5.0
+
+SERVICE_SET_CONTROL_TYPE: Final = "s2_set_control_type"
+ATTR_CONTROL_TYPE: Final = "control_type"
+
+SET_CONTROL_TYPE_SCHEMA: Final = vol.Schema(
+    {
+        vol.Required(ATTR_DEVICE_ID): cv.string,
+        vol.Required(ATTR_CONTROL_TYPE): vol.In(S2_CONTROL_TYPES),
+    }
+)
+
+
+def _sensor_id(value: Any) -> int | None:
+    """Return a FlexMeasures sensor id from subentry data, or None when unset."""
+    if isinstance(value, bool) or value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class S2DeviceConfig:
+    """A controlled device's S2 settings, read from its subentry."""
+
+    subentry_id: str
+    name: str
+    enabled: bool
+    power_sensor: int | None = None
+    fill_level_sensor: int | None = None
+    usage_forecast_sensor: int | None = None
+    actuator_status_sensor: int | None = None
+    schedule_sensor: int | None = None
+
+    @classmethod
+    def from_subentry_data(
+        cls, data: Mapping[str, Any], *, subentry_id: str, name: str
+    ) -> S2DeviceConfig:
+        """Read the ``s2_*`` keys of a controlled device's subentry data."""
+        return cls(
+            subentry_id=subentry_id,
+            name=name,
+            enabled=bool(data.get(CONF_S2_ENABLED, False)),
+            power_sensor=_sensor_id(data.get(CONF_S2_POWER_SENSOR)),
+            fill_level_sensor=_sensor_id(data.get(CONF_S2_FILL_LEVEL_SENSOR)),
+            usage_forecast_sensor=_sensor_id(data.get(CONF_S2_USAGE_FORECAST_SENSOR)),
+            actuator_status_sensor=_sensor_id(data.get(CONF_S2_ACTUATOR_STATUS_SENSOR)),
+            schedule_sensor=_sensor_id(data.get(CONF_S2_SCHEDULE_SENSOR)),
+        )
+
+    @classmethod
+    def from_subentry(cls, subentry: ConfigSubentry) -> S2DeviceConfig:
+        """Read a controlled device's subentry."""
+        return cls.from_subentry_data(
+            subentry.data, subentry_id=subentry.subentry_id, name=subentry.title
+        )
+
+
+def s2_devices(entry: FlexMeasuresConfigEntry) -> dict[str, S2DeviceConfig]:
+    """Return the entry's controlled devices that have S2 enabled, by subentry id."""
+    devices = (
+        S2DeviceConfig.from_subentry(subentry)
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_CONTROLLED_DEVICE
+    )
+    return {device.subentry_id: device for device in devices if device.enabled}
+
+
+def s2_path(entry_id: str, subentry_id: str) -> str:
+    """Return the websocket path of a controlled device."""
+    return S2_URL.format(entry_id=entry_id, subentry_id=subentry_id)
+
+
+@dataclass(kw_only=True)
+class S2DeviceStatus:
+    """What the entities of one controlled device show."""
+
+    connected: bool = False
+    control_type: str | None = None
+    last_instruction: datetime | None = None
+    connections: int = 0
+    rejected_messages: int = 0
+
+
+@dataclass(kw_only=True)
+class _Connection:
+    """One live websocket and the CEM session behind it."""
+
+    ws: web.WebSocketResponse
+    session: S2Session
+    connected_at: datetime
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class S2Hub:
+    """The S2 connections of one config entry's controlled devices."""
+
+    def __init__(self, hass: HomeAssistant, entry: FlexMeasuresConfigEntry) -> None:
+        """Read which controlled devices accept S2 connections."""
+        self.hass = hass
+        self.entry = entry
+        self.devices = s2_devices(entry)
+        self.status = {device_id: S2DeviceStatus() for device_id in self.devices}
+        self._connections: dict[str, _Connection] = {}
+        self._listeners: dict[str, list[CALLBACK_TYPE]] = {}
+        self._closing = False
+
+    @callback
+    def async_add_listener(
+        self, subentry_id: str, update: CALLBACK_TYPE
+    ) -> CALLBACK_TYPE:
+        """Call ``update`` whenever the device's status changes."""
+        listeners = self._listeners.setdefault(subentry_id, [])
+        listeners.append(update)
+        return lambda: listeners.remove(update)
+
+    @callback
+    def _async_update(self, subentry_id: str) -> None:
+        """Refresh a device's status from its session and tell the entities."""
+        status = self.status[subentry_id]
+        connection = self._connections.get(subentry_id)
+        status.connected = connection is not None
+        status.control_type = connection.session.control_type if connection else None
+        for update in list(self._listeners.get(subentry_id, ())):
+            update()
+
+    def _settings(self, device: S2DeviceConfig) -> S2CemSettings:
+        """Build the CEM settings, with units and resolutions from the inventory."""
+        sensors = self.entry.runtime_data.inventory.data.sensors
+
+        def target(sensor_id: int | None) -> S2SensorTarget | None:
+            if sensor_id is None:
+                return None
+            if (sensor := sensors.get(sensor_id)) is None:
+                return S2SensorTarget(id=sensor_id, unit="", resolution=timedelta(0))
+            return S2SensorTarget(
+                id=sensor.id, unit=sensor.unit, resolution=sensor.resolution
+            )
+
+        return S2CemSettings(
+            power=target(device.power_sensor),
+            fill_level=target(device.fill_level_sensor),
+            usage_forecast=target(device.usage_forecast_sensor),
+            actuator_status=target(device.actuator_status_sensor),
+            schedule=target(device.schedule_sensor),
+        )
+
+    def _create_task(self, coro: Any, name: str) -> asyncio.Task[None]:
+        """Run a coroutine for this entry; it is cancelled when the entry unloads."""
+        return self.entry.async_create_background_task(self.hass, coro, name)
+
+    async def async_serve(
+        self, request: web.Request, device: S2DeviceConfig
+    ) -> web.WebSocketResponse:
+        """Run one resource manager's websocket until either side closes it."""
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_MESSAGE_SIZE)
+        await ws.prepare(request)
+        if self._closing:
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"Unloading")
+            return ws
+        session = S2Session(
+            self.entry.runtime_data.api,
+            self._settings(device),
+            create_task=self._create_task,
+            queue_size=OUTGOING_QUEUE_SIZE,
+        )
+        connection = _Connection(ws=ws, session=session, connected_at=dt_util.utcnow())
+        subentry_id = device.subentry_id
+        if (previous := self._connections.get(subentry_id)) is not None:
+            LOGGER.info("S2 resource manager of %s reconnected", device.name)
+            self._create_task(
+                self._async_close_connection(previous, b"Replaced"), "s2 replaced"
+            )
+        self._connections[subentry_id] = connection
+        self.status[subentry_id].connections += 1
+        self._async_update(subentry_id)
+        try:
+            reader = self._create_task(
+                self._async_read(subentry_id, connection), "s2 reader"
+            )
+            writer = self._create_task(
+                self._async_write(subentry_id, connection), "s2 writer"
+            )
+            connection.tasks.update((reader, writer))
+            await asyncio.wait(connection.tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in connection.tasks:
+                task.cancel()
+            if self._connections.get(subentry_id) is connection:
+                del self._connections[subentry_id]
+                self._async_update(subentry_id)
+            await session.async_close()
+            if not ws.closed:
+                await ws.close()
+            connection.done.set()
+        return ws
+
+    async def _async_read(self, subentry_id: str, connection: _Connection) -> None:
+        """Hand every frame to the CEM; answer unusable frames with an error."""
+        async for message in connection.ws:
+            if message.type is WSMsgType.TEXT:
+                await connection.session.async_receive(message.data)
+            elif message.type is WSMsgType.BINARY:
+                await connection.session.async_reject("Binary frames are not S2")
+            else:  # WSMsgType.ERROR: too large or broken; aiohttp closes the socket
+                break
+            self._async_update(subentry_id)
+
+    async def _async_write(self, subentry_id: str, connection: _Connection) -> None:
+        """Send what the CEM produces; give up on a peer that stops reading."""
+        while True:
+            message = await connection.session.async_next_message()
+            try:
+                async with asyncio.timeout(SEND_TIMEOUT):
+                    await connection.ws.send_str(json_dumps(message))
+            except (ConnectionError, TimeoutError) as err:
+                LOGGER.debug("S2 resource manager stopped reading: %r", err)
+                return
+            if message.get("message_type") == "FRBC.Instruction":
+                self.status[subentry_id].last_instruction = dt_util.utcnow()
+            self._async_update(subentry_id)
+
+    async def _async_close_connection(
+        self, connection: _Connection, reason: bytes
+    ) -> None:
+        """Close a connection and wait (bounded) until its handler has finished."""
+        await connection.ws.close(code=WSCloseCode.GOING_AWAY, message=reason)
+        for task in connection.tasks:
+            task.cancel()
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await connection.done.wait()
+
+    def session(self, subentry_id: str) -> S2Session | None:
+        """Return the live session of a controlled device, if connected."""
+        connection = self._connections.get(subentry_id)
+        return connection.session if connection else None
+
+    async def async_send_schedule(self, subentry_id: str, schedule: TimeSeries) -> int:
+        """Send instructions following a schedule to a connected device."""
+        if (session := self.session(subentry_id)) is None:
+            return 0
+        return await session.async_send_schedule(schedule)
+
+    async def async_close(self) -> None:
+        """Close every connection (the entry is unloading)."""
+        self._closing = True
+        await asyncio.gather(
+            *(
+                self._async_close_connection(connection, b"Unloading")
+                for connection in list(self._connections.values())
+            ),
+            return_exceptions=True,
+        )
+
+    @callback
+    def async_diagnostics(self) -> dict[str, Any]:
+        """Return the S2 devices and connected resource managers (no secrets)."""
+        devices: dict[str, Any] = {}
+        for subentry_id, device in self.devices.items():
+            status = self.status[subentry_id]
+            connection = self._connections.get(subentry_id)
+            info = connection.session.resource_manager if connection else None
+            devices[subentry_id] = {
+                "name": device.name,
+                "path": s2_path(self.entry.entry_id, subentry_id),
+                "sensors": {
+                    "power": device.power_sensor,
+                    "fill_level": device.fill_level_sensor,
+                    "usage_forecast": device.usage_forecast_sensor,
+                    "actuator_status": device.actuator_status_sensor,
+                    "schedule": device.schedule_sensor,
+                },
+                "connected": status.connected,
+                "connected_at": connection.connected_at.isoformat()
+                if connection
+                else None,
+                "connections": status.connections,
+                "control_type": status.control_type,
+                "last_instruction": status.last_instruction.isoformat()
+                if status.last_instruction
+                else None,
+                "resource_manager": None
+                if info is None
+                else {
+                    "resource_id": info.resource_id,
+                    "name": info.name,
+                    "manufacturer": info.manufacturer,
+                    "model": info.model,
+                    "firmware_version": info.firmware_version,
+                    "control_types": list(info.control_types),
+                },
+            }
+        return {"devices": devices}
+
+
+class S2View(HomeAssistantView):
+    """The websocket endpoint resource managers connect to, with an access token."""
+
+    url = S2_URL
+    name = "api:flexmeasures:s2"
+    requires_auth = True
+
+    async def get(
+        self, request: web.Request, entry_id: str, subentry_id: str
+    ) -> web.StreamResponse:
+        """Accept a resource manager's websocket for an S2-enabled device."""
+        if not request[KEY_HASS_USER].is_admin:
+            raise Unauthorized
+        hass = request.app[KEY_HASS]
+        entry: FlexMeasuresConfigEntry | None = hass.config_entries.async_get_entry(
+            entry_id
+        )
+        if (
+            entry is None
+            or entry.domain != DOMAIN
+            or entry.state is not ConfigEntryState.LOADED
+            or (device := entry.runtime_data.s2.devices.get(subentry_id)) is None
+        ):
+            raise web.HTTPNotFound
+        return await entry.runtime_data.s2.async_serve(request, device)
+
+
+def _device_subentries(device: Any) -> dict[str, set[str | None]]:
+    """Return a device's config entries with their subentries, on every release.
+
+    The device entry classes differ between releases, hence ``Any``.
+    """
+    if (entry_id := getattr(device, "config_entry_id", None)) is not None:
+        # Home Assistant 2026.10 and newer: a device belongs to one entry.
+        return {entry_id: {getattr(device, "config_subentry_id", None)}}
+    return cast("dict[str, set[str | None]]", device.config_entries_subentries)
+
+
+def _hub_for_device(hass: HomeAssistant, device_id: str) -> tuple[S2Hub, str]:
+    """Return the hub and subentry id of an S2-enabled controlled device."""
+    device = dr.async_get(hass).async_get(device_id)
+    if device is not None:
+        for entry_id, subentry_ids in _device_subentries(device).items():
+            entry: FlexMeasuresConfigEntry | None = hass.config_entries.async_get_entry(
+                entry_id
+            )
+            if entry is None or entry.domain != DOMAIN:
+                continue
+            if entry.state is not ConfigEntryState.LOADED:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="s2_entry_not_loaded",
+                    translation_placeholders={"entry": entry.title},
+                )
+            for subentry_id in subentry_ids:
+                if subentry_id in entry.runtime_data.s2.devices:
+                    return entry.runtime_data.s2, subentry_id
+    raise ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="s2_unknown_device",
+        translation_placeholders={"device_id": device_id},
+    )
+
+
+async def _async_set_control_type(call: ServiceCall) -> None:
+    """Ask a device's resource manager to switch to another control type."""
+    hub, subentry_id = _hub_for_device(call.hass, call.data[ATTR_DEVICE_ID])
+    name = hub.devices[subentry_id].name
+    control_type: str = call.data[ATTR_CONTROL_TYPE]
+    if (session := hub.session(subentry_id)) is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="s2_not_connected",
+            translation_placeholders={"device": name},
+        )
+    try:
+        await session.async_select_control_type(control_type)
+    except ValueError as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="s2_control_type_unsupported",
+            translation_placeholders={"device": name, "control_type": control_type},
+        ) from err
+
+
+@callback
+def async_setup_s2(hass: HomeAssistant) -> None:
+    """Register the S2 websocket endpoint and action (once, from async_setup)."""
+    hass.http.register_view(S2View())
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_SET_CONTROL_TYPE,
+        _async_set_control_type,
+        schema=SET_CONTROL_TYPE_SCHEMA,
+    )
+
+
+def async_create_s2_hub(hass: HomeAssistant, entry: FlexMeasuresConfigEntry) -> S2Hub:
+    """Create the entry's hub and close its connections when the entry unloads."""
+    hub = S2Hub(hass, entry)
+    entry.async_on_unload(hub.async_close)
+    return hub
+
+
+@callback
+def async_get_s2_diagnostics(entry: FlexMeasuresConfigEntry) -> dict[str, Any]:
+    """Return the S2 part of the entry's diagnostics."""
+    return entry.runtime_data.s2.async_diagnostics()

@@ -1,0 +1,1308 @@
+"""Tests for S2: a real resource manager client against Home Assistant's HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+import json
+import math
+from typing import Any
+import uuid
+
+from aiohttp import (
+    ClientConnectionError,
+    ClientWebSocketResponse,
+    WSMessage,
+    WSMsgType,
+    WSServerHandshakeError,
+)
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNKNOWN
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from s2python.common import (
+    Commodity,
+    CommodityQuantity,
+    ControlType,
+    Duration,
+    EnergyManagementRole,
+    Handshake,
+    NumberRange,
+    PowerMeasurement,
+    PowerRange,
+    PowerValue,
+    ReceptionStatus,
+    ReceptionStatusValues,
+    ResourceManagerDetails,
+    Role,
+    RoleType,
+)
+from s2python.frbc import (
+    FRBCActuatorDescription,
+    FRBCActuatorStatus,
+    FRBCFillLevelTargetProfile,
+    FRBCFillLevelTargetProfileElement,
+    FRBCLeakageBehaviour,
+    FRBCLeakageBehaviourElement,
+    FRBCOperationMode,
+    FRBCOperationModeElement,
+    FRBCStorageDescription,
+    FRBCStorageStatus,
+    FRBCSystemDescription,
+    FRBCUsageForecast,
+    FRBCUsageForecastElement,
+)
+from s2python.message import S2Message
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.flexmeasures.api import TimeSeries
+from custom_components.flexmeasures.compat import vol
+from custom_components.flexmeasures.const import (
+    CONF_S2_ACTUATOR_STATUS_SENSOR,
+    CONF_S2_ENABLED,
+    CONF_S2_FILL_LEVEL_SENSOR,
+    CONF_S2_POWER_SENSOR,
+    CONF_S2_SCHEDULE_SENSOR,
+    CONF_S2_USAGE_FORECAST_SENSOR,
+    DOMAIN,
+    SUBENTRY_CONTROLLED_DEVICE,
+)
+from custom_components.flexmeasures.s2 import (
+    MAX_MESSAGE_SIZE,
+    S2DeviceConfig,
+    async_get_s2_diagnostics,
+    s2_path,
+)
+
+from .conftest import (
+    BATTERY_DATA as SCHEDULING_DATA,
+    ENTRY_DATA,
+    PASSWORD,
+    SERVER_URL,
+    UNIQUE_ID,
+    FakeFlexMeasures,
+    entity_snapshot,
+    load_fixture,
+)
+
+type Reported = (
+    FRBCActuatorStatus
+    | FRBCFillLevelTargetProfile
+    | FRBCLeakageBehaviour
+    | FRBCStorageStatus
+    | FRBCSystemDescription
+    | FRBCUsageForecast
+    | PowerMeasurement
+)
+
+POWER_SENSOR = 20
+FILL_LEVEL_SENSOR = 21
+SCHEDULE_SENSOR = 22
+USAGE_FORECAST_SENSOR = 30
+ACTUATOR_STATUS_SENSOR = 99  # not in the inventory: posted without a unit
+JOB_ID = "4a1c3c2e-job"
+MESSAGE_ID = "5c3d7f1e-8f5b-4a7e-9d3c-2b1a0f9e8d7c"
+
+# What the scheduling part of a controlled device needs, with S2 settings on top.
+DEVICE_BASE: dict[str, Any] = {**SCHEDULING_DATA, "soc_entity": "sensor.s2_soc"}
+
+BATTERY_DATA: dict[str, Any] = {
+    **DEVICE_BASE,
+    "name": "Battery",
+    "power_sensor": SCHEDULE_SENSOR,
+    CONF_S2_ENABLED: True,
+    CONF_S2_POWER_SENSOR: POWER_SENSOR,
+    CONF_S2_FILL_LEVEL_SENSOR: FILL_LEVEL_SENSOR,
+    CONF_S2_USAGE_FORECAST_SENSOR: str(USAGE_FORECAST_SENSOR),
+    CONF_S2_ACTUATOR_STATUS_SENSOR: ACTUATOR_STATUS_SENSOR,
+    CONF_S2_SCHEDULE_SENSOR: SCHEDULE_SENSOR,
+}
+
+SUBENTRIES: list[dict[str, Any]] = [
+    {
+        "subentry_id": "battery",
+        "subentry_type": SUBENTRY_CONTROLLED_DEVICE,
+        "title": "Battery",
+        "unique_id": "battery",
+        "data": BATTERY_DATA,
+    },
+    {
+        "subentry_id": "heat_pump",
+        "subentry_type": SUBENTRY_CONTROLLED_DEVICE,
+        "title": "Heat pump",
+        "unique_id": "heat_pump",
+        "data": {
+            **DEVICE_BASE,
+            "name": "Heat pump",
+            "power_sensor": POWER_SENSOR,
+            CONF_S2_ENABLED: True,
+        },
+    },
+    {
+        "subentry_id": "charger",
+        "subentry_type": SUBENTRY_CONTROLLED_DEVICE,
+        "title": "Charger",
+        "unique_id": "charger",
+        "data": {
+            **DEVICE_BASE,
+            "name": "Charger",
+            "power_sensor": 30,
+            CONF_S2_ENABLED: False,
+            CONF_S2_POWER_SENSOR: POWER_SENSOR,
+        },
+    },
+]
+
+
+@pytest.fixture
+def mock_config_entry() -> MockConfigEntry:
+    """Return an entry with controlled devices, two of them with S2 enabled."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        entry_id="01JS2ENTRY",
+        title=f"Home ({SERVER_URL})",
+        unique_id=UNIQUE_ID,
+        data=dict(ENTRY_DATA),
+        version=1,
+        subentries_data=SUBENTRIES,
+    )
+
+
+@pytest.fixture
+def fake_s2_server(fake_server: FakeFlexMeasures) -> FakeFlexMeasures:
+    """Let the recorded server accept data and compute a schedule."""
+    for sensor_id in (
+        POWER_SENSOR,
+        FILL_LEVEL_SENSOR,
+        USAGE_FORECAST_SENSOR,
+        ACTUATOR_STATUS_SENSOR,
+    ):
+        fake_server.responses[f"POST /api/v3_0/sensors/{sensor_id}/data"] = {
+            "message": "Request has been processed.",
+            "status": "PROCESSED",
+        }
+    sensor = next(
+        sensor
+        for sensor in load_fixture("sensors.json")
+        if sensor["id"] == SCHEDULE_SENSOR
+    )
+    fake_server.responses[f"GET /api/v3_0/sensors/{SCHEDULE_SENSOR}"] = sensor
+    fake_server.responses[
+        f"POST /api/v3_0/assets/{sensor['generic_asset_id']}/schedules/trigger"
+    ] = {"schedule": JOB_ID, "status": "PROCESSED"}
+    return fake_server
+
+
+def set_schedule(
+    server: FakeFlexMeasures, start: datetime, values: list[float | None]
+) -> None:
+    """Make the recorded server answer the job with this 15-minute schedule (kW)."""
+    server.responses[f"GET /api/v3_0/sensors/{SCHEDULE_SENSOR}/schedules/{JOB_ID}"] = {
+        "start": start.isoformat(),
+        "duration": f"PT{15 * len(values)}M",
+        "unit": "kW",
+        "values": values,
+    }
+
+
+@pytest.fixture
+async def s2_integration(
+    hass: HomeAssistant,
+    fake_s2_server: FakeFlexMeasures,
+    mock_config_entry: MockConfigEntry,
+) -> MockConfigEntry:
+    """Set up the integration with S2-enabled controlled devices."""
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    return mock_config_entry
+
+
+def new_id() -> uuid.UUID:
+    """Return a fresh S2 message id."""
+    return uuid.uuid4()
+
+
+async def wait_for(condition: Callable[[], bool]) -> None:
+    """Let the event loop run until the condition holds (bounded)."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+class ResourceManager:
+    """A minimal S2 resource manager sending s2-python messages over a websocket."""
+
+    def __init__(self, ws: ClientWebSocketResponse) -> None:
+        """Wrap an open websocket."""
+        self.ws = ws
+        self.received: list[dict[str, Any]] = []
+
+    async def send(self, message: S2Message) -> None:
+        """Send one S2 message."""
+        await self.ws.send_str(message.model_dump_json())
+
+    async def receive(self) -> dict[str, Any]:
+        """Return the next message from the CEM."""
+        frame = await self.ws.receive(timeout=5)
+        assert frame.type is WSMsgType.TEXT, frame
+        message: dict[str, Any] = json.loads(frame.data)
+        self.received.append(message)
+        return message
+
+    async def expect(self, message_type: str) -> dict[str, Any]:
+        """Return the next message of a type, skipping others."""
+        while (message := await self.receive())["message_type"] != message_type:
+            pass
+        return message
+
+    async def expect_status(
+        self, subject: uuid.UUID | str | None = None
+    ) -> dict[str, Any]:
+        """Return the next reception status (about ``subject``, if given)."""
+        while True:
+            message = await self.expect("ReceptionStatus")
+            if subject is None or message["subject_message_id"] == str(subject):
+                return message
+
+    async def closed(self) -> WSMessage:
+        """Read until the CEM closes the socket; return the close frame."""
+        while (frame := await self.ws.receive(timeout=5)).type is WSMsgType.TEXT:
+            pass
+        return frame
+
+    async def handshake(self) -> dict[str, Any]:
+        """Greet the CEM; return its handshake response."""
+        await self.send(
+            Handshake(
+                message_id=new_id(),
+                role=EnergyManagementRole.RM,
+                supported_protocol_versions=["0.0.2-beta"],
+            )
+        )
+        return await self.expect("HandshakeResponse")
+
+    async def introduce(self) -> dict[str, Any]:
+        """Send the details; accept the control type the CEM selects; return it."""
+        details_id = new_id()
+        await self.send(
+            ResourceManagerDetails(
+                message_id=details_id,
+                resource_id=new_id(),
+                name="Garage battery",
+                manufacturer="Acme",
+                model="B-10",
+                serial_number="SN-SECRET-123",
+                firmware_version="1.2.3",
+                roles=[
+                    Role(role=RoleType.ENERGY_STORAGE, commodity=Commodity.ELECTRICITY)
+                ],
+                instruction_processing_delay=Duration.from_milliseconds(1000),
+                available_control_types=[
+                    ControlType.FILL_RATE_BASED_CONTROL,
+                    ControlType.NO_SELECTION,
+                ],
+                provides_forecast=True,
+                provides_power_measurement_types=[
+                    CommodityQuantity.ELECTRIC_POWER_3_PHASE_SYMMETRIC
+                ],
+            )
+        )
+        select = await self.expect("SelectControlType")
+        await self.send(
+            ReceptionStatus(
+                subject_message_id=uuid.UUID(select["message_id"]),
+                status=ReceptionStatusValues.OK,
+            )
+        )
+        return select
+
+
+async def connect(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    entry: MockConfigEntry,
+    subentry_id: str = "battery",
+) -> ResourceManager:
+    """Open an authenticated websocket to a controlled device."""
+    client = await hass_client()
+    ws = await client.ws_connect(s2_path(entry.entry_id, subentry_id))
+    return ResourceManager(ws)
+
+
+async def connect_frbc(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    entry: MockConfigEntry,
+    subentry_id: str = "battery",
+) -> ResourceManager:
+    """Connect, shake hands and wait until FRBC is the active control type."""
+    rm = await connect(hass, hass_client, entry, subentry_id)
+    await rm.handshake()
+    await rm.introduce()
+    hub = entry.runtime_data.s2
+    await wait_for(
+        lambda: hub.status[subentry_id].control_type == "fill_rate_based_control"
+    )
+    return rm
+
+
+def entity_id(hass: HomeAssistant, platform: str, unique_id: str) -> str:
+    """Return the entity id registered for a unique id."""
+    found = er.async_get(hass).async_get_entity_id(platform, DOMAIN, unique_id)
+    assert found is not None
+    return found
+
+
+def device_of(hass: HomeAssistant, subentry_id: str) -> str:
+    """Return the device id of a controlled device's S2 entities."""
+    entry = er.async_get(hass).async_get(
+        entity_id(hass, "binary_sensor", f"{subentry_id}_s2_connected")
+    )
+    assert entry is not None
+    assert entry.device_id is not None
+    return entry.device_id
+
+
+def storage_description(valid_from: datetime) -> FRBCSystemDescription:
+    """Return a battery of 0-10 kWh that charges and discharges up to 5 kW."""
+    return FRBCSystemDescription(
+        message_id=new_id(),
+        valid_from=valid_from,
+        actuators=[
+            FRBCActuatorDescription(
+                id=new_id(),
+                supported_commodities=[Commodity.ELECTRICITY],
+                operation_modes=[
+                    FRBCOperationMode(
+                        id=new_id(),
+                        diagnostic_label="charge and discharge",
+                        abnormal_condition_only=False,
+                        elements=[
+                            FRBCOperationModeElement(
+                                fill_level_range=NumberRange(
+                                    start_of_range=0, end_of_range=10
+                                ),
+                                fill_rate=NumberRange(
+                                    start_of_range=-5, end_of_range=5
+                                ),
+                                power_ranges=[
+                                    PowerRange(
+                                        start_of_range=-5000,
+                                        end_of_range=5000,
+                                        commodity_quantity=CommodityQuantity.ELECTRIC_POWER_3_PHASE_SYMMETRIC,
+                                    )
+                                ],
+                            )
+                        ],
+                    )
+                ],
+                transitions=[],
+                timers=[],
+            )
+        ],
+        storage=FRBCStorageDescription(
+            provides_leakage_behaviour=False,
+            provides_fill_level_target_profile=False,
+            provides_usage_forecast=True,
+            fill_level_range=NumberRange(start_of_range=1, end_of_range=9),
+        ),
+    )
+
+
+def posts(server: FakeFlexMeasures, sensor_id: int) -> list[Any]:
+    """Return the data posted to a sensor."""
+    path = f"/api/v3_0/sensors/{sensor_id}/data"
+    return [
+        data for method, url, data in server.calls if (method, url) == ("POST", path)
+    ]
+
+
+# --- Configuration ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({}, S2DeviceConfig(subentry_id="s", name="n", enabled=False)),
+        (
+            {CONF_S2_ENABLED: True, CONF_S2_POWER_SENSOR: "20"},
+            S2DeviceConfig(subentry_id="s", name="n", enabled=True, power_sensor=20),
+        ),
+        (
+            {
+                CONF_S2_ENABLED: True,
+                CONF_S2_POWER_SENSOR: "",
+                CONF_S2_FILL_LEVEL_SENSOR: "abc",
+                CONF_S2_SCHEDULE_SENSOR: True,
+                CONF_S2_USAGE_FORECAST_SENSOR: None,
+                CONF_S2_ACTUATOR_STATUS_SENSOR: [1],
+            },
+            S2DeviceConfig(subentry_id="s", name="n", enabled=True),
+        ),
+    ],
+)
+def test_device_config_from_subentry_data(
+    data: dict[str, Any], expected: S2DeviceConfig
+) -> None:
+    """Subentry data is read leniently: unset or unusable sensor ids become None."""
+    assert (
+        S2DeviceConfig.from_subentry_data(data, subentry_id="s", name="n") == expected
+    )
+
+
+async def test_entities(
+    hass: HomeAssistant,
+    s2_integration: MockConfigEntry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """S2-enabled controlled devices get the S2 entities, on their own device."""
+    assert entity_snapshot(hass, s2_integration.entry_id) == snapshot
+    s2_entities = [
+        entity
+        for entity in er.async_entries_for_config_entry(
+            er.async_get(hass), s2_integration.entry_id
+        )
+        if (entity.translation_key or "").startswith("s2_")
+    ]
+    assert sorted({str(entity.config_subentry_id) for entity in s2_entities}) == [
+        "battery",
+        "heat_pump",
+    ]
+    for entity in s2_entities:
+        device = dr.async_get(hass).async_get(entity.device_id or "")
+        assert device is not None
+        assert entity.config_subentry_id is not None
+        assert entity.unique_id.startswith(entity.config_subentry_id)
+        assert (
+            DOMAIN,
+            f"controlled_device_{entity.config_subentry_id}",
+        ) in device.identifiers
+
+
+# --- Authentication -----------------------------------------------------------------
+
+
+async def test_refused_without_token(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+) -> None:
+    """Nobody connects without an access token."""
+    client = await hass_client_no_auth()
+    with pytest.raises(WSServerHandshakeError) as err:
+        await client.ws_connect(s2_path(s2_integration.entry_id, "battery"))
+    assert err.value.status == 401
+    assert not s2_integration.runtime_data.s2.status["battery"].connected
+
+
+@pytest.mark.parametrize("token", ["not-a-token", "Bearer", ""])
+async def test_refused_with_invalid_token(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+    token: str,
+) -> None:
+    """An invalid token is refused like no token."""
+    client = await hass_client(token)
+    with pytest.raises(WSServerHandshakeError) as err:
+        await client.ws_connect(s2_path(s2_integration.entry_id, "battery"))
+    assert err.value.status == 401
+
+
+async def test_refused_for_non_admin(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    hass_read_only_access_token: str,
+    s2_integration: MockConfigEntry,
+) -> None:
+    """Only administrators' tokens may connect a resource manager."""
+    client = await hass_client(hass_read_only_access_token)
+    with pytest.raises(WSServerHandshakeError) as err:
+        await client.ws_connect(s2_path(s2_integration.entry_id, "battery"))
+    assert err.value.status == 401
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        s2_path("no-such-entry", "battery"),
+        "{entry_id}/unknown",
+        "{entry_id}/charger",
+    ],
+)
+async def test_unknown_device(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+    path: str,
+) -> None:
+    """Unknown entries, unknown devices and devices without S2 are not found."""
+    if path.startswith("{entry_id}"):
+        path = s2_path(s2_integration.entry_id, path.split("/")[1])
+    client = await hass_client()
+    with pytest.raises(WSServerHandshakeError) as err:
+        await client.ws_connect(path)
+    assert err.value.status == 404
+
+
+async def test_not_loaded_entry(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+) -> None:
+    """An unloaded entry accepts no connections."""
+    assert await hass.config_entries.async_unload(s2_integration.entry_id)
+    client = await hass_client()
+    with pytest.raises(WSServerHandshakeError) as err:
+        await client.ws_connect(s2_path(s2_integration.entry_id, "battery"))
+    assert err.value.status == 404
+
+
+# --- The S2 conversation ------------------------------------------------------------
+
+
+async def test_handshake_and_frbc(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+) -> None:
+    """The CEM answers the handshake, selects FRBC, and the entities follow."""
+    connected = entity_id(hass, "binary_sensor", "battery_s2_connected")
+    control_type = entity_id(hass, "sensor", "battery_s2_control_type")
+    assert hass.states.get(connected).state == STATE_OFF  # type: ignore[union-attr]
+
+    rm = await connect(hass, hass_client, s2_integration)
+    response = await rm.handshake()
+    assert response["selected_protocol_version"] == "0.0.2-beta"
+    assert rm.received[0]["message_type"] == "ReceptionStatus"
+    assert rm.received[0]["status"] == "OK"
+    await wait_for(lambda: hass.states.get(connected).state == STATE_ON)  # type: ignore[union-attr]
+    assert hass.states.get(control_type).state == STATE_UNKNOWN  # type: ignore[union-attr]
+
+    select = await rm.introduce()
+    assert select["control_type"] == "FILL_RATE_BASED_CONTROL"
+    await wait_for(
+        lambda: (
+            hass.states.get(control_type).state  # type: ignore[union-attr]
+            == "fill_rate_based_control"
+        )
+    )
+
+    # The FRBC handler now takes FRBC messages.
+    status_id = new_id()
+    await rm.send(FRBCStorageStatus(message_id=status_id, present_fill_level=4.0))
+    assert (await rm.expect_status(status_id))["status"] == "OK"
+
+    diagnostics = async_get_s2_diagnostics(s2_integration)
+    battery = diagnostics["devices"]["battery"]
+    assert battery["connected"] is True
+    assert battery["control_type"] == "fill_rate_based_control"
+    assert battery["resource_manager"]["manufacturer"] == "Acme"
+    assert battery["resource_manager"]["control_types"] == [
+        "fill_rate_based_control",
+        "no_selection",
+    ]
+    assert diagnostics["devices"]["heat_pump"]["resource_manager"] is None
+    text = json.dumps(diagnostics)
+    assert "SN-SECRET-123" not in text
+    assert PASSWORD not in text
+
+    await rm.ws.close()
+    await wait_for(lambda: hass.states.get(connected).state == STATE_OFF)  # type: ignore[union-attr]
+    assert hass.states.get(control_type).state == STATE_UNKNOWN  # type: ignore[union-attr]
+
+
+async def test_power_measurement_reaches_flexmeasures(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+    fake_s2_server: FakeFlexMeasures,
+) -> None:
+    """Power is averaged per sensor slot and posted in kW when the slot is over."""
+    rm = await connect(hass, hass_client, s2_integration)
+    await rm.handshake()
+    slot = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
+    measurements = [
+        (
+            slot + timedelta(minutes=1),
+            [
+                (CommodityQuantity.ELECTRIC_POWER_L1, 1000.0),
+                (CommodityQuantity.ELECTRIC_POWER_L2, 1000.0),
+                (CommodityQuantity.ELECTRIC_POWER_L3, 1000.0),
+            ],
+        ),
+        (
+            slot + timedelta(minutes=7),
+            [(CommodityQuantity.ELECTRIC_POWER_3_PHASE_SYMMETRIC, 6000.0)],
+        ),
+        # Not electric power: ignored.
+        (slot + timedelta(minutes=8), [(CommodityQuantity.HEAT_TEMPERATURE, 60.0)]),
+        # Late sample for an earlier slot: ignored.
+        (
+            slot - timedelta(minutes=1),
+            [(CommodityQuantity.ELECTRIC_POWER_3_PHASE_SYMMETRIC, 9999.0)],
+        ),
+        # The next slot starts: the first one is posted.
+        (
+            slot + timedelta(minutes=16),
+            [(CommodityQuantity.ELECTRIC_POWER_3_PHASE_SYMMETRIC, -2000.0)],
+        ),
+    ]
+    for timestamp, values in measurements:
+        message_id = new_id()
+        await rm.send(
+            PowerMeasurement(
+                message_id=message_id,
+                measurement_timestamp=timestamp,
+                values=[
+                    PowerValue(commodity_quantity=quantity, value=value)
+                    for quantity, value in values
+                ],
+            )
+        )
+        assert (await rm.expect_status(message_id))["status"] == "OK"
+
+    await wait_for(lambda: len(posts(fake_s2_server, POWER_SENSOR)) == 1)
+    (payload,) = posts(fake_s2_server, POWER_SENSOR)
+    assert payload["values"] == [4.5]
+    assert payload["unit"] == "kW"
+    assert dt_util.parse_duration(payload["duration"]) == timedelta(minutes=15)
+    assert datetime.fromisoformat(payload["start"]) == slot
+
+
+async def test_instruction_from_schedule(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+    fake_s2_server: FakeFlexMeasures,
+) -> None:
+    """A system description is planned by FlexMeasures and followed by instructions."""
+    last_instruction = entity_id(hass, "sensor", "battery_s2_last_instruction")
+    assert hass.states.get(last_instruction).state == STATE_UNKNOWN  # type: ignore[union-attr]
+    schedule_start = (dt_util.utcnow() + timedelta(hours=2)).replace(
+        minute=0, second=0, microsecond=0
+    )
+    set_schedule(fake_s2_server, schedule_start, [5.0, 5.0, -2.5, None])
+    rm = await connect_frbc(hass, hass_client, s2_integration)
+
+    # Described before the fill level is known: planned once it is.
+    description = storage_description(dt_util.utcnow())
+    await rm.send(description)
+    assert (await rm.expect_status(str(description.message_id)))["status"] == "OK"
+    await rm.send(FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0))
+
+    first = await rm.expect("FRBC.Instruction")
+    second = await rm.expect("FRBC.Instruction")
+    actuator = description.actuators[0]
+    assert first["actuator_id"] == str(actuator.id)
+    assert first["operation_mode"] == str(actuator.operation_modes[0].id)
+    assert first["operation_mode_factor"] == pytest.approx(1.0)
+    assert datetime.fromisoformat(first["execution_time"]) == schedule_start
+    assert second["operation_mode_factor"] == pytest.approx(0.25)
+    assert datetime.fromisoformat(second["execution_time"]) == schedule_start + (
+        timedelta(minutes=30)
+    )
+
+    (trigger,) = [
+        data
+        for method, path, data in fake_s2_server.calls
+        if method == "POST" and path.endswith("/schedules/trigger")
+    ]
+    assert trigger["flex-model"] == [
+        {
+            "sensor": SCHEDULE_SENSOR,
+            "soc-at-start": "4.0 kWh",
+            "soc-min": "1.0 kWh",
+            "soc-max": "9.0 kWh",
+            "power-capacity": "5.0 kW",
+        }
+    ]
+    await wait_for(
+        lambda: hass.states.get(last_instruction).state != STATE_UNKNOWN  # type: ignore[union-attr]
+    )
+
+    # A new schedule (for instance from Home Assistant's own planning) revokes the
+    # instructions that have not been executed yet.
+    hub = s2_integration.runtime_data.s2
+    schedule = TimeSeries(
+        start=schedule_start,
+        resolution=timedelta(minutes=15),
+        unit="kW",
+        values=(1.0,),
+    )
+    assert await hub.async_send_schedule("battery", schedule) == 1
+    revoked = {
+        (await rm.expect("RevokeObject"))["object_id"],
+        (await rm.expect("RevokeObject"))["object_id"],
+    }
+    assert revoked == {first["id"], second["id"]}
+    replacement = await rm.expect("FRBC.Instruction")
+    assert replacement["operation_mode_factor"] == pytest.approx(0.6)
+    assert await hub.async_send_schedule("heat_pump", schedule) == 0
+
+
+async def test_frbc_data_reaches_flexmeasures(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+    fake_s2_server: FakeFlexMeasures,
+) -> None:
+    """Fill level, usage forecast and actuator status are posted to their sensors."""
+    rm = await connect_frbc(hass, hass_client, s2_integration)
+    start = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
+    description = storage_description(start)
+    messages: list[Reported] = [
+        FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0),
+        FRBCUsageForecast(
+            message_id=new_id(),
+            start_time=start,
+            elements=[
+                FRBCUsageForecastElement(
+                    duration=Duration.from_milliseconds(3_600_000),
+                    usage_rate_expected=0.001,
+                ),
+                FRBCUsageForecastElement(
+                    duration=Duration.from_milliseconds(3_600_000),
+                    usage_rate_expected=0.002,
+                ),
+            ],
+        ),
+        FRBCActuatorStatus(
+            message_id=new_id(),
+            actuator_id=description.actuators[0].id,
+            active_operation_mode_id=description.actuators[0].operation_modes[0].id,
+            operation_mode_factor=0.75,
+            transition_timestamp=start + timedelta(minutes=7),
+        ),
+        FRBCLeakageBehaviour(
+            message_id=new_id(),
+            valid_from=start,
+            elements=[
+                FRBCLeakageBehaviourElement(
+                    fill_level_range=NumberRange(start_of_range=0, end_of_range=10),
+                    leakage_rate=0.0,
+                )
+            ],
+        ),
+        FRBCFillLevelTargetProfile(
+            message_id=new_id(),
+            start_time=start,
+            elements=[
+                FRBCFillLevelTargetProfileElement(
+                    duration=Duration.from_milliseconds(3_600_000),
+                    fill_level_range=NumberRange(start_of_range=8, end_of_range=9),
+                )
+            ],
+        ),
+    ]
+    for message in messages:
+        await rm.send(message)
+        status = await rm.expect_status(str(message.message_id))
+        assert status["status"] == "OK"
+
+    await wait_for(
+        lambda: all(
+            posts(fake_s2_server, sensor)
+            for sensor in (
+                FILL_LEVEL_SENSOR,
+                USAGE_FORECAST_SENSOR,
+                ACTUATOR_STATUS_SENSOR,
+            )
+        )
+    )
+    (fill_level,) = posts(fake_s2_server, FILL_LEVEL_SENSOR)
+    assert fill_level["values"] == [4.0]
+    assert fill_level["unit"] == "%"
+    (usage,) = posts(fake_s2_server, USAGE_FORECAST_SENSOR)
+    assert usage["values"] == pytest.approx([3.6, 7.2])
+    assert usage["unit"] == "EUR/MWh"  # the sensor's unit, as the inventory says
+    assert datetime.fromisoformat(usage["start"]) == start
+    (actuator,) = posts(fake_s2_server, ACTUATOR_STATUS_SENSOR)
+    assert actuator["values"] == [0.75]
+    assert datetime.fromisoformat(actuator["start"]) == start + timedelta(minutes=5)
+
+
+async def test_flexmeasures_failures_keep_the_connection(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+    fake_s2_server: FakeFlexMeasures,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Refused uploads and schedules are logged; the resource manager stays served."""
+    del fake_s2_server.responses[f"POST /api/v3_0/sensors/{FILL_LEVEL_SENSOR}/data"]
+    fake_s2_server.errors[f"GET /api/v3_0/sensors/{SCHEDULE_SENSOR}"] = (
+        ClientConnectionError("refused")
+    )
+    rm = await connect_frbc(hass, hass_client, s2_integration)
+    await rm.send(FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0))
+    description = storage_description(dt_util.utcnow())
+    await rm.send(description)
+    assert (await rm.expect_status(str(description.message_id)))["status"] == "OK"
+    await wait_for(lambda: "FlexMeasures did not plan the S2 device" in caplog.text)
+    await wait_for(lambda: "Could not post S2 data to sensor 21" in caplog.text)
+    assert (await rm.handshake())["message_type"] == "HandshakeResponse"
+
+
+async def test_uploads_are_bounded(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+    fake_s2_server: FakeFlexMeasures,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A slow FlexMeasures makes a connection drop data, not queue it without end."""
+    release = asyncio.Event()
+
+    async def slow(*_: Any, **__: Any) -> None:
+        await release.wait()
+
+    hub = s2_integration.runtime_data.s2
+    rm = await connect_frbc(hass, hass_client, s2_integration)
+    session = hub.session("battery")
+    assert session is not None
+    session._uploads._api.async_post_sensor_data = slow
+    for _ in range(40):
+        await rm.send(FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0))
+    await wait_for(lambda: "dropped S2 data for sensor 21" in caplog.text)
+    release.set()
+    assert (await rm.handshake())["message_type"] == "HandshakeResponse"
+
+
+@pytest.mark.parametrize(
+    ("frame", "status", "label"),
+    [
+        ("{not json", "INVALID_MESSAGE", "The frame is not JSON"),
+        ("[1, 2]", "INVALID_MESSAGE", "The frame is not an S2 message"),
+        ('{"message_id": "x"}', "INVALID_MESSAGE", "The frame is not an S2 message"),
+        ('{"message_type": "Handshake"}', "INVALID_MESSAGE", "without a valid"),
+        (
+            json.dumps({"message_type": "Handshake", "message_id": "abc"}),
+            "INVALID_MESSAGE",
+            "Handshake without a valid message id",
+        ),
+        (
+            json.dumps({"message_type": "Gibberish", "message_id": MESSAGE_ID}),
+            "INVALID_CONTENT",
+            "Unsupported message type Gibberish",
+        ),
+        (
+            json.dumps({"message_type": "Handshake", "message_id": MESSAGE_ID}),
+            "INVALID_DATA",
+            "validation error",
+        ),
+        (
+            json.dumps(
+                {
+                    "message_type": "ReceptionStatus",
+                    "subject_message_id": MESSAGE_ID,
+                    "status": "NOPE",
+                }
+            ),
+            "PERMANENT_ERROR",
+            "Could not handle ReceptionStatus",
+        ),
+        (b"\x00\x01", "INVALID_MESSAGE", "Binary frames are not S2"),
+    ],
+)
+async def test_malformed_messages_are_answered(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+    frame: str | bytes,
+    status: str,
+    label: str,
+) -> None:
+    """Unusable frames get an error reception status; the connection survives."""
+    rm = await connect(hass, hass_client, s2_integration)
+    if isinstance(frame, bytes):
+        await rm.ws.send_bytes(frame)
+    else:
+        await rm.ws.send_str(frame)
+    answer = await rm.expect("ReceptionStatus")
+    assert answer["status"] == status
+    assert label in answer.get("diagnostic_label", "")
+    assert (await rm.handshake())["message_type"] == "HandshakeResponse"
+    assert not rm.ws.closed
+
+
+async def test_frbc_message_before_frbc_is_active(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+) -> None:
+    """FRBC messages before FRBC is selected get a temporary error."""
+    rm = await connect(hass, hass_client, s2_integration)
+    message_id = new_id()
+    await rm.send(FRBCStorageStatus(message_id=message_id, present_fill_level=1.0))
+    assert (await rm.expect_status(message_id))["status"] == "TEMPORARY_ERROR"
+
+
+# --- Robustness ---------------------------------------------------------------------
+
+
+async def test_one_client_cannot_affect_another(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+) -> None:
+    """A peer sending an oversized frame is cut off; another device carries on."""
+    good = await connect_frbc(hass, hass_client, s2_integration, "battery")
+    bad = await connect(hass, hass_client, s2_integration, "heat_pump")
+    await bad.handshake()
+    await bad.ws.send_str("x" * (MAX_MESSAGE_SIZE + 1))
+    frame = await bad.ws.receive(timeout=5)
+    assert frame.type is WSMsgType.CLOSE
+    assert frame.data == 1009  # message too big
+    hub = s2_integration.runtime_data.s2
+    await wait_for(lambda: not hub.status["heat_pump"].connected)
+
+    assert hub.status["battery"].connected
+    message_id = new_id()
+    await good.send(FRBCStorageStatus(message_id=message_id, present_fill_level=2.0))
+    assert (await good.expect_status(message_id))["status"] == "OK"
+
+
+async def test_reconnect_replaces_the_old_connection(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+) -> None:
+    """A resource manager that reconnects is served on the new socket only."""
+    hub = s2_integration.runtime_data.s2
+    old = await connect_frbc(hass, hass_client, s2_integration)
+    new = await connect(hass, hass_client, s2_integration)
+    frame = await old.closed()
+    assert frame.type is WSMsgType.CLOSE
+    assert frame.extra == "Replaced"
+    await new.handshake()
+    assert hub.status["battery"].connected
+    assert hub.status["battery"].connections == 2
+    # The new connection has not been told its details yet.
+    assert hub.status["battery"].control_type is None
+
+
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+async def test_peer_that_stops_reading_is_disconnected(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When sending fails, the connection ends and the device shows disconnected."""
+    hub = s2_integration.runtime_data.s2
+    rm = await connect(hass, hass_client, s2_integration)
+    await rm.handshake()
+
+    async def broken(*_: Any) -> None:
+        raise ConnectionResetError("peer gone")
+
+    connection = hub._connections["battery"]
+    monkeypatch.setattr(connection.ws, "send_str", broken)
+    await rm.send(
+        Handshake(
+            message_id=new_id(),
+            role=EnergyManagementRole.RM,
+            supported_protocol_versions=["0.0.2-beta"],
+        )
+    )
+    await wait_for(lambda: not hub.status["battery"].connected)
+    assert (await rm.closed()).type is WSMsgType.CLOSE
+
+
+async def test_unload_closes_the_socket(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+) -> None:
+    """Unloading the entry closes every resource manager's socket cleanly."""
+    rm = await connect_frbc(hass, hass_client, s2_integration)
+    hub = s2_integration.runtime_data.s2
+    planning = asyncio.Event()
+
+    async def never(**_: Any) -> str:
+        planning.set()
+        await asyncio.Event().wait()
+        raise AssertionError("not reached")
+
+    api = s2_integration.runtime_data.api
+    api.async_trigger_schedule = never
+    await rm.send(FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0))
+    await rm.send(storage_description(dt_util.utcnow()))
+    await asyncio.wait_for(planning.wait(), 5)
+    receive = asyncio.ensure_future(rm.closed())
+    assert await hass.config_entries.async_unload(s2_integration.entry_id)
+    await hass.async_block_till_done()
+    frame = await receive
+    assert frame.type is WSMsgType.CLOSE
+    assert frame.data == 1001  # going away
+    assert frame.extra == "Unloading"
+    assert s2_integration.state is ConfigEntryState.NOT_LOADED
+    assert not hub.status["battery"].connected
+
+
+# --- The action ---------------------------------------------------------------------
+
+
+async def test_set_control_type(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+) -> None:
+    """The action asks the resource manager to switch; the sensor follows its OK."""
+    rm = await connect_frbc(hass, hass_client, s2_integration)
+    device_id = device_of(hass, "battery")
+    await hass.services.async_call(
+        DOMAIN,
+        "s2_set_control_type",
+        {"device_id": device_id, "control_type": "no_selection"},
+        blocking=True,
+    )
+    select = await rm.expect("SelectControlType")
+    assert select["control_type"] == "NO_SELECTION"
+    await rm.send(
+        ReceptionStatus(
+            subject_message_id=uuid.UUID(select["message_id"]),
+            status=ReceptionStatusValues.OK,
+        )
+    )
+    control_type = entity_id(hass, "sensor", "battery_s2_control_type")
+    await wait_for(
+        lambda: hass.states.get(control_type).state == "no_selection"  # type: ignore[union-attr]
+    )
+
+
+@pytest.mark.parametrize(
+    ("device", "control_type", "connect_first", "translation_key"),
+    [
+        ("unknown", "no_selection", False, "s2_unknown_device"),
+        ("not_ours", "no_selection", False, "s2_unknown_device"),
+        ("charger", "no_selection", False, "s2_unknown_device"),
+        ("battery", "no_selection", False, "s2_not_connected"),
+        (
+            "battery",
+            "power_envelope_based_control",
+            True,
+            "s2_control_type_unsupported",
+        ),
+        ("battery", "no_selection", None, "s2_control_type_unsupported"),
+    ],
+)
+async def test_set_control_type_errors(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+    device: str,
+    control_type: str,
+    connect_first: bool | None,
+    translation_key: str,
+) -> None:
+    """Unknown devices, absent resource managers and unoffered types are refused."""
+    registry = dr.async_get(hass)
+    if device == "unknown":
+        device_id = "no-such-device"
+    elif device == "not_ours":
+        other = MockConfigEntry(domain="other")
+        other.add_to_hass(hass)
+        device_id = registry.async_get_or_create(
+            config_entry_id=other.entry_id, identifiers={("other", "x")}
+        ).id
+    elif device == "charger":
+        device_id = registry.async_get_or_create(
+            config_entry_id=s2_integration.entry_id,
+            config_subentry_id="charger",
+            identifiers={(DOMAIN, "charger")},
+        ).id
+    else:
+        device_id = device_of(hass, device)
+    if connect_first:
+        await connect_frbc(hass, hass_client, s2_integration)
+    elif connect_first is None:  # connected, but without details yet
+        rm = await connect(hass, hass_client, s2_integration)
+        await rm.handshake()
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN,
+            "s2_set_control_type",
+            {"device_id": device_id, "control_type": control_type},
+            blocking=True,
+        )
+    assert err.value.translation_domain == DOMAIN
+    assert err.value.translation_key == translation_key
+
+
+async def test_set_control_type_entry_not_loaded(
+    hass: HomeAssistant, s2_integration: MockConfigEntry
+) -> None:
+    """A device of an unloaded entry is refused with a translated error."""
+    device_id = device_of(hass, "battery")
+    assert await hass.config_entries.async_unload(s2_integration.entry_id)
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN,
+            "s2_set_control_type",
+            {"device_id": device_id, "control_type": "no_selection"},
+            blocking=True,
+        )
+    assert err.value.translation_key == "s2_entry_not_loaded"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"device_id": "x", "control_type": "warp_drive"},
+        {"control_type": "no_selection"},
+        {"device_id": "x"},
+    ],
+)
+async def test_set_control_type_schema(
+    hass: HomeAssistant, s2_integration: MockConfigEntry, data: dict[str, Any]
+) -> None:
+    """The action's fields are validated before anything else happens."""
+    with pytest.raises(vol.Invalid):
+        await hass.services.async_call(
+            DOMAIN, "s2_set_control_type", data, blocking=True
+        )
+
+
+async def test_diagnostics_without_connections(
+    hass: HomeAssistant, s2_integration: MockConfigEntry, snapshot: SnapshotAssertion
+) -> None:
+    """Diagnostics list the S2 devices, their sensors and endpoints."""
+    diagnostics = async_get_s2_diagnostics(s2_integration)
+    assert diagnostics == snapshot
+
+
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+async def test_connection_during_unload_is_turned_away(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+) -> None:
+    """A resource manager connecting while the hub closes is sent away at once."""
+    s2_integration.runtime_data.s2._closing = True
+    rm = await connect(hass, hass_client, s2_integration)
+    frame = await rm.closed()
+    assert frame.data == 1001
+    assert not s2_integration.runtime_data.s2.status["battery"].connected
+
+
+async def test_device_without_sensors(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+    fake_s2_server: FakeFlexMeasures,
+) -> None:
+    """A device with S2 but no FlexMeasures sensors is served and posts nothing."""
+    rm = await connect_frbc(hass, hass_client, s2_integration, "heat_pump")
+    start = dt_util.utcnow()
+    description = storage_description(start)
+    messages: list[Reported] = [
+        FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0),
+        description,
+        FRBCActuatorStatus(
+            message_id=new_id(),
+            actuator_id=description.actuators[0].id,
+            active_operation_mode_id=description.actuators[0].operation_modes[0].id,
+            operation_mode_factor=0.5,
+        ),
+        FRBCUsageForecast(
+            message_id=new_id(),
+            start_time=start,
+            elements=[
+                FRBCUsageForecastElement(
+                    duration=Duration.from_milliseconds(900_000),
+                    usage_rate_expected=0.001,
+                )
+            ],
+        ),
+        PowerMeasurement(
+            message_id=new_id(),
+            measurement_timestamp=start,
+            values=[
+                PowerValue(
+                    commodity_quantity=CommodityQuantity.ELECTRIC_POWER_L1, value=1.0
+                )
+            ],
+        ),
+    ]
+    calls = len(fake_s2_server.calls)
+    for message in messages:
+        await rm.send(message)
+        status = await rm.expect_status(str(message.message_id))
+        assert status["status"] == "OK"
+    assert len(fake_s2_server.calls) == calls
+
+
+async def test_usage_forecast_without_numbers(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+    fake_s2_server: FakeFlexMeasures,
+) -> None:
+    """A usage forecast of NaN (JSON allows it in Python) posts nothing."""
+    rm = await connect_frbc(hass, hass_client, s2_integration)
+    message_id = new_id()
+    await rm.ws.send_str(
+        json.dumps(
+            {
+                "message_type": "FRBC.UsageForecast",
+                "message_id": str(message_id),
+                "start_time": "2026-01-15T10:00:00+00:00",
+                "elements": [{"duration": 900000, "usage_rate_expected": math.nan}],
+            }
+        )
+    )
+    assert (await rm.expect_status(message_id))["status"] == "OK"
+    # A later message is still handled, after the forecast's task has finished.
+    assert (await rm.handshake())["message_type"] == "HandshakeResponse"
+    assert not posts(fake_s2_server, USAGE_FORECAST_SENSOR)
+
+
+async def test_schedule_edge_cases(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+) -> None:
+    """Schedules are followed only with a description and usable values."""
+    hub = s2_integration.runtime_data.s2
+    rm = await connect_frbc(hass, hass_client, s2_integration)
+    now = dt_util.utcnow().replace(second=0, microsecond=0)
+
+    def schedule(start: datetime, *values: float | None) -> TimeSeries:
+        return TimeSeries(
+            start=start, resolution=timedelta(minutes=15), unit="kW", values=values
+        )
+
+    # No system description yet.
+    assert await hub.async_send_schedule("battery", schedule(now, 1.0)) == 0
+
+    # A description but no fill level yet: not planned, and the fill level of a
+    # schedule pushed now starts at the storage's minimum.
+    description = storage_description(now)
+    await rm.send(description)
+    assert (await rm.expect_status(str(description.message_id)))["status"] == "OK"
+    assert await hub.async_send_schedule("battery", schedule(now, None, 1.0)) == 0
+    past = now - timedelta(hours=1)
+    assert await hub.async_send_schedule("battery", schedule(past, 1.0)) == 1
+    await rm.expect("FRBC.Instruction")
+    # The earlier instruction lies in the past: replaced without a revocation.
+    assert await hub.async_send_schedule("battery", schedule(past, 2.0)) == 1
+    await rm.expect("FRBC.Instruction")
+    assert all(message["message_type"] != "RevokeObject" for message in rm.received)
+
+    # More than one actuator is beyond what the library can follow.
+    two_actuators = storage_description(now)
+    two_actuators.actuators.append(storage_description(now).actuators[0])
+    await rm.send(two_actuators)
+    assert (await rm.expect_status(str(two_actuators.message_id)))["status"] == "OK"
+    assert await hub.async_send_schedule("battery", schedule(now, 1.0)) == 0
