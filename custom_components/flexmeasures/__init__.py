@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 import homeassistant.helpers.config_validation as cv
@@ -16,14 +17,17 @@ from .api import (
 from .const import DOMAIN
 from .coordinator import FlexMeasuresInventoryCoordinator
 from .data import FlexMeasuresConfigEntry, FlexMeasuresData
+from .services import async_setup_measurement_services
+from .uploader import MeasurementUploader
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
-PLATFORMS: list[str] = []
+PLATFORMS: list[Platform] = [Platform.SENSOR]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Set up the FlexMeasures integration (domain-wide parts)."""
+    async_setup_measurement_services(hass)
     return True
 
 
@@ -56,7 +60,13 @@ async def async_setup_entry(
     inventory = FlexMeasuresInventoryCoordinator(hass, entry, api)
     await inventory.async_config_entry_first_refresh()
 
-    entry.runtime_data = FlexMeasuresData(api=api, server=server, inventory=inventory)
+    # Measurements: the durable queue of linked entities' states.
+    uploader = MeasurementUploader(hass, entry, api)
+
+    entry.runtime_data = FlexMeasuresData(
+        api=api, server=server, inventory=inventory, uploader=uploader
+    )
+    await uploader.async_start()
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
@@ -66,4 +76,6 @@ async def async_unload_entry(
     hass: HomeAssistant, entry: FlexMeasuresConfigEntry
 ) -> bool:
     """Unload a config entry."""
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unload_ok := await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
+        await entry.runtime_data.uploader.async_shutdown()
+    return unload_ok

@@ -20,3 +20,13 @@ REQUEST_RETRY_BUDGET: Final = 20.0
 REQUEST_ATTEMPTS: Final = 2
 
 DEFAULT_SCAN_INTERVAL: Final = timedelta(minutes=5)
+
+# Measurement links: config subentries that send an entity's states to a sensor.
+SUBENTRY_MEASUREMENT_LINK: Final = "measurement_link"
+CONF_SENSOR_ID: Final = "sensor_id"
+CONF_SENSOR_UNIT: Final = "sensor_unit"
+CONF_SENSOR_RESOLUTION: Final = "sensor_resolution"
+CONF_INVERT: Final = "invert"
+CONF_AGGREGATION: Final = "aggregation"
+CONF_UPLOAD_INTERVAL: Final = "upload_interval"
+DEFAULT_UPLOAD_INTERVAL: Final = timedelta(minutes=5)

@@ -10,6 +10,7 @@ from homeassistant.config_entries import ConfigEntry
 if TYPE_CHECKING:
     from .api import FlexMeasuresApi, ServerInfo
     from .coordinator import FlexMeasuresInventoryCoordinator
+    from .uploader import MeasurementUploader
 
 type FlexMeasuresConfigEntry = ConfigEntry[FlexMeasuresData]
 
@@ -21,3 +22,4 @@ class FlexMeasuresData:
     api: FlexMeasuresApi
     server: ServerInfo
     inventory: FlexMeasuresInventoryCoordinator
+    uploader: MeasurementUploader
