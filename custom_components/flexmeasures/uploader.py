@@ -165,16 +165,17 @@ class Link:
         """Continue from what was stored for this link, if it still fits."""
         self.config = config
         stored = stored or {}
-        fits = (
-            stored.get("sensor_id") == config.sensor_id
-            and stored.get("step") == config.step
+        # The open slot continues only if it is the same stream, in the same unit.
+        same_stream = all(
+            stored.get(key) == value
+            for key, value in (
+                ("entity_id", config.entity_id),
+                ("sensor_id", config.sensor_id),
+                ("unit", config.sensor_unit),
+            )
         )
         self.aggregator: Aggregator = create_aggregator(
-            config.kind,
-            config.step,
-            stored.get("aggregator")
-            if fits and stored.get("entity_id") == config.entity_id
-            else None,
+            config.kind, config.step, stored.get("aggregator") if same_stream else None
         )
         self.pending = _restore_pending(config, stored)
         self.next_due = now + config.upload_interval
@@ -219,7 +220,7 @@ class Link:
             "sensor_id": self.config.sensor_id,
             "step": self.config.step,
             "unit": self.config.sensor_unit,
-            "pending": sorted(self.pending.items()),
+            "pending": [[slot, value] for slot, value in sorted(self.pending.items())],
             "aggregator": self.aggregator.as_dict(),
         }
 
@@ -272,6 +273,7 @@ class MeasurementUploader:
         self._stored_links: dict[str, Any] = {}
         self._lock = asyncio.Lock()
         self._unsub_state: CALLBACK_TYPE | None = None
+        self._unsub_stop: CALLBACK_TYPE | None = None
         self._listeners: list[CALLBACK_TYPE] = []
         self._stopped = False
 
@@ -291,11 +293,10 @@ class MeasurementUploader:
             )
         )
         entry.async_on_unload(entry.add_update_listener(self._async_entry_updated))
-        entry.async_on_unload(
-            self.hass.bus.async_listen_once(
-                EVENT_HOMEASSISTANT_STOP, self._async_on_stop
-            )
+        self._unsub_stop = self.hass.bus.async_listen_once(
+            EVENT_HOMEASSISTANT_STOP, self._async_on_stop
         )
+        entry.async_on_unload(self._async_remove_stop_listener)
 
     async def async_shutdown(self) -> None:
         """Close the open stretch of every link as a gap and save the queue now."""
@@ -312,7 +313,15 @@ class MeasurementUploader:
 
     async def _async_on_stop(self, event: Event) -> None:
         """Save everything when Home Assistant stops."""
+        self._unsub_stop = None
         await self.async_shutdown()
+
+    @callback
+    def _async_remove_stop_listener(self) -> None:
+        """Stop waiting for Home Assistant to stop."""
+        if self._unsub_stop:
+            self._unsub_stop()
+            self._unsub_stop = None
 
     async def _async_entry_updated(
         self, hass: HomeAssistant, entry: FlexMeasuresConfigEntry
@@ -392,7 +401,10 @@ class MeasurementUploader:
             return
         async with self._lock:
             now = _now()
+            for link in self.links.values():
+                link.take(link.aggregator.advance(now))
             if self.server_down and now < self._retry_at and force is None:
+                self._save()
                 return
             due = [
                 link
@@ -403,7 +415,6 @@ class MeasurementUploader:
                 )
             ]
             for link in sorted(due, key=_oldest_pending):
-                link.take(link.aggregator.advance(now))
                 if not await self._async_send(link, now):
                     self._mark_down(now)
                     break
