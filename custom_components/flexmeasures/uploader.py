@@ -77,6 +77,7 @@ RETRY_MAX: Final = 30 * 60.0
 REJECTED_RETRY: Final = 60 * 60.0
 MAX_VALUES_PER_POST: Final = 1000
 HISTORY_CHUNK: Final = timedelta(days=1)
+HISTORY_OVERLAP: Final = timedelta(milliseconds=1)
 ISSUE_REJECTED: Final = "upload_rejected"
 
 GAP_STATES: Final = frozenset({STATE_UNKNOWN, STATE_UNAVAILABLE})
@@ -547,10 +548,12 @@ class MeasurementUploader:
         try:
             while chunk_start < end:
                 chunk_end = min(chunk_start + HISTORY_CHUNK, end)
+                # The recorder's bounds are exclusive; overlap so no change at a
+                # chunk boundary is missed (a repeated state changes nothing).
                 states = await get_instance(self.hass).async_add_executor_job(
                     history.state_changes_during_period,
                     self.hass,
-                    chunk_start,
+                    chunk_start - HISTORY_OVERLAP,
                     chunk_end,
                     config.entity_id,
                 )
