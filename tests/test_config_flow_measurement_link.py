@@ -7,7 +7,11 @@ from typing import Any
 from unittest.mock import patch
 
 from aiohttp import ClientConnectionError
-from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    SOURCE_USER,
+    SubentryFlowContext,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
@@ -35,12 +39,17 @@ NEW_SENSOR = {
 
 
 async def start(
-    hass: HomeAssistant, entry: MockConfigEntry, source: str = SOURCE_USER, **ctx: Any
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    source: str = SOURCE_USER,
+    subentry_id: str | None = None,
 ) -> Any:
     """Start a measurement link flow on the entry."""
+    context = SubentryFlowContext(source=source)
+    if subentry_id is not None:
+        context["subentry_id"] = subentry_id
     return await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_MEASUREMENT_LINK),
-        context={"source": source, **ctx},
+        (entry.entry_id, SUBENTRY_MEASUREMENT_LINK), context=context
     )
 
 

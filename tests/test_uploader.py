@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 import logging
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import ClientConnectionError
@@ -69,7 +70,9 @@ def slot_values(bodies: list[dict[str, Any]]) -> dict[datetime, float]:
     result: dict[datetime, float] = {}
     for body in bodies:
         start = datetime.fromisoformat(body["start"])
-        step = dt_util.parse_duration(body["duration"]) / len(body["values"])  # type: ignore[operator]
+        duration = dt_util.parse_duration(body["duration"])
+        assert duration is not None
+        step = duration / len(body["values"])
         for index, value in enumerate(body["values"]):
             slot = start + index * step
             assert slot not in result, f"{slot} was sent twice"
@@ -465,7 +468,7 @@ async def test_links_added_and_removed_at_run_time(
     hass.config_entries.async_add_subentry(
         linked_entry,
         ConfigSubentry(
-            data=data["data"],
+            data=MappingProxyType(dict(data["data"])),
             subentry_type=data["subentry_type"],
             title=data["title"],
             unique_id=data["unique_id"],
@@ -507,7 +510,9 @@ def test_link_config_defaults() -> None:
     """A link without an upload interval uses the default."""
     data: ConfigSubentryData = link_subentry()
     subentry = ConfigSubentry(
-        data={k: v for k, v in data["data"].items() if k != "upload_interval"},
+        data=MappingProxyType(
+            {k: v for k, v in data["data"].items() if k != "upload_interval"}
+        ),
         subentry_type=data["subentry_type"],
         title=data["title"],
         unique_id=data["unique_id"],
@@ -515,3 +520,21 @@ def test_link_config_defaults() -> None:
     config = LinkConfig.from_subentry(subentry)
     assert config.upload_interval == 300
     assert config.step == 900
+
+
+async def test_flush_in_progress_is_not_repeated(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_server: FakeFlexMeasures,
+    linked_entry: MockConfigEntry,
+) -> None:
+    """A tick while a slow POST is under way does not start a second one."""
+    hass.states.async_set(POWER_ENTITY, "2", KW)
+    await setup(hass, freezer, linked_entry)
+    freezer.move_to(START + timedelta(minutes=16))
+    uploader = linked_entry.runtime_data.uploader
+    async with uploader._lock:
+        await uploader.async_flush()
+    assert posted(fake_server, 20) == []
+    await uploader.async_flush()
+    assert slot_values(posted(fake_server, 20)) == {START: 2.0}

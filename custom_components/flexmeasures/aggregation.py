@@ -255,6 +255,9 @@ class MeterDifference(Aggregator):
         """Count the increase since the previous reading."""
         self.value = value
         if value is None:
+            if self.last_time == self.slot and not self.increase:
+                # Known only at the very instant the slot began: not observed.
+                self.observed = False
             return
         self.observed = True
         if self.baseline is None:
@@ -311,6 +314,9 @@ class LastValue(Aggregator):
         self.value = value
         if value is not None:
             self.last = value
+        elif self.last_time == self.slot:
+            # Known only at the very instant the slot began: nothing to report.
+            self.last = None
 
     def _close(self) -> float | None:
         """Return the last number of the slot."""

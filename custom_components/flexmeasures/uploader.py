@@ -139,11 +139,9 @@ class LinkConfig:
         return Aggregation.LAST if self.instantaneous else self.aggregation
 
 
-def _duration_seconds(value: Mapping[str, float] | float) -> float:
-    """Return seconds from a duration selector's dict or a number of seconds."""
-    if isinstance(value, Mapping):
-        return timedelta(**value).total_seconds()
-    return float(value)
+def _duration_seconds(value: Mapping[str, float]) -> float:
+    """Return the seconds of a duration selector's value."""
+    return timedelta(**value).total_seconds()
 
 
 class Link:
