@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import ClientConnectionError
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.core import HomeAssistant
@@ -139,7 +141,7 @@ async def test_runtime_outage_logged_once_and_recovers(
     for _ in range(3):
         await coordinator.async_refresh()
     assert not coordinator.last_update_success
-    assert caplog.text.count(message) == 1
+    assert _errors_mentioning(caplog, message) == 1
 
     fake_server.errors.clear()
     fake_server.responses["GET /api/v3_0/assets"] = good
@@ -147,3 +149,12 @@ async def test_runtime_outage_logged_once_and_recovers(
     await hass.async_block_till_done()
     assert coordinator.last_update_success
     assert caplog.text.count("Fetching flexmeasures inventory data recovered") == 1
+
+
+def _errors_mentioning(caplog: pytest.LogCaptureFixture, text: str) -> int:
+    """Count log records at warning level or above that mention ``text``."""
+    return sum(
+        1
+        for record in caplog.records
+        if record.levelno >= logging.WARNING and text in record.getMessage()
+    )

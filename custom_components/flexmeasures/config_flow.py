@@ -44,7 +44,6 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
-import voluptuous as vol
 
 from .aggregation import Aggregation, parse_number, units_compatible
 from .api import (
@@ -59,6 +58,7 @@ from .api import (
     ServerInfo,
     async_create_api,
 )
+from .compat import vol
 from .const import (
     CONF_ACCOUNT_ID,
     CONF_AGGREGATION,

@@ -6,8 +6,8 @@ from homeassistant import data_entry_flow
 from homeassistant.components.repairs import RepairsFlow
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
-import voluptuous as vol
 
+from .compat import vol
 from .data import FlexMeasuresConfigEntry
 
 

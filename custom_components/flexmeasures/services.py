@@ -17,10 +17,10 @@ from homeassistant.core import (
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import homeassistant.helpers.config_validation as cv
 from homeassistant.util import dt as dt_util
-import voluptuous as vol
 
 from .aggregation import units_compatible
 from .api import FlexMeasuresError, FlexMeasuresRejectedError
+from .compat import vol
 from .const import DOMAIN
 from .data import FlexMeasuresConfigEntry
 
