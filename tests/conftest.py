@@ -216,7 +216,11 @@ def entity_snapshot(hass: HomeAssistant, entry_id: str) -> dict[str, Any]:
             "unit": entity.unit_of_measurement,
             "device": device.name if device else None,
             "state": state.state if state else None,
-            "attributes": dict(state.attributes) if state else None,
+            "attributes": (
+                {str(key): value for key, value in state.attributes.items()}
+                if state
+                else None
+            ),
         }
     return result
 
