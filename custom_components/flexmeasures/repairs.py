@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from homeassistant import data_entry_flow
 from homeassistant.components.repairs import RepairsFlow
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 
 from .compat import vol
 from .data import FlexMeasuresConfigEntry
+
+# Repair flow steps return RepairsFlowResult on newer Home Assistant, FlowResult
+# before. Both are the same TypedDict at run time.
+try:
+    from homeassistant.components.repairs import (  # type: ignore[attr-defined,unused-ignore]
+        RepairsFlowResult,
+    )
+except ImportError:  # pragma: no cover - older Home Assistant
+    from homeassistant.data_entry_flow import (  # type: ignore[assignment,no-redef,unused-ignore]
+        FlowResult as RepairsFlowResult,
+    )
 
 
 class DiscardPendingMeasurementsFlow(RepairsFlow):
@@ -21,13 +31,13 @@ class DiscardPendingMeasurementsFlow(RepairsFlow):
 
     async def async_step_init(
         self, user_input: dict[str, str] | None = None
-    ) -> data_entry_flow.FlowResult:
+    ) -> RepairsFlowResult:
         """Start with the confirmation."""
         return await self.async_step_confirm()
 
     async def async_step_confirm(
         self, user_input: dict[str, str] | None = None
-    ) -> data_entry_flow.FlowResult:
+    ) -> RepairsFlowResult:
         """Explain the fix; discard the pending data when confirmed."""
         entry: FlexMeasuresConfigEntry | None = (
             self.hass.config_entries.async_get_entry(self._entry_id)
