@@ -33,6 +33,8 @@ PASSWORD = "correct horse battery staple"  # noqa: S105
 TOKEN = "secret-token-abc123"  # noqa: S105
 ACCOUNT_ID = 3
 UNIQUE_ID = f"{SERVER_URL}_{ACCOUNT_ID}"
+# When tests/fixtures/sensor_data.json was recorded; freeze time here for values.
+RECORDED_AT = "2026-11-02T10:07:30+00:00"
 
 ENTRY_DATA: dict[str, Any] = {
     CONF_URL: SERVER_URL,
@@ -83,6 +85,13 @@ class FakeFlexMeasures:
                 f"GET /api/v3_0/accounts/{ACCOUNT_ID}": load_fixture("account.json"),
                 "GET /api/v3_0/assets": load_fixture("assets.json"),
                 "GET /api/v3_0/sensors": load_fixture("sensors.json"),
+            }
+        )
+        # Sensor values, recorded for a refresh at RECORDED_AT (issue 4).
+        self.responses.update(
+            {
+                f"GET /api/v3_0/sensors/{sensor_id}/data": series
+                for sensor_id, series in load_fixture("sensor_data.json").items()
             }
         )
 
@@ -183,6 +192,14 @@ async def init_integration(
     return mock_config_entry
 
 
+async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> MockConfigEntry:
+    """Set up an entry against the fake server (after freezing time, say)."""
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
 @pytest.fixture
 def mock_setup_entry() -> Generator[None]:
     """Keep config-flow tests from setting the entry up."""
@@ -223,6 +240,22 @@ def entity_snapshot(hass: HomeAssistant, entry_id: str) -> dict[str, Any]:
             ),
         }
     return result
+
+
+def find_device(
+    hass: HomeAssistant, entry_id: str, identifier: tuple[str, str]
+) -> dr.DeviceEntry | None:
+    """Return the entry's device with this identifier (lookup that every HA has)."""
+    return next(
+        (
+            device
+            for device in dr.async_entries_for_config_entry(
+                dr.async_get(hass), entry_id
+            )
+            if identifier in device.identifiers
+        ),
+        None,
+    )
 
 
 # Measurement links: an entry with links, and a server that accepts measurements.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+from unittest.mock import patch
 
 from aiohttp import ClientConnectionError
 from homeassistant.config_entries import SOURCE_USER
@@ -12,6 +14,8 @@ from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.flexmeasures import async_setup_entry as real_async_setup_entry
+from custom_components.flexmeasures.compat import vol
 from custom_components.flexmeasures.const import CONF_ACCOUNT_ID, DOMAIN
 
 from .conftest import (
@@ -19,9 +23,11 @@ from .conftest import (
     EMAIL,
     ENTRY_DATA,
     PASSWORD,
+    RECORDED_AT,
     SERVER_URL,
     UNIQUE_ID,
     FakeFlexMeasures,
+    setup_entry,
 )
 
 pytestmark = pytest.mark.usefixtures("mock_setup_entry")
@@ -357,3 +363,140 @@ async def test_reconfigure_to_address_of_other_entry(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
+
+
+# --- Options flow (issue 4) ----------------------------------------------------
+
+ARROW = "\N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK}"
+
+
+@pytest.fixture
+async def loaded_entry(
+    hass: HomeAssistant, fake_server: FakeFlexMeasures
+) -> MockConfigEntry:
+    """Set the entry up for real, despite this module's mock_setup_entry."""
+    entry = MockConfigEntry(
+        domain=DOMAIN, unique_id=UNIQUE_ID, data=dict(ENTRY_DATA), version=1
+    )
+    with patch(
+        "custom_components.flexmeasures.async_setup_entry", real_async_setup_entry
+    ):
+        await setup_entry(hass, entry)
+    return entry
+
+
+def _suggested(schema: vol.Schema, key: str) -> Any:
+    """Return the suggested value of a form field."""
+    for marker in schema.schema:
+        if marker == key:
+            return marker.description["suggested_value"]
+    raise KeyError(key)
+
+
+def _choices(schema: vol.Schema) -> list[dict[str, str]]:
+    """Return the choices of the sensor field."""
+    selector = schema.schema[next(m for m in schema.schema if m == "sensors")]
+    return list(selector.config["options"])
+
+
+@pytest.mark.freeze_time(RECORDED_AT)
+async def test_options_flow(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    fake_server: FakeFlexMeasures,
+) -> None:
+    """Deselected sensors disappear, the interval changes, and both can be undone."""
+    result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "init"
+    schema = result["data_schema"]
+    assert schema is not None
+    choices = _choices(schema)
+    assert len(choices) == 11
+    assert choices[0] == {
+        "value": "22",
+        "label": f"EV charger {ARROW} charging power (kW)",
+    }
+    assert {
+        "value": "20",
+        "label": f"Home battery {ARROW} power (kW)",
+    } in choices
+    assert [choice["label"] for choice in choices] == sorted(
+        (choice["label"] for choice in choices), key=str.casefold
+    )
+    # Default: every sensor, polled every 5 minutes.
+    assert sorted(_suggested(schema, "sensors"), key=int) == [
+        "20", "21", "22", "23", "24", "30", "31", "32", "33", "34", "35"
+    ]  # fmt: skip
+    assert _suggested(schema, "scan_interval") == 5
+
+    keep = [
+        choice["value"] for choice in choices if choice["value"] not in {"21", "35"}
+    ]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"sensors": keep, "scan_interval": 15}
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert loaded_entry.options == {"excluded_sensors": [21, 35], "scan_interval": 15}
+    assert hass.states.get("sensor.home_battery_state_of_charge") is None
+    assert hass.states.get("sensor.home_gas_flow") is None
+    assert hass.states.get("sensor.home_battery_power") is not None
+    coordinator = loaded_entry.runtime_data.sensor_values
+    assert coordinator.period == timedelta(minutes=15)
+    assert coordinator.update_interval == timedelta(minutes=7, seconds=40)
+    assert {sensor.id for sensor in coordinator.exposed} == {
+        20, 22, 23, 24, 30, 31, 32, 33, 34
+    }  # fmt: skip
+
+    # The form shows the current choice; selecting everything brings them back.
+    result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
+    schema = result["data_schema"]
+    assert schema is not None
+    assert "21" not in _suggested(schema, "sensors")
+    assert _suggested(schema, "scan_interval") == 15
+    before = fake_server.count("GET /api/v3_0/sensors/21/data")
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {"sensors": [choice["value"] for choice in choices], "scan_interval": 5},
+    )
+    await hass.async_block_till_done()
+    assert loaded_entry.options == {"excluded_sensors": [], "scan_interval": 5}
+    state = hass.states.get("sensor.home_battery_state_of_charge")
+    assert state is not None
+    assert state.state == "76.4"
+    assert fake_server.count("GET /api/v3_0/sensors/21/data") == before + 1
+
+
+async def test_options_flow_labels(
+    hass: HomeAssistant, fake_server: FakeFlexMeasures
+) -> None:
+    """A sensor without unit has a plain label; one on an unseen asset is left out."""
+    fake_server.responses["GET /api/v3_0/sensors"] += [
+        {"id": 99, "name": "hidden", "unit": "kW", "generic_asset_id": 77},
+        {"id": 98, "name": "count", "unit": "", "generic_asset_id": 10},
+    ]
+    entry = MockConfigEntry(
+        domain=DOMAIN, unique_id=UNIQUE_ID, data=dict(ENTRY_DATA), version=1
+    )
+    with patch(
+        "custom_components.flexmeasures.async_setup_entry", real_async_setup_entry
+    ):
+        await setup_entry(hass, entry)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    schema = result["data_schema"]
+    assert schema is not None
+    choices = _choices(schema)
+    assert "99" not in [choice["value"] for choice in choices]
+    assert {"value": "98", "label": f"Home {ARROW} count"} in choices
+    assert len(choices) == 12
+
+
+async def test_options_flow_not_loaded(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """Without a connection there is no list of sensors to choose from."""
+    mock_config_entry.add_to_hass(hass)
+    result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "not_loaded"

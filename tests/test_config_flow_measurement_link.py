@@ -58,6 +58,16 @@ async def configure(hass: HomeAssistant, flow_id: str, data: dict[str, Any]) -> 
     return await hass.config_entries.subentries.async_configure(flow_id, data)
 
 
+POWER = {"W", "kW", "MW"}
+ENERGY = {"Wh", "kWh", "MWh"}
+
+
+def units_in(entry: MockConfigEntry, units: set[str]) -> set[str]:
+    """Return the ids of the fixture's sensors with one of these units."""
+    sensors = entry.runtime_data.inventory.data.sensors.values()
+    return {str(sensor.id) for sensor in sensors if sensor.unit in units}
+
+
 def select_options(result: Any, field: str) -> list[str]:
     """Return the values a select field offers."""
     for key, selector in result["data_schema"].schema.items():
@@ -86,7 +96,8 @@ async def test_add_link(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 
     result = await configure(hass, result["flow_id"], {"entity_id": POWER_ENTITY})
     assert result["step_id"] == "sensor"
-    assert select_options(result, "sensor") == ["22", "20", "new"]
+    assert select_options(result, "sensor")[-1] == "new"
+    assert set(select_options(result, "sensor")) == units_in(entry, POWER) | {"new"}
 
     result = await configure(hass, result["flow_id"], LINK_FORM)
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -171,7 +182,7 @@ async def test_meter_defaults_to_difference(
     }
     assert suggested["aggregation"] == "difference"
     assert suggested["invert"] is False
-    assert select_options(result, "sensor") == ["new"]
+    assert set(select_options(result, "sensor")) == units_in(entry, ENERGY) | {"new"}
 
 
 @pytest.mark.parametrize("measurement_links", [[]])

@@ -7,12 +7,15 @@ import logging
 from aiohttp import ClientConnectionError
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import device_registry as dr
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.flexmeasures import async_remove_config_entry_device
 from custom_components.flexmeasures.const import DOMAIN
 
-from .conftest import FakeFlexMeasures
+from .conftest import UNIQUE_ID, FakeFlexMeasures, find_device
 
 
 async def test_setup_and_unload(
@@ -158,3 +161,57 @@ def _errors_mentioning(caplog: pytest.LogCaptureFixture, text: str) -> int:
         for record in caplog.records
         if record.levelno >= logging.WARNING and text in record.getMessage()
     )
+
+
+# --- Device removal (issue 4) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("identifier", "on_server", "allowed"),
+    [
+        (f"{UNIQUE_ID}_asset_12", True, False),
+        (f"{UNIQUE_ID}_asset_12", False, True),
+        (f"{UNIQUE_ID}_something_else", False, False),
+    ],
+)
+async def test_remove_device(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_server: FakeFlexMeasures,
+    device_registry: dr.DeviceRegistry,
+    identifier: str,
+    on_server: bool,
+    allowed: bool,
+) -> None:
+    """A device can be removed by hand only once its asset is gone from the server."""
+    device = device_registry.async_get_or_create(
+        config_entry_id=init_integration.entry_id,
+        identifiers={(DOMAIN, identifier)},
+    )
+    if not on_server:
+        fake_server.responses["GET /api/v3_0/assets"] = [
+            asset
+            for asset in fake_server.responses["GET /api/v3_0/assets"]
+            if asset["id"] != 12
+        ]
+    assert (
+        await async_remove_config_entry_device(hass, init_integration, device)
+        is allowed
+    )
+
+
+async def test_remove_device_server_unreachable(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_server: FakeFlexMeasures,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """Whether the asset still exists cannot be checked: a translated error."""
+    device = find_device(
+        hass, init_integration.entry_id, (DOMAIN, f"{UNIQUE_ID}_asset_12")
+    )
+    assert device is not None
+    fake_server.errors["*"] = ClientConnectionError("refused")
+    with pytest.raises(HomeAssistantError) as excinfo:
+        await async_remove_config_entry_device(hass, init_integration, device)
+    assert excinfo.value.translation_key == "cannot_check_device"

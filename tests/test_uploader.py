@@ -499,7 +499,7 @@ async def test_authentication_failure_starts_reauth(
     hass.states.async_set(POWER_ENTITY, "2", KW)
     await setup(hass, freezer, linked_entry)
     fake_server.password = "changed"  # noqa: S105
-    fake_server.unauthorized_requests = 10
+    fake_server.unauthorized_requests = 10_000
     await walk(hass, freezer, START + timedelta(minutes=16))
     assert linked_entry.runtime_data.uploader.pending_count == 1
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    ConfigEntryNotReady,
+    HomeAssistantError,
+)
 import homeassistant.helpers.config_validation as cv
+from homeassistant.helpers.device_registry import DeviceEntry
 from homeassistant.helpers.typing import ConfigType
 
 from .api import (
@@ -15,8 +20,13 @@ from .api import (
     async_create_api,
 )
 from .const import DOMAIN
-from .coordinator import FlexMeasuresInventoryCoordinator
+from .coordinator import (
+    FlexMeasuresInventoryCoordinator,
+    FlexMeasuresSensorValuesCoordinator,
+    scan_interval,
+)
 from .data import FlexMeasuresConfigEntry, FlexMeasuresData
+from .entity import asset_id_of, async_sync_devices
 from .services import async_setup_measurement_services
 from .uploader import MeasurementUploader
 
@@ -60,11 +70,29 @@ async def async_setup_entry(
     inventory = FlexMeasuresInventoryCoordinator(hass, entry, api)
     await inventory.async_config_entry_first_refresh()
 
+    # Sensor values, and a device per asset kept in step with the inventory.
+    sensor_values = FlexMeasuresSensorValuesCoordinator(hass, entry, api, inventory)
+    await sensor_values.async_config_entry_first_refresh()
+
+    @callback
+    def _async_sync_devices() -> None:
+        """Mirror the server's assets as devices after each inventory refresh."""
+        if inventory.last_update_success:
+            async_sync_devices(hass, entry, inventory.data)
+
+    _async_sync_devices()
+    entry.async_on_unload(inventory.async_add_listener(_async_sync_devices))
+    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+
     # Measurements: the durable queue of linked entities' states.
     uploader = MeasurementUploader(hass, entry, api)
 
     entry.runtime_data = FlexMeasuresData(
-        api=api, server=server, inventory=inventory, uploader=uploader
+        api=api,
+        server=server,
+        inventory=inventory,
+        sensor_values=sensor_values,
+        uploader=uploader,
     )
     await uploader.async_start()
 
@@ -79,3 +107,32 @@ async def async_unload_entry(
     if unload_ok := await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
         await entry.runtime_data.uploader.async_shutdown()
     return unload_ok
+
+
+async def _async_options_updated(
+    hass: HomeAssistant, entry: FlexMeasuresConfigEntry
+) -> None:
+    """Apply new options in place: the sensor selection and the polling interval."""
+    data = entry.runtime_data
+    data.sensor_values.period = scan_interval(entry.options)
+    await data.sensor_values.async_refresh()
+    # Then the sensor platform adds and removes entities for the new selection.
+    data.inventory.async_update_listeners()
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: FlexMeasuresConfigEntry, device_entry: DeviceEntry
+) -> bool:
+    """Allow removing an asset's device only once the asset is gone from the server."""
+    asset_id = asset_id_of(entry, device_entry)
+    if asset_id is None:
+        return False
+    try:
+        assets = await entry.runtime_data.api.async_get_assets()
+    except FlexMeasuresError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="cannot_check_device",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    return all(asset.id != asset_id for asset in assets)

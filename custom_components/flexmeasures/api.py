@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
-from aiohttp import ClientSession
+from aiohttp import ClientResponseError, ClientSession
 from awesomeversion import AwesomeVersion, AwesomeVersionException
 from flexmeasures_client import FlexMeasuresClient
 from flexmeasures_client.exceptions import (
@@ -49,6 +49,15 @@ class FlexMeasuresAuthenticationError(FlexMeasuresError):
 
 class FlexMeasuresConnectionError(FlexMeasuresError):
     """The server could not be reached in time or answered with a server error."""
+
+
+class FlexMeasuresHttpStatusError(FlexMeasuresConnectionError):
+    """The server answered with an HTTP error status and no readable message."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        """Remember the status, so callers can tell 404 from 503."""
+        super().__init__(message)
+        self.status = status
 
 
 class FlexMeasuresInvalidUrlError(FlexMeasuresError):
@@ -311,6 +320,10 @@ class FlexMeasuresApi:
         except (WrongAPIVersionError, InsufficientServerVersionError) as err:
             raise FlexMeasuresServerTooOldError(str(err)) from err
         except ConnectionError as err:
+            if isinstance(err.__cause__, ClientResponseError):
+                raise FlexMeasuresHttpStatusError(
+                    str(err), status=err.__cause__.status
+                ) from err
             raise FlexMeasuresConnectionError(str(err)) from err
         except ContentTypeError as err:
             raise FlexMeasuresResponseError(str(err)) from err

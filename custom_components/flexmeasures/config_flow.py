@@ -18,6 +18,7 @@ from homeassistant.config_entries import (
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
+    OptionsFlow,
     SubentryFlowResult,
 )
 from homeassistant.const import (
@@ -36,6 +37,9 @@ from homeassistant.helpers.selector import (
     DurationSelector,
     EntitySelector,
     EntitySelectorConfig,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
     SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
@@ -62,7 +66,9 @@ from .compat import vol
 from .const import (
     CONF_ACCOUNT_ID,
     CONF_AGGREGATION,
+    CONF_EXCLUDED_SENSORS,
     CONF_INVERT,
+    CONF_SCAN_INTERVAL,
     CONF_SENSOR_ID,
     CONF_SENSOR_RESOLUTION,
     CONF_SENSOR_UNIT,
@@ -70,9 +76,11 @@ from .const import (
     DEFAULT_UPLOAD_INTERVAL,
     DOMAIN,
     LOGGER,
+    MAX_SCAN_INTERVAL_MINUTES,
+    MIN_SCAN_INTERVAL_MINUTES,
     SUBENTRY_MEASUREMENT_LINK,
 )
-from .coordinator import Inventory
+from .coordinator import Inventory, exposed_sensors, scan_interval
 from .data import FlexMeasuresConfigEntry
 
 PASSWORD_SELECTOR = TextSelector(
@@ -112,6 +120,12 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
     """Handle a config flow for FlexMeasures."""
 
     VERSION = 1
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> FlexMeasuresOptionsFlow:
+        """Return the options flow."""
+        return FlexMeasuresOptionsFlow()
 
     @classmethod
     @callback
@@ -234,6 +248,78 @@ def _without_password(data: Mapping[str, Any] | None) -> dict[str, Any]:
 def _entry_data(user_input: Mapping[str, Any], server: ServerInfo) -> dict[str, Any]:
     """Return what an entry stores: the normalized URL and the account it belongs to."""
     return {**user_input, CONF_URL: server.url, CONF_ACCOUNT_ID: server.account_id}
+
+
+# --- Options: exposed sensors and polling interval (issue 4) ---------------------
+
+CONF_SENSORS = "sensors"
+LABEL_SEPARATOR = " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} "
+
+
+def _sensor_options(inventory: Inventory) -> list[SelectOptionDict]:
+    """Return a choice per sensor, labelled "Asset > sensor (unit)", sorted."""
+    choices = []
+    for sensor in inventory.sensors.values():
+        asset = inventory.assets.get(sensor.asset_id)
+        if asset is None:
+            continue
+        label = f"{asset.name}{LABEL_SEPARATOR}{sensor.name}"
+        if sensor.unit:
+            label += f" ({sensor.unit})"
+        choices.append(SelectOptionDict(value=str(sensor.id), label=label))
+    return sorted(choices, key=lambda choice: choice["label"].casefold())
+
+
+class FlexMeasuresOptionsFlow(OptionsFlow):
+    """Choose the exposed sensors and how often their values are polled."""
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the sensors of the account and the polling interval."""
+        entry = self.config_entry
+        if entry.state is not ConfigEntryState.LOADED:
+            return self.async_abort(reason="not_loaded")
+        inventory: Inventory = entry.runtime_data.inventory.data
+        if user_input is not None:
+            selected = {int(sensor_id) for sensor_id in user_input[CONF_SENSORS]}
+            return self.async_create_entry(
+                data={
+                    **entry.options,
+                    CONF_EXCLUDED_SENSORS: sorted(set(inventory.sensors) - selected),
+                    CONF_SCAN_INTERVAL: int(user_input[CONF_SCAN_INTERVAL]),
+                }
+            )
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_SENSORS): SelectSelector(
+                    SelectSelectorConfig(
+                        options=_sensor_options(inventory),
+                        multiple=True,
+                        mode=SelectSelectorMode.LIST,
+                    )
+                ),
+                vol.Required(CONF_SCAN_INTERVAL): NumberSelector(
+                    NumberSelectorConfig(
+                        min=MIN_SCAN_INTERVAL_MINUTES,
+                        max=MAX_SCAN_INTERVAL_MINUTES,
+                        step=1,
+                        mode=NumberSelectorMode.BOX,
+                        unit_of_measurement="min",
+                    )
+                ),
+            }
+        )
+        defaults = {
+            CONF_SENSORS: [
+                str(sensor.id) for sensor in exposed_sensors(inventory, entry.options)
+            ],
+            CONF_SCAN_INTERVAL: scan_interval(entry.options).total_seconds() // 60,
+        }
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(schema, defaults),
+        )
 
 
 # Measurement links: subentries that send an entity's states to a sensor.

@@ -9,7 +9,10 @@ from homeassistant.config_entries import ConfigEntry
 
 if TYPE_CHECKING:
     from .api import FlexMeasuresApi, ServerInfo
-    from .coordinator import FlexMeasuresInventoryCoordinator
+    from .coordinator import (
+        FlexMeasuresInventoryCoordinator,
+        FlexMeasuresSensorValuesCoordinator,
+    )
     from .uploader import MeasurementUploader
 
 type FlexMeasuresConfigEntry = ConfigEntry[FlexMeasuresData]
@@ -22,4 +25,5 @@ class FlexMeasuresData:
     api: FlexMeasuresApi
     server: ServerInfo
     inventory: FlexMeasuresInventoryCoordinator
+    sensor_values: FlexMeasuresSensorValuesCoordinator
     uploader: MeasurementUploader

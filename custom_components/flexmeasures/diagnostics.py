@@ -19,6 +19,7 @@ async def async_get_config_entry_diagnostics(
     """Return diagnostics for a config entry."""
     data = entry.runtime_data
     inventory = data.inventory.data
+    readings = data.sensor_values.data
     return {
         "entry": {
             "data": async_redact_data(dict(entry.data), TO_REDACT),
@@ -34,5 +35,12 @@ async def async_get_config_entry_diagnostics(
             "assets": len(inventory.assets),
             "sensors": len(inventory.sensors),
             "last_update_success": data.inventory.last_update_success,
+        },
+        "sensor_values": {
+            "exposed": len(data.sensor_values.exposed),
+            "read": len(readings),
+            "with_data": sum(1 for item in readings.values() if item.value is not None),
+            "interval_minutes": data.sensor_values.period.total_seconds() / 60,
+            "last_update_success": data.sensor_values.last_update_success,
         },
     }

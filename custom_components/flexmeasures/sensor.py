@@ -1,42 +1,311 @@
-"""Sensors for FlexMeasures."""
+"""FlexMeasures sensors as Home Assistant sensor entities."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+import re
+from typing import Any, Final
 
 from homeassistant.components.sensor import (
+    DOMAIN as SENSOR_DOMAIN,
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import PERCENTAGE, EntityCategory
-from homeassistant.core import HomeAssistant
+from homeassistant.const import (
+    PERCENTAGE,
+    EntityCategory,
+    UnitOfElectricCurrent,
+    UnitOfElectricPotential,
+    UnitOfEnergy,
+    UnitOfPower,
+    UnitOfTemperature,
+)
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.generated.currencies import ACTIVE_CURRENCIES
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
+from .api import Asset, Sensor
 from .const import DOMAIN
+from .coordinator import FlexMeasuresSensorValuesCoordinator, SensorReading
 from .data import FlexMeasuresConfigEntry
+from .entity import FlexMeasuresEntity
 from .uploader import MeasurementUploader
 
 PARALLEL_UPDATES = 0
+
+POWER_PRECISION: Final[dict[str, int]] = {
+    UnitOfPower.WATT: 0,
+    UnitOfPower.KILO_WATT: 2,
+    UnitOfPower.MEGA_WATT: 3,
+    UnitOfPower.GIGA_WATT: 3,
+}
+ENERGY_PRECISION: Final[dict[str, int]] = {
+    UnitOfEnergy.WATT_HOUR: 0,
+    UnitOfEnergy.KILO_WATT_HOUR: 2,
+    UnitOfEnergy.MEGA_WATT_HOUR: 3,
+    UnitOfEnergy.GIGA_WATT_HOUR: 3,
+}
+TEMPERATURE_UNITS: Final = {
+    UnitOfTemperature.CELSIUS,
+    UnitOfTemperature.FAHRENHEIT,
+    UnitOfTemperature.KELVIN,
+}
+# Decimals of a price per Wh / kWh / MWh / GWh that still show cents.
+PRICE_PRECISION: Final = {"Wh": 6, "kWh": 4, "MWh": 2, "GWh": 0}
+PRICE_UNIT: Final = re.compile(r"(?P<currency>[A-Z]{3})/(?P<energy>[kMG]?Wh)")
+
+
+def _price_precision(unit: str) -> int | None:
+    """Return the display precision of a currency-per-energy unit, else None."""
+    match = PRICE_UNIT.fullmatch(unit)
+    if match is None or match["currency"] not in ACTIVE_CURRENCIES:
+        return None
+    return PRICE_PRECISION[match["energy"]]
+
+
+def _is_instantaneous(sensor: Sensor) -> bool:
+    """Return whether the sensor records states, not amounts per slot."""
+    return sensor.resolution == timedelta(0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlexMeasuresSensorEntityDescription(SensorEntityDescription):
+    """Describes how a kind of FlexMeasures sensor maps to Home Assistant."""
+
+    has_fn: Callable[[Sensor], bool]
+    precision_fn: Callable[[str], int | None] = lambda _: None
+    # The value is an amount over its slot: statistics restart at each slot.
+    per_slot: bool = False
+
+
+DESCRIPTIONS: Final[tuple[FlexMeasuresSensorEntityDescription, ...]] = (
+    FlexMeasuresSensorEntityDescription(
+        key="power",
+        translation_key="power",
+        device_class=SensorDeviceClass.POWER,
+        state_class=SensorStateClass.MEASUREMENT,
+        has_fn=lambda sensor: sensor.unit in POWER_PRECISION,
+        precision_fn=POWER_PRECISION.get,
+    ),
+    FlexMeasuresSensorEntityDescription(
+        key="energy",
+        translation_key="energy",
+        device_class=SensorDeviceClass.ENERGY,
+        state_class=SensorStateClass.TOTAL,
+        has_fn=lambda sensor: (
+            sensor.unit in ENERGY_PRECISION and not _is_instantaneous(sensor)
+        ),
+        precision_fn=ENERGY_PRECISION.get,
+        per_slot=True,
+    ),
+    FlexMeasuresSensorEntityDescription(
+        key="stored_energy",
+        translation_key="stored_energy",
+        device_class=SensorDeviceClass.ENERGY_STORAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        has_fn=lambda sensor: (
+            sensor.unit in ENERGY_PRECISION and _is_instantaneous(sensor)
+        ),
+        precision_fn=ENERGY_PRECISION.get,
+    ),
+    FlexMeasuresSensorEntityDescription(
+        key="price",
+        translation_key="price",
+        state_class=SensorStateClass.MEASUREMENT,
+        has_fn=lambda sensor: _price_precision(sensor.unit) is not None,
+        precision_fn=_price_precision,
+    ),
+    FlexMeasuresSensorEntityDescription(
+        key="cost",
+        translation_key="cost",
+        device_class=SensorDeviceClass.MONETARY,
+        state_class=SensorStateClass.TOTAL,
+        has_fn=lambda sensor: (
+            sensor.unit in ACTIVE_CURRENCIES and not _is_instantaneous(sensor)
+        ),
+        precision_fn=lambda _: 2,
+        per_slot=True,
+    ),
+    FlexMeasuresSensorEntityDescription(
+        key="percentage",
+        translation_key="percentage",
+        state_class=SensorStateClass.MEASUREMENT,
+        has_fn=lambda sensor: sensor.unit == PERCENTAGE,
+        precision_fn=lambda _: 1,
+    ),
+    FlexMeasuresSensorEntityDescription(
+        key="temperature",
+        translation_key="temperature",
+        device_class=SensorDeviceClass.TEMPERATURE,
+        state_class=SensorStateClass.MEASUREMENT,
+        has_fn=lambda sensor: sensor.unit in TEMPERATURE_UNITS,
+        precision_fn=lambda _: 1,
+    ),
+    FlexMeasuresSensorEntityDescription(
+        key="current",
+        translation_key="current",
+        device_class=SensorDeviceClass.CURRENT,
+        state_class=SensorStateClass.MEASUREMENT,
+        has_fn=lambda sensor: sensor.unit == UnitOfElectricCurrent.AMPERE,
+        precision_fn=lambda _: 1,
+    ),
+    FlexMeasuresSensorEntityDescription(
+        key="voltage",
+        translation_key="voltage",
+        device_class=SensorDeviceClass.VOLTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        has_fn=lambda sensor: sensor.unit == UnitOfElectricPotential.VOLT,
+        precision_fn=lambda _: 0,
+    ),
+)
+
+# Anything else: a number in the unit the server gives, no device class.
+MEASUREMENT_DESCRIPTION: Final = FlexMeasuresSensorEntityDescription(
+    key="measurement",
+    translation_key="measurement",
+    state_class=SensorStateClass.MEASUREMENT,
+    has_fn=lambda _: True,
+)
+
+
+def description_for(sensor: Sensor) -> FlexMeasuresSensorEntityDescription:
+    """Return the description that fits the sensor's unit and resolution."""
+    return next(
+        (row for row in DESCRIPTIONS if row.has_fn(sensor)), MEASUREMENT_DESCRIPTION
+    )
+
+
+def sensor_unique_id(entry: FlexMeasuresConfigEntry, sensor_id: int) -> str:
+    """Return the unique id of a sensor's entity."""
+    return f"{entry.unique_id}_sensor_{sensor_id}"
+
+
+@callback
+def _async_remove_stale_entities(
+    hass: HomeAssistant, entry: FlexMeasuresConfigEntry, exposed: set[int]
+) -> None:
+    """Remove the entities of sensors that were deleted or deselected."""
+    registry = er.async_get(hass)
+    pattern = re.compile(rf"{re.escape(f'{entry.unique_id}_sensor_')}(\d+)")
+    for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
+        if (
+            entity.domain == SENSOR_DOMAIN
+            and (match := pattern.fullmatch(entity.unique_id))
+            and int(match[1]) not in exposed
+        ):
+            registry.async_remove(entity.entity_id)
 
 
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: FlexMeasuresConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
+    async_add_entities: AddEntitiesCallback,
 ) -> None:
-    """Set up FlexMeasures sensors based on a config entry."""
-    async_add_entities(
-        FlexMeasuresUploaderSensor(entry, description)
-        for description in UPLOADER_SENSORS
+    """Set up an entity per exposed FlexMeasures sensor, and keep the set current."""
+    _async_add_uploader_sensors(entry, async_add_entities)
+    coordinator = entry.runtime_data.sensor_values
+    known: set[int] = set()
+
+    @callback
+    def _async_update_entities() -> None:
+        """Add entities for new sensors and drop those of removed ones."""
+        if not coordinator.inventory.last_update_success:
+            return
+        assets = coordinator.inventory.data.assets
+        exposed = {sensor.id: sensor for sensor in coordinator.exposed}
+        _async_remove_stale_entities(hass, entry, set(exposed))
+        known.intersection_update(exposed)
+        new = [
+            sensor for sensor_id, sensor in exposed.items() if sensor_id not in known
+        ]
+        if not new:
+            return
+        known.update(sensor.id for sensor in new)
+        async_add_entities(
+            FlexMeasuresSensorEntity(
+                coordinator,
+                entry=entry,
+                sensor=sensor,
+                asset=assets[sensor.asset_id],
+            )
+            for sensor in new
+        )
+        if any(sensor.id not in coordinator.data for sensor in new):
+            entry.async_create_task(hass, coordinator.async_request_refresh())
+
+    _async_update_entities()
+    entry.async_on_unload(
+        coordinator.inventory.async_add_listener(_async_update_entities)
     )
 
 
-# Measurement uploads: the backlog and the last successful upload, per entry.
+class FlexMeasuresSensorEntity(
+    FlexMeasuresEntity[FlexMeasuresSensorValuesCoordinator], SensorEntity
+):
+    """The most recent value of a FlexMeasures sensor."""
+
+    entity_description: FlexMeasuresSensorEntityDescription
+
+    def __init__(
+        self,
+        coordinator: FlexMeasuresSensorValuesCoordinator,
+        *,
+        entry: FlexMeasuresConfigEntry,
+        sensor: Sensor,
+        asset: Asset,
+    ) -> None:
+        """Initialize the entity from the FlexMeasures sensor."""
+        super().__init__(coordinator, entry=entry, asset_id=asset.id)
+        self.entity_description = description = description_for(sensor)
+        self.sensor_id = sensor.id
+        self._attr_unique_id = sensor_unique_id(entry, sensor.id)
+        self._attr_native_unit_of_measurement = sensor.unit or None
+        self._attr_suggested_display_precision = description.precision_fn(sensor.unit)
+        # Users know their sensors by the FlexMeasures name; a blank name or one
+        # that merely repeats the asset gets the translated name of its kind.
+        if sensor.name.strip().casefold() not in ("", asset.name.strip().casefold()):
+            self._attr_name = sensor.name
+
+    @property
+    def _reading(self) -> SensorReading | None:
+        """Return this sensor's reading from the last refresh."""
+        return self.coordinator.data.get(self.sensor_id)
+
+    @property
+    def available(self) -> bool:
+        """Return whether the last refresh could read this sensor."""
+        return super().available and self._reading is not None
+
+    @property
+    def native_value(self) -> float | None:
+        """Return the most recent value; None (unknown) while there is no data."""
+        reading = self._reading
+        return reading.value if reading else None
+
+    @property
+    def last_reset(self) -> datetime | None:
+        """Return the start of the slot an amount-per-slot value covers."""
+        reading = self._reading
+        if not self.entity_description.per_slot or reading is None:
+            return None
+        return reading.event_start
+
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any] | None:
+        """Return when the value's slot started."""
+        reading = self._reading
+        if reading is None or reading.event_start is None:
+            return None
+        return {"event_start": reading.event_start}
+
+
+# --- Measurement uploads: the backlog and the last upload, per entry (issue 5) -----
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,3 +375,14 @@ class FlexMeasuresUploaderSensor(SensorEntity):
     def native_value(self) -> float | int | datetime | None:
         """Return the value from the uploader."""
         return self.entity_description.value_fn(self._uploader)
+
+
+@callback
+def _async_add_uploader_sensors(
+    entry: FlexMeasuresConfigEntry, async_add_entities: AddEntitiesCallback
+) -> None:
+    """Add the diagnostic sensors of the measurement uploader."""
+    async_add_entities(
+        FlexMeasuresUploaderSensor(entry, description)
+        for description in UPLOADER_SENSORS
+    )

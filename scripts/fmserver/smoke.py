@@ -171,8 +171,8 @@ async def main() -> int:
             sensor_id=s["battery_power"], start=start, duration="PT12H",
             flex_model=flex_model, flex_context=flex_context,
         )
-        status_early = await client.get_job_status(job)
-        record("get_job_status_early", status_early, None)
+        status_early, st = await raw("GET", f"jobs/{job}")
+        record("get_job_status_early_raw", status_early, st)
         sched_early, st = await raw("GET", f"sensors/{s['battery_power']}/schedules/{job}?duration=PT12H")
         record("get_schedule_before_finished_raw", sched_early, st)
         done = await client.wait_for_job(job)
