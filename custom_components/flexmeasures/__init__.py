@@ -19,6 +19,7 @@ from .api import (
     FlexMeasuresServerTooOldError,
     async_create_api,
 )
+from .card import async_setup_card
 from .const import DOMAIN
 from .coordinator import (
     FlexMeasuresInventoryCoordinator,
@@ -37,6 +38,7 @@ PLATFORMS: list[Platform] = [Platform.SENSOR]
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Set up the FlexMeasures integration (domain-wide parts)."""
+    await async_setup_card(hass)
     async_setup_measurement_services(hass)
     return True
 

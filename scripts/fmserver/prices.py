@@ -1,4 +1,4 @@
-"""Post realistic hourly consumption prices around "now" to the local FlexMeasures server.
+"""Post hourly consumption prices around "now" to the local FlexMeasures server.
 
 Standard library only (fast to start); run by scripts/flexmeasures-server after
 every start/reset:
@@ -19,12 +19,12 @@ path) and records the window and values in seed.json under "prices".
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime, timedelta
 import json
-import os
+from pathlib import Path
 import sys
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 # EUR/MWh by local hour of day
@@ -37,19 +37,25 @@ UNIT = "EUR/MWh"
 
 
 def price_at(utc_time: datetime, tz: ZoneInfo) -> float:
+    """Return the price (EUR/MWh) of the hour starting at `utc_time`."""
     local = utc_time.astimezone(tz)
     factor = 1 + 0.05 * ((local.date().toordinal() % 5) - 2)  # 0.9 .. 1.1 by date
     return round(DAILY_SHAPE[local.hour] * factor, 2)
 
 
 def window(now: datetime) -> tuple[datetime, datetime]:
-    start = now.astimezone(timezone.utc).replace(
+    """Return the price window (start, end): 96 hours from 00:00 UTC yesterday."""
+    start = now.astimezone(UTC).replace(
         hour=0, minute=0, second=0, microsecond=0
     ) - timedelta(days=1)
     return start, start + timedelta(days=4)
 
 
 def request(url: str, payload: dict, token: str | None = None) -> dict:
+    """POST `payload` as JSON to `url` and return the JSON answer.
+
+    Exits the script with the server's answer on an HTTP error.
+    """
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = token
@@ -65,6 +71,7 @@ def request(url: str, payload: dict, token: str | None = None) -> dict:
 
 
 def main() -> None:
+    """Post the prices of the current window unless --if-stale finds them fresh."""
     parser = argparse.ArgumentParser()
     parser.add_argument("seed_json")
     parser.add_argument(
@@ -74,14 +81,15 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    with open(args.seed_json) as f:
-        seed = json.load(f)
-    now = datetime.now(timezone.utc)
+    seed_json = Path(args.seed_json)
+    seed = json.loads(seed_json.read_text())
+    now = datetime.now(UTC)
     if args.if_stale and "prices" in seed:
         end = datetime.fromisoformat(seed["prices"]["end"])
         start = datetime.fromisoformat(seed["prices"]["start"])
         if start <= window(now)[0] and end - now >= timedelta(hours=36):
-            print(f"prices still fresh ({seed['prices']['start']} .. {seed['prices']['end']})")
+            fresh = seed["prices"]
+            print(f"prices still fresh ({fresh['start']} .. {fresh['end']})")
             return
 
     tz = ZoneInfo(seed["timezone"])
@@ -116,11 +124,9 @@ def main() -> None:
         "posted_at": now.replace(microsecond=0).isoformat(),
         "values": values,
     }
-    tmp = args.seed_json + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(seed, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, args.seed_json)
+    tmp = seed_json.with_name(seed_json.name + ".tmp")
+    tmp.write_text(json.dumps(seed, indent=2) + "\n")
+    tmp.replace(seed_json)
     print(
         f"posted {hours} hourly prices ({UNIT}) to sensor {seed['sensors']['price']}: "
         f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC, "

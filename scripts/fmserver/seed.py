@@ -14,10 +14,11 @@ REST API by prices.py at every start/reset.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 from datetime import timedelta
+from importlib.metadata import version
+import json
+from pathlib import Path
+import sys
 
 TIMEZONE = "Europe/Amsterdam"
 LOCATION = (52.374, 4.88969)  # Amsterdam
@@ -38,14 +39,15 @@ SITE_CAPACITY_KVA = 17.0
 
 
 def main() -> None:
+    """Migrate the database, seed accounts, assets and sensors; write seed.json."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True, help="where to write seed.json")
     parser.add_argument("--url", required=True, help="base URL of the API")
     args = parser.parse_args()
 
+    # FlexMeasures is imported only here, after the arguments are parsed: it is slow
+    # to import and only exists in the server's venv.
     from flask_migrate import upgrade
-    from sqlalchemy import select
-
     from flexmeasures.app import create
     from flexmeasures.data import db
     from flexmeasures.data.models.generic_assets import GenericAsset, GenericAssetType
@@ -59,6 +61,7 @@ def main() -> None:
         provision_default_template_assets,
     )
     from flexmeasures.data.services.users import create_user
+    from sqlalchemy import select
 
     app = create()
     with app.app_context():
@@ -161,7 +164,11 @@ def main() -> None:
         }
         ev_charger = asset("EV charger", "one-way_evse", home, parent=site)
         ev_power = sensor(
-            "power", ev_charger, "kW", timedelta(minutes=15), consumption_is_positive=True
+            "power",
+            ev_charger,
+            "kW",
+            timedelta(minutes=15),
+            consumption_is_positive=True,
         )
         ev_charger.flex_model = {
             "power-capacity": f"{EV_CHARGER_POWER_KW:g} kW",
@@ -184,7 +191,11 @@ def main() -> None:
         other_site = asset("Neighbour home", "building", other)
         other_battery = asset("Neighbour battery", "battery", other, parent=other_site)
         other_power = sensor(
-            "power", other_battery, "kW", timedelta(minutes=15), consumption_is_positive=True
+            "power",
+            other_battery,
+            "kW",
+            timedelta(minutes=15),
+            consumption_is_positive=True,
         )
         other_battery.flex_model = {
             "soc-max": "20 kWh",
@@ -197,7 +208,7 @@ def main() -> None:
         seed = {
             "url": args.url.rstrip("/"),
             "host": host,
-            "flexmeasures_version": _version("flexmeasures"),
+            "flexmeasures_version": version("flexmeasures"),
             "timezone": TIMEZONE,
             "email": HOME_EMAIL,
             "password": HOME_PASSWORD,
@@ -238,18 +249,11 @@ def main() -> None:
                 "sensors": {"battery_power": other_power.id},
             },
         }
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(seed, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, args.out)
+    out = Path(args.out)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(seed, indent=2) + "\n")
+    tmp.replace(out)
     print(f"seeded: account {HOME_ACCOUNT!r} (id {seed['account_id']}), {args.out}")
-
-
-def _version(dist: str) -> str:
-    from importlib.metadata import version
-
-    return version(dist)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,316 @@
+"""Configure a fresh Home Assistant for the demo, through its public APIs only.
+
+Run by scripts/demo in the `develop` env (it needs aiohttp), against a hass that
+has just started on an empty config directory:
+
+    python scripts/lib/demo_ha.py --ha-url http://127.0.0.1:8123 \
+        --seed SERVER_DIR/seed.json --out STATE.json
+
+Steps, each through the API a person's browser would use:
+1. onboarding (REST): create the owner user, log in (authorization code ->
+   access token), finish the core-config, analytics and integration steps;
+2. the `flexmeasures` config flow (REST /api/config/config_entries/flow) with
+   the URL and credentials of the seeded FlexMeasures user;
+3. wait until that entry is `loaded` (REST /api/config/config_entries/entry);
+4. the dashboard (websocket): the default dashboard shows the demo entities and
+   every entity of the flexmeasures entry.
+Writes the login and timings to --out and prints one line per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+import sys
+import time
+from typing import Any
+
+import aiohttp
+
+DOMAIN = "flexmeasures"
+USERNAME = "demo"
+PASSWORD = "demo-password"  # noqa: S105  # loopback-only demo; printed to the user
+DEMO_ENTITIES = [
+    "sensor.demo_battery_state_of_charge",
+    "input_number.demo_battery_state_of_charge",
+    "sensor.demo_charger_power",
+    "input_number.demo_charger_power",
+]
+# Onboarding's core-config step starts flows for these; the demo env lacks their
+# packages (and the internet), so their entries would only show as failed.
+ONBOARDING_EXTRAS = ("google_translate", "met", "radio_browser")
+T0 = time.monotonic()
+
+
+def say(text: str) -> None:
+    """Print a progress line with the seconds since start."""
+    print(f"[demo-ha +{time.monotonic() - T0:.1f}s] {text}", flush=True)
+
+
+class DemoError(Exception):
+    """A step failed; the message says which and why."""
+
+
+async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
+    """Return the JSON body of a 2xx response, or raise with the body."""
+    text = await response.text()
+    if response.status >= 300:
+        raise DemoError(f"{what}: HTTP {response.status}: {text[:500]}")
+    return json.loads(text) if text else None
+
+
+async def wait_for_http(
+    session: aiohttp.ClientSession, base: str, deadline: float
+) -> None:
+    """Wait until Home Assistant's HTTP server answers the onboarding status."""
+    timeout = deadline - time.monotonic()
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            async with session.get(f"{base}/api/onboarding") as response:
+                if response.status == 200:
+                    return
+                last = f"HTTP {response.status}"
+        except (aiohttp.ClientError, TimeoutError) as err:
+            last = f"{type(err).__name__}"
+        await asyncio.sleep(0.5)
+    raise DemoError(
+        f"Home Assistant at {base} did not answer in {timeout:.0f} s ({last})"
+    )
+
+
+async def onboard(session: aiohttp.ClientSession, base: str) -> str:
+    """Run the onboarding steps; return an access token of the owner user."""
+    client_id = f"{base}/"
+    async with session.post(
+        f"{base}/api/onboarding/users",
+        json={
+            "client_id": client_id,
+            "name": "Demo",
+            "username": USERNAME,
+            "password": PASSWORD,
+            "language": "en",
+        },
+    ) as response:
+        code = (await _json(response, "onboarding: create user"))["auth_code"]
+    async with session.post(
+        f"{base}/auth/token",
+        data={"grant_type": "authorization_code", "code": code, "client_id": client_id},
+    ) as response:
+        token = (await _json(response, "log in"))["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    for step in ("core_config", "analytics"):
+        async with session.post(
+            f"{base}/api/onboarding/{step}", headers=auth
+        ) as response:
+            await _json(response, f"onboarding: {step}")
+    async with session.post(
+        f"{base}/api/onboarding/integration",
+        headers=auth,
+        json={"client_id": client_id, "redirect_uri": f"{base}/?auth_callback=1"},
+    ) as response:
+        await _json(response, "onboarding: integration")
+    return str(token)
+
+
+async def add_flexmeasures(
+    session: aiohttp.ClientSession,
+    base: str,
+    auth: dict[str, str],
+    seed: dict[str, Any],
+) -> str:
+    """Run the integration's config flow with the seeded user; return the entry id."""
+    async with session.post(
+        f"{base}/api/config/config_entries/flow",
+        headers=auth,
+        json={"handler": DOMAIN, "show_advanced_options": False},
+    ) as response:
+        form = await _json(response, "config flow: start")
+    if form.get("type") != "form" or form.get("step_id") != "user":
+        raise DemoError(f"config flow: expected the user form, got {form}")
+    async with session.post(
+        f"{base}/api/config/config_entries/flow/{form['flow_id']}",
+        headers=auth,
+        json={
+            "url": seed["url"],
+            "email": seed["email"],
+            "password": seed["password"],
+            "verify_ssl": False,
+        },
+    ) as response:
+        result = await _json(response, "config flow: user step")
+    if result.get("type") != "create_entry":
+        raise DemoError(f"config flow: no entry created: {result}")
+    return str(result["result"]["entry_id"])
+
+
+async def wait_loaded(
+    session: aiohttp.ClientSession, base: str, auth: dict[str, str], deadline: float
+) -> dict[str, Any]:
+    """Wait until the flexmeasures entry reports state `loaded`; return it."""
+    timeout = deadline - time.monotonic()
+    entries: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        async with session.get(
+            f"{base}/api/config/config_entries/entry",
+            headers=auth,
+            params={"domain": DOMAIN},
+        ) as response:
+            entries = await _json(response, "list config entries")
+        for entry in entries:
+            if entry.get("state") == "loaded":
+                return entry
+            if entry.get("state") in (
+                "setup_error",
+                "migration_error",
+                "failed_unload",
+            ):
+                raise DemoError(f"the flexmeasures entry failed: {entry}")
+        await asyncio.sleep(0.5)
+    raise DemoError(
+        f"the flexmeasures entry is not loaded after {timeout:.0f} s: {entries}"
+    )
+
+
+async def save_dashboard(
+    session: aiohttp.ClientSession,
+    base: str,
+    token: str,
+    entry_id: str,
+    seed: dict[str, Any],
+) -> int:
+    """Make the default dashboard show the demo and integration entities."""
+    async with session.ws_connect(f"{base}/api/websocket") as ws:
+        await ws.receive_json()  # auth_required
+        await ws.send_json({"type": "auth", "access_token": token})
+        if (answer := await ws.receive_json()).get("type") != "auth_ok":
+            raise DemoError(f"websocket: {answer}")
+
+        async def call(message_id: int, **message: Any) -> Any:
+            await ws.send_json({"id": message_id, **message})
+            while (answer := await ws.receive_json()).get("id") != message_id:
+                pass
+            if not answer.get("success"):
+                raise DemoError(f"websocket {message['type']}: {answer.get('error')}")
+            return answer.get("result")
+
+        registry = await call(1, type="config/entity_registry/list")
+        ours = sorted(
+            e["entity_id"] for e in registry if e.get("config_entry_id") == entry_id
+        )
+        measured = [e for e in ours if e.startswith("sensor.")]
+        cards: list[dict[str, Any]] = [
+            {
+                "type": "entities",
+                "title": "Home (demo devices)",
+                "entities": DEMO_ENTITIES,
+            },
+        ]
+        if ours:
+            cards.append(
+                {"type": "entities", "title": "FlexMeasures", "entities": ours}
+            )
+        if measured:
+            cards.append(
+                {
+                    "type": "history-graph",
+                    "title": "FlexMeasures",
+                    "hours_to_show": 24,
+                    "entities": measured,
+                }
+            )
+        cards.append(
+            {
+                "type": "markdown",
+                "title": "FlexMeasures server",
+                "content": (
+                    f"[{seed['url']}]({seed['url']}): log in as `{seed['email']}` "
+                    f"with password `{seed['password']}`."
+                ),
+            }
+        )
+        config = {
+            "title": "FlexMeasures demo",
+            "views": [{"title": "Home", "path": "home", "cards": cards}],
+        }
+        await call(2, type="lovelace/config/save", config=config)
+        return len(ours)
+
+
+async def remove_onboarding_extras(
+    session: aiohttp.ClientSession, base: str, auth: dict[str, str]
+) -> list[str]:
+    """Delete the entries onboarding created for integrations the demo lacks."""
+    async with session.get(
+        f"{base}/api/config/config_entries/entry", headers=auth
+    ) as response:
+        entries = await _json(response, "list config entries")
+    removed = []
+    for entry in entries:
+        if entry["domain"] in ONBOARDING_EXTRAS:
+            async with session.delete(
+                f"{base}/api/config/config_entries/entry/{entry['entry_id']}",
+                headers=auth,
+            ) as response:
+                await _json(response, f"remove the {entry['domain']} entry")
+            removed.append(entry["domain"])
+    return removed
+
+
+async def main() -> int:
+    """Configure Home Assistant; return the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ha-url", required=True)
+    parser.add_argument("--seed", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--timeout", type=float, default=480)
+    args = parser.parse_args()
+    base = args.ha_url.rstrip("/")
+    seed = json.loads(args.seed.read_text(encoding="utf-8"))
+    figures: dict[str, float] = {}
+    deadline = T0 + args.timeout
+    try:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=60)
+        ) as session:
+            await wait_for_http(session, base, deadline)
+            figures["http_up_s"] = round(time.monotonic() - T0, 1)
+            say(f"Home Assistant answers at {base}")
+            token = await onboard(session, base)
+            auth = {"Authorization": f"Bearer {token}"}
+            say(f"onboarded: owner user {USERNAME!r}")
+            entry_id = await add_flexmeasures(session, base, auth, seed)
+            say(f"config flow created entry {entry_id} for {seed['email']}")
+            entry = await wait_loaded(session, base, auth, deadline)
+            figures["loaded_s"] = round(time.monotonic() - T0, 1)
+            say(f"entry {entry['title']!r} is {entry['state']}")
+            count = await save_dashboard(session, base, token, entry_id, seed)
+            say(f"dashboard saved ({count} flexmeasures entities)")
+            removed = await remove_onboarding_extras(session, base, auth)
+            if removed:
+                say(f"removed the entries onboarding added: {', '.join(removed)}")
+    except DemoError as err:
+        print(f"[demo-ha] ERROR: {err}", file=sys.stderr)
+        return 1
+    args.out.write_text(
+        json.dumps(
+            {
+                "ha_url": base,
+                "username": USERNAME,
+                "password": PASSWORD,
+                "access_token": token,
+                "entry_id": entry_id,
+                **figures,
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,1 @@
+"""Live tests: the integration against a real FlexMeasures server."""
