@@ -12,7 +12,7 @@ import re
 from typing import Any
 from unittest.mock import patch
 
-from homeassistant.config_entries import ConfigSubentryDataWithId
+from homeassistant.config_entries import ConfigSubentryData, ConfigSubentryDataWithId
 from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
@@ -443,3 +443,60 @@ def battery_device(hass: HomeAssistant) -> dr.DeviceEntry:
         for device in dr.async_entries_for_config_entry(registry, entry.entry_id)
         if (DOMAIN, f"controlled_device_{BATTERY_SUBENTRY_ID}") in device.identifiers
     )
+
+
+# Measurement links: an entry with links, and a server that accepts measurements.
+
+POWER_ENTITY = "sensor.battery_power"
+LINK_DATA: dict[str, Any] = {
+    "entity_id": POWER_ENTITY,
+    "sensor_id": 20,
+    "sensor_unit": "kW",
+    "sensor_resolution": 900,
+    "invert": False,
+    "aggregation": "mean",
+    "upload_interval": {"hours": 0, "minutes": 5, "seconds": 0},
+}
+
+
+def link_subentry(**changes: Any) -> ConfigSubentryData:
+    """Return a measurement link subentry, by default battery power -> sensor 20."""
+    data = {**LINK_DATA, **changes}
+    return ConfigSubentryData(
+        data=data,
+        subentry_type="measurement_link",
+        title=f"{data['entity_id']} -> {data['sensor_id']}",
+        unique_id=str(data["sensor_id"]),
+    )
+
+
+@pytest.fixture
+def measurement_links() -> list[ConfigSubentryData]:
+    """Return the links the linked entry has; override to vary."""
+    return [link_subentry()]
+
+
+@pytest.fixture
+def linked_entry(
+    fake_server: FakeFlexMeasures, measurement_links: list[ConfigSubentryData]
+) -> MockConfigEntry:
+    """Return an entry with measurement links, on a server that takes measurements."""
+    for link in measurement_links:
+        path = f"POST /api/v3_0/sensors/{link['data']['sensor_id']}/data"
+        fake_server.responses[path] = {"status": "PROCESSED", "message": "ok"}
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=f"Home ({SERVER_URL})",
+        unique_id=UNIQUE_ID,
+        data=dict(ENTRY_DATA),
+        version=1,
+        subentries_data=measurement_links,
+    )
+
+
+def posted(server: FakeFlexMeasures, sensor_id: int) -> list[dict[str, Any]]:
+    """Return the bodies of the measurement POSTs that reached a sensor."""
+    path = f"/api/v3_0/sensors/{sensor_id}/data"
+    return [
+        data for method, url, data in server.calls if (method, url) == ("POST", path)
+    ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 import json
 from typing import Any
@@ -22,10 +22,11 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.flexmeasures.api import Sensor
 from custom_components.flexmeasures.const import DOMAIN
-from custom_components.flexmeasures.sensor import description_for
+from custom_components.flexmeasures.sensor import UPLOADER_SENSORS, description_for
 
 from .conftest import (
     BATTERY_SUBENTRY_ID,
+    POWER_ENTITY,
     RECORDED_AT,
     UNIQUE_ID,
     FakeFlexMeasures,
@@ -106,7 +107,8 @@ async def test_entities(
     entities = er.async_entries_for_config_entry(
         entity_registry, init_integration.entry_id
     )
-    assert len(entities) == 11
+    # One per FlexMeasures sensor, plus the uploader's diagnostic sensors.
+    assert len(entities) == 11 + len(UPLOADER_SENSORS)
     devices = {
         device.id
         for device in dr.async_entries_for_config_entry(
@@ -466,3 +468,36 @@ async def test_recorded_attributes_stay_small(
         size = len(json.dumps(recorded, cls=JSONEncoder).encode())
         assert size < 16 * 1024, state.entity_id
     assert "schedule" in power.state_info["unrecorded_attributes"]  # type: ignore[index]
+
+
+# --- Measurement uploads (issue 5) ------------------------------------------------
+
+UPLOAD_START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+PENDING = "sensor.home_pending_measurements"
+LAST_UPLOAD = "sensor.home_last_measurement_upload"
+
+
+async def test_uploader_sensors(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    linked_entry: MockConfigEntry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """The backlog and the last upload are diagnostic sensors; both survive reloads."""
+    freezer.move_to(UPLOAD_START)
+    hass.states.async_set(POWER_ENTITY, "2", {"unit_of_measurement": "kW"})
+    linked_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(linked_entry.entry_id)
+    await hass.async_block_till_done()
+    assert entity_snapshot(hass, linked_entry.entry_id) == snapshot
+
+    uploaded = UPLOAD_START + timedelta(minutes=15)
+    freezer.move_to(uploaded)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get(PENDING).state == "0"  # type: ignore[union-attr]
+    assert hass.states.get(LAST_UPLOAD).state == uploaded.isoformat()  # type: ignore[union-attr]
+
+    assert await hass.config_entries.async_reload(linked_entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(LAST_UPLOAD).state == uploaded.isoformat()  # type: ignore[union-attr]

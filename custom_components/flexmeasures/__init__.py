@@ -30,7 +30,8 @@ from .data import FlexMeasuresConfigEntry, FlexMeasuresData
 from .entity import asset_id_of, async_sync_devices
 from .s2 import async_create_s2_hub, async_setup_s2
 from .scheduling import async_remove_schedules, async_setup_schedulers
-from .services import async_setup_services
+from .services import async_setup_measurement_services, async_setup_services
+from .uploader import MeasurementUploader
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -46,6 +47,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     await async_setup_card(hass)
     async_setup_services(hass)
     async_setup_s2(hass)
+    async_setup_measurement_services(hass)
     return True
 
 
@@ -92,13 +94,18 @@ async def async_setup_entry(
     entry.async_on_unload(inventory.async_add_listener(_async_sync_devices))
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
 
+    # Measurements: the durable queue of linked entities' states.
+    uploader = MeasurementUploader(hass, entry, api)
+
     entry.runtime_data = FlexMeasuresData(
         api=api,
         server=server,
         inventory=inventory,
         sensor_values=sensor_values,
         s2=async_create_s2_hub(hass, entry),
+        uploader=uploader,
     )
+    await uploader.async_start()
 
     # Scheduling: a scheduler per controlled device, its last schedule restored.
     await async_setup_schedulers(hass, entry)
@@ -111,7 +118,9 @@ async def async_unload_entry(
     hass: HomeAssistant, entry: FlexMeasuresConfigEntry
 ) -> bool:
     """Unload a config entry."""
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unload_ok := await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
+        await entry.runtime_data.uploader.async_shutdown()
+    return unload_ok
 
 
 async def _async_options_updated(

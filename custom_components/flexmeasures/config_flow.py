@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from datetime import timedelta
+from typing import Any, Final, cast
 
+from homeassistant.components.sensor import (
+    ATTR_STATE_CLASS,
+    DOMAIN as SENSOR_DOMAIN,
+    SensorStateClass,
+)
 from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
     ConfigEntry,
     ConfigEntryState,
     ConfigFlow,
@@ -15,15 +22,20 @@ from homeassistant.config_entries import (
     SubentryFlowResult,
 )
 from homeassistant.const import (
+    ATTR_UNIT_OF_MEASUREMENT,
     CONF_EMAIL,
+    CONF_ENTITY_ID,
     CONF_NAME,
     CONF_PASSWORD,
+    CONF_UNIT_OF_MEASUREMENT,
     CONF_URL,
     CONF_VERIFY_SSL,
 )
-from homeassistant.core import callback
+from homeassistant.core import State, callback
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
+    BooleanSelector,
+    DurationSelector,
     EntitySelector,
     EntitySelectorConfig,
     NumberSelector,
@@ -38,17 +50,23 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
 )
 
+from .aggregation import Aggregation, parse_number, units_compatible
 from .api import (
+    Asset,
     FlexMeasuresAuthenticationError,
     FlexMeasuresConnectionError,
+    FlexMeasuresError,
     FlexMeasuresInvalidUrlError,
+    FlexMeasuresRejectedError,
     FlexMeasuresServerTooOldError,
+    Sensor,
     ServerInfo,
     async_create_api,
 )
 from .compat import vol
 from .const import (
     CONF_ACCOUNT_ID,
+    CONF_AGGREGATION,
     CONF_AUTO_ENTITIES,
     CONF_AUTO_INTERVAL,
     CONF_AUTO_RESCHEDULE,
@@ -59,20 +77,27 @@ from .const import (
     CONF_DISCHARGE_POWER,
     CONF_EXCLUDED_SENSORS,
     CONF_HORIZON,
+    CONF_INVERT,
     CONF_KIND,
     CONF_POWER_SENSOR,
     CONF_PRODUCTION_PRICE_SENSOR,
     CONF_ROUNDTRIP_EFFICIENCY,
     CONF_SCAN_INTERVAL,
+    CONF_SENSOR_ID,
+    CONF_SENSOR_RESOLUTION,
+    CONF_SENSOR_UNIT,
     CONF_SOC_ENTITY,
     CONF_SOC_MAX,
     CONF_SOC_MIN,
     CONF_SOC_UNIT,
+    CONF_UPLOAD_INTERVAL,
+    DEFAULT_UPLOAD_INTERVAL,
     DOMAIN,
     LOGGER,
     MAX_SCAN_INTERVAL_MINUTES,
     MIN_SCAN_INTERVAL_MINUTES,
     SUBENTRY_CONTROLLED_DEVICE,
+    SUBENTRY_MEASUREMENT_LINK,
 )
 from .coordinator import Inventory, exposed_sensors, scan_interval
 from .data import FlexMeasuresConfigEntry
@@ -127,8 +152,11 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Return the subentries this integration supports: controlled devices."""
-        return {SUBENTRY_CONTROLLED_DEVICE: ControlledDeviceSubentryFlow}
+        """Return the subentries an entry can have: devices to plan, links to send."""
+        return {
+            SUBENTRY_CONTROLLED_DEVICE: ControlledDeviceSubentryFlow,
+            SUBENTRY_MEASUREMENT_LINK: MeasurementLinkSubentryFlow,
+        }
 
     async def _async_connect(
         self, data: Mapping[str, Any]
@@ -515,3 +543,318 @@ def _device_form_values(data: Mapping[str, Any]) -> dict[str, Any]:
         if values.get(key) is not None:
             values[key] = str(values[key])
     return values
+
+
+# Measurement links: subentries that send an entity's states to a sensor.
+
+NEW_SENSOR: Final = "new"
+SEPARATOR: Final = " \u203a "  # "Home battery > power"
+ARROW: Final = " \u2192 "  # "Battery power -> Home battery > power"
+CONF_SENSOR: Final = "sensor"
+CONF_ASSET: Final = "asset"
+CONF_RESOLUTION: Final = "resolution"
+MIN_UPLOAD_INTERVAL: Final = timedelta(minutes=1)
+DEFAULT_NEW_SENSOR_RESOLUTION: Final = {"hours": 0, "minutes": 15, "seconds": 0}
+
+LINK_ENTITY_SCHEMA: Final = vol.Schema(
+    {
+        vol.Required(CONF_ENTITY_ID): EntitySelector(
+            EntitySelectorConfig(domain=SENSOR_DOMAIN)
+        ),
+    }
+)
+
+
+class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
+    """Link an entity to a FlexMeasures sensor, or change such a link."""
+
+    def __init__(self) -> None:
+        """Start with nothing chosen."""
+        self._entity_id = ""
+        self._link: dict[str, Any] = {}
+
+    @property
+    def _entry(self) -> FlexMeasuresConfigEntry:
+        """Return the FlexMeasures entry this link belongs to."""
+        return cast("FlexMeasuresConfigEntry", self._get_entry())
+
+    @property
+    def _previous(self) -> Mapping[str, Any]:
+        """Return the link being changed (empty when adding one)."""
+        if self.source == SOURCE_RECONFIGURE:
+            return self._get_reconfigure_subentry().data
+        return {}
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Choose the entity to send."""
+        return await self._async_step_entity("user", user_input)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Choose the entity of an existing link."""
+        return await self._async_step_entity("reconfigure", user_input)
+
+    async def _async_step_entity(
+        self, step_id: str, user_input: dict[str, Any] | None
+    ) -> SubentryFlowResult:
+        """Ask for a numeric sensor entity."""
+        if self._entry.state is not ConfigEntryState.LOADED:
+            return self.async_abort(reason="entry_not_loaded")
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            state = self.hass.states.get(user_input[CONF_ENTITY_ID])
+            if state is None or not _is_numeric(state):
+                errors[CONF_ENTITY_ID] = "not_numeric"
+            else:
+                self._entity_id = state.entity_id
+                return await self.async_step_sensor()
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(
+                LINK_ENTITY_SCHEMA, user_input or self._previous
+            ),
+            errors=errors,
+        )
+
+    async def async_step_sensor(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Choose the FlexMeasures sensor and how values are sent."""
+        inventory = self._entry.runtime_data.inventory.data
+        state = self.hass.states.get(self._entity_id)
+        entity_unit = _unit_of(state)
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            interval = _seconds(user_input[CONF_UPLOAD_INTERVAL])
+            if interval < MIN_UPLOAD_INTERVAL.total_seconds():
+                errors[CONF_UPLOAD_INTERVAL] = "interval_too_short"
+            elif user_input[CONF_SENSOR] == NEW_SENSOR:
+                self._link = user_input
+                return await self.async_step_new_sensor()
+            elif self._linked_elsewhere(int(user_input[CONF_SENSOR])):
+                errors[CONF_SENSOR] = "already_linked"
+            else:
+                sensor = inventory.sensors[int(user_input[CONF_SENSOR])]
+                return self._async_finish(user_input, sensor)
+        defaults = {
+            CONF_INVERT: False,
+            CONF_AGGREGATION: _default_aggregation(state),
+            CONF_UPLOAD_INTERVAL: _duration_dict(DEFAULT_UPLOAD_INTERVAL),
+            **(
+                {CONF_SENSOR: str(self._previous[CONF_SENSOR_ID])}
+                if self._previous
+                else {}
+            ),
+            **{
+                key: value
+                for key, value in self._previous.items()
+                if key in (CONF_INVERT, CONF_AGGREGATION, CONF_UPLOAD_INTERVAL)
+            },
+            **(user_input or {}),
+        }
+        options = [
+            SelectOptionDict(
+                value=str(sensor.id), label=_sensor_label(inventory, sensor)
+            )
+            for sensor in inventory.sensors.values()
+            if units_compatible(entity_unit, sensor.unit)
+        ]
+        options.sort(key=lambda option: option["label"].casefold())
+        options.append(SelectOptionDict(value=NEW_SENSOR, label=NEW_SENSOR))
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_SENSOR): SelectSelector(
+                    SelectSelectorConfig(
+                        options=options,
+                        mode=SelectSelectorMode.DROPDOWN,
+                        translation_key="link_sensor",
+                    )
+                ),
+                vol.Required(CONF_INVERT): BooleanSelector(),
+                vol.Required(CONF_AGGREGATION): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[kind.value for kind in Aggregation],
+                        mode=SelectSelectorMode.LIST,
+                        translation_key="aggregation",
+                    )
+                ),
+                vol.Required(CONF_UPLOAD_INTERVAL): DurationSelector(),
+            }
+        )
+        return self.async_show_form(
+            step_id="sensor",
+            data_schema=self.add_suggested_values_to_schema(schema, defaults),
+            errors=errors,
+            description_placeholders={
+                "entity": _entity_name(state, self._entity_id),
+                "unit": entity_unit or "-",
+            },
+        )
+
+    async def async_step_new_sensor(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Create a new FlexMeasures sensor on an asset for this link."""
+        data = self._entry.runtime_data
+        state = self.hass.states.get(self._entity_id)
+        entity_unit = _unit_of(state)
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            unit = user_input[CONF_UNIT_OF_MEASUREMENT].strip()
+            if not units_compatible(entity_unit, unit):
+                errors[CONF_UNIT_OF_MEASUREMENT] = "incompatible_unit"
+            else:
+                try:
+                    sensor = await data.api.async_add_sensor(
+                        asset_id=int(user_input[CONF_ASSET]),
+                        name=user_input[CONF_NAME].strip(),
+                        unit=unit,
+                        resolution=timedelta(
+                            seconds=_seconds(user_input[CONF_RESOLUTION])
+                        ),
+                        timezone=self.hass.config.time_zone,
+                    )
+                except FlexMeasuresRejectedError:
+                    errors["base"] = "sensor_rejected"
+                except FlexMeasuresError:
+                    errors["base"] = "cannot_connect"
+                except Exception:  # noqa: BLE001
+                    LOGGER.exception("Unexpected error while creating a sensor")
+                    errors["base"] = "unknown"
+                else:
+                    await data.inventory.async_request_refresh()
+                    return self._async_finish(self._link, sensor)
+        inventory = data.inventory.data
+        assets = sorted(
+            (
+                SelectOptionDict(
+                    value=str(asset.id), label=_asset_label(inventory, asset)
+                )
+                for asset in inventory.assets.values()
+            ),
+            key=lambda option: option["label"].casefold(),
+        )
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_ASSET): SelectSelector(
+                    SelectSelectorConfig(
+                        options=assets, mode=SelectSelectorMode.DROPDOWN
+                    )
+                ),
+                vol.Required(CONF_NAME): TextSelector(),
+                vol.Required(CONF_UNIT_OF_MEASUREMENT): TextSelector(),
+                vol.Required(CONF_RESOLUTION): DurationSelector(),
+            }
+        )
+        defaults = {
+            CONF_NAME: _entity_name(state, self._entity_id),
+            CONF_UNIT_OF_MEASUREMENT: entity_unit,
+            CONF_RESOLUTION: DEFAULT_NEW_SENSOR_RESOLUTION,
+            **(user_input or {}),
+        }
+        return self.async_show_form(
+            step_id="new_sensor",
+            data_schema=self.add_suggested_values_to_schema(schema, defaults),
+            errors=errors,
+        )
+
+    def _linked_elsewhere(self, sensor_id: int) -> bool:
+        """Return whether another link already sends to this sensor."""
+        current = (
+            self._get_reconfigure_subentry().subentry_id
+            if self.source == SOURCE_RECONFIGURE
+            else None
+        )
+        return any(
+            subentry.subentry_type == SUBENTRY_MEASUREMENT_LINK
+            and subentry.subentry_id != current
+            and subentry.data.get(CONF_SENSOR_ID) == sensor_id
+            for subentry in self._entry.subentries.values()
+        )
+
+    @callback
+    def _async_finish(
+        self, link: Mapping[str, Any], sensor: Sensor
+    ) -> SubentryFlowResult:
+        """Create or update the link subentry."""
+        inventory = self._entry.runtime_data.inventory.data
+        state = self.hass.states.get(self._entity_id)
+        title = (
+            f"{_entity_name(state, self._entity_id)}{ARROW}"
+            f"{_sensor_label(inventory, sensor)}"
+        )
+        data = {
+            CONF_ENTITY_ID: self._entity_id,
+            CONF_SENSOR_ID: sensor.id,
+            CONF_SENSOR_UNIT: sensor.unit,
+            CONF_SENSOR_RESOLUTION: int(sensor.resolution.total_seconds()),
+            CONF_INVERT: bool(link[CONF_INVERT]),
+            CONF_AGGREGATION: link[CONF_AGGREGATION],
+            CONF_UPLOAD_INTERVAL: link[CONF_UPLOAD_INTERVAL],
+        }
+        if self.source == SOURCE_RECONFIGURE:
+            return self.async_update_and_abort(
+                self._entry,
+                self._get_reconfigure_subentry(),
+                title=title,
+                data=data,
+                unique_id=str(sensor.id),
+            )
+        return self.async_create_entry(title=title, data=data, unique_id=str(sensor.id))
+
+
+def _is_numeric(state: State) -> bool:
+    """Return whether an entity reports numbers."""
+    return (
+        ATTR_STATE_CLASS in state.attributes
+        or ATTR_UNIT_OF_MEASUREMENT in state.attributes
+        or parse_number(state.state) is not None
+    )
+
+
+def _unit_of(state: State | None) -> str | None:
+    """Return an entity's unit of measurement."""
+    return state.attributes.get(ATTR_UNIT_OF_MEASUREMENT) if state else None
+
+
+def _entity_name(state: State | None, entity_id: str) -> str:
+    """Return an entity's friendly name."""
+    return state.name if state else entity_id
+
+
+def _default_aggregation(state: State | None) -> str:
+    """Return the aggregation that suits the entity: meters send differences."""
+    if (
+        state
+        and state.attributes.get(ATTR_STATE_CLASS) == SensorStateClass.TOTAL_INCREASING
+    ):
+        return Aggregation.DIFFERENCE.value
+    return Aggregation.MEAN.value
+
+
+def _asset_label(inventory: Inventory, asset: Asset) -> str:
+    """Return the asset's name after its parent's."""
+    parent = inventory.assets.get(asset.parent_id) if asset.parent_id else None
+    return f"{parent.name}{SEPARATOR}{asset.name}" if parent else asset.name
+
+
+def _sensor_label(inventory: Inventory, sensor: Sensor) -> str:
+    """Return the sensor's name after its asset's, with its unit."""
+    asset = inventory.assets.get(sensor.asset_id)
+    name = f"{asset.name}{SEPARATOR}{sensor.name}" if asset else sensor.name
+    return f"{name} ({sensor.unit})" if sensor.unit else name
+
+
+def _seconds(duration: Mapping[str, float]) -> float:
+    """Return the seconds of a duration selector's value."""
+    return timedelta(**duration).total_seconds()
+
+
+def _duration_dict(duration: timedelta) -> dict[str, int]:
+    """Return a duration the way the duration selector shows it."""
+    minutes, seconds = divmod(int(duration.total_seconds()), 60)
+    hours, minutes = divmod(minutes, 60)
+    return {"hours": hours, "minutes": minutes, "seconds": seconds}

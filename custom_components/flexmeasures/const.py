@@ -82,3 +82,12 @@ S2_CONTROL_TYPES: Final = (
     "operation_mode_based_control",
     "demand_driven_based_control",
 )
+# Measurement links: config subentries that send an entity's states to a sensor.
+SUBENTRY_MEASUREMENT_LINK: Final = "measurement_link"
+CONF_SENSOR_ID: Final = "sensor_id"
+CONF_SENSOR_UNIT: Final = "sensor_unit"
+CONF_SENSOR_RESOLUTION: Final = "sensor_resolution"
+CONF_INVERT: Final = "invert"
+CONF_AGGREGATION: Final = "aggregation"
+CONF_UPLOAD_INTERVAL: Final = "upload_interval"
+DEFAULT_UPLOAD_INTERVAL: Final = timedelta(minutes=5)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     )
     from .s2 import S2Hub
     from .scheduling import DeviceScheduler
+    from .uploader import MeasurementUploader
 
 type FlexMeasuresConfigEntry = ConfigEntry[FlexMeasuresData]
 
@@ -31,3 +32,4 @@ class FlexMeasuresData:
     sensor_values: FlexMeasuresSensorValuesCoordinator
     # Scheduling: one scheduler per controlled-device subentry, by subentry id.
     schedulers: dict[str, DeviceScheduler] = field(default_factory=dict)
+    uploader: MeasurementUploader

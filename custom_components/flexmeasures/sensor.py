@@ -27,17 +27,23 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.generated.currencies import ACTIVE_CURRENCIES
 from homeassistant.helpers import entity_registry as er
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.entity_platform import (
+    AddConfigEntryEntitiesCallback,
+    AddEntitiesCallback,
+)
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
 from .api import Asset, Sensor
+from .const import DOMAIN
 from .controlled_device import FlexMeasuresControlledDeviceEntity
 from .coordinator import FlexMeasuresSensorValuesCoordinator, SensorReading
 from .data import FlexMeasuresConfigEntry
 from .entity import FlexMeasuresEntity
 from .s2_entities import async_setup_s2_sensors
 from .scheduling import DeviceScheduler, ScheduleStatus, SocUnit, Window, WindowKind
+from .uploader import MeasurementUploader
 
 PARALLEL_UPDATES = 0
 
@@ -210,6 +216,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up an entity per exposed FlexMeasures sensor, and keep the set current."""
+    _async_add_uploader_sensors(entry, async_add_entities)
     coordinator = entry.runtime_data.sensor_values
     known: set[int] = set()
 
@@ -567,3 +574,86 @@ class FlexMeasuresScheduleSensor(FlexMeasuresControlledDeviceEntity, SensorEntit
             self.entity_description.attributes_fn(self.scheduler, dt_util.utcnow())
             or None
         )
+
+
+# --- Measurement uploads: the backlog and the last upload, per entry (issue 5) -----
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlexMeasuresUploaderSensorEntityDescription(SensorEntityDescription):
+    """Describes a sensor that reports on the measurement uploads."""
+
+    value_fn: Callable[[MeasurementUploader], float | int | datetime | None]
+
+
+UPLOADER_SENSORS: tuple[FlexMeasuresUploaderSensorEntityDescription, ...] = (
+    FlexMeasuresUploaderSensorEntityDescription(
+        key="pending_measurements",
+        translation_key="pending_measurements",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda uploader: uploader.pending_count,
+    ),
+    FlexMeasuresUploaderSensorEntityDescription(
+        key="last_upload",
+        translation_key="last_upload",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda uploader: uploader.last_upload,
+    ),
+    FlexMeasuresUploaderSensorEntityDescription(
+        key="history_upload_progress",
+        translation_key="history_upload_progress",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        native_unit_of_measurement=PERCENTAGE,
+        value_fn=lambda uploader: uploader.history_progress,
+    ),
+)
+
+
+class FlexMeasuresUploaderSensor(SensorEntity):
+    """A diagnostic sensor that follows the entry's measurement uploader."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+    entity_description: FlexMeasuresUploaderSensorEntityDescription
+
+    def __init__(
+        self,
+        entry: FlexMeasuresConfigEntry,
+        description: FlexMeasuresUploaderSensorEntityDescription,
+    ) -> None:
+        """Initialize the sensor."""
+        self.entity_description = description
+        self._uploader = entry.runtime_data.uploader
+        self._attr_unique_id = f"{entry.unique_id}_{description.key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, str(entry.unique_id))},
+            name=entry.runtime_data.server.account_name,
+            manufacturer="FlexMeasures",
+            entry_type=DeviceEntryType.SERVICE,
+            configuration_url=entry.runtime_data.server.url,
+        )
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the uploader."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self._uploader.async_add_listener(self.async_write_ha_state)
+        )
+
+    @property
+    def native_value(self) -> float | int | datetime | None:
+        """Return the value from the uploader."""
+        return self.entity_description.value_fn(self._uploader)
+
+
+@callback
+def _async_add_uploader_sensors(
+    entry: FlexMeasuresConfigEntry, async_add_entities: AddEntitiesCallback
+) -> None:
+    """Add the diagnostic sensors of the measurement uploader."""
+    async_add_entities(
+        FlexMeasuresUploaderSensor(entry, description)
+        for description in UPLOADER_SENSORS
+    )

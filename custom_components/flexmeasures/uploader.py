@@ -1,0 +1,626 @@
+"""Send the states of linked entities to FlexMeasures, durably and in batches.
+
+Each measurement link (a config subentry) maps one Home Assistant entity to one
+FlexMeasures sensor. State changes are aggregated to the sensor's resolution as
+they arrive (see ``aggregation``); complete slots wait in a ``Store`` until a POST
+succeeds, so restarts, reloads and outages lose nothing and send nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from homeassistant.components.recorder import history
+from homeassistant.config_entries import ConfigSubentry
+from homeassistant.const import (
+    ATTR_UNIT_OF_MEASUREMENT,
+    EVENT_HOMEASSISTANT_STOP,
+    STATE_UNAVAILABLE,
+    STATE_UNKNOWN,
+)
+from homeassistant.core import (
+    CALLBACK_TYPE,
+    Event,
+    EventStateChangedData,
+    HomeAssistant,
+    State,
+    callback,
+)
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import (
+    async_track_state_change_event,
+    async_track_time_interval,
+)
+from homeassistant.helpers.recorder import get_instance
+from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
+
+from .aggregation import (
+    Aggregation,
+    Aggregator,
+    IncompatibleUnitsError,
+    Slot,
+    contiguous_runs,
+    create_aggregator,
+    parse_number,
+    unit_converter,
+)
+from .api import (
+    FlexMeasuresApi,
+    FlexMeasuresAuthenticationError,
+    FlexMeasuresError,
+    FlexMeasuresRejectedError,
+)
+from .const import (
+    CONF_AGGREGATION,
+    CONF_INVERT,
+    CONF_SENSOR_ID,
+    CONF_SENSOR_RESOLUTION,
+    CONF_SENSOR_UNIT,
+    CONF_UPLOAD_INTERVAL,
+    DEFAULT_UPLOAD_INTERVAL,
+    DOMAIN,
+    LOGGER,
+    SUBENTRY_MEASUREMENT_LINK,
+)
+from .data import FlexMeasuresConfigEntry
+
+STORAGE_VERSION: Final = 1
+SAVE_DELAY: Final = 5.0
+TICK: Final = timedelta(seconds=30)
+RETRY_MIN: Final = 30.0
+RETRY_MAX: Final = 30 * 60.0
+REJECTED_RETRY: Final = 60 * 60.0
+MAX_VALUES_PER_POST: Final = 1000
+HISTORY_CHUNK: Final = timedelta(days=1)
+HISTORY_OVERLAP: Final = timedelta(milliseconds=1)
+ISSUE_REJECTED: Final = "upload_rejected"
+
+GAP_STATES: Final = frozenset({STATE_UNKNOWN, STATE_UNAVAILABLE})
+
+
+def issue_id_for(subentry_id: str) -> str:
+    """Return the repair issue id for a link the server rejects."""
+    return f"{ISSUE_REJECTED}_{subentry_id}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LinkConfig:
+    """What a measurement link subentry says."""
+
+    subentry_id: str
+    title: str
+    entity_id: str
+    sensor_id: int
+    sensor_unit: str
+    resolution: int  # seconds; 0 is an instantaneous sensor
+    invert: bool
+    aggregation: Aggregation
+    upload_interval: int  # seconds
+
+    @classmethod
+    def from_subentry(cls, subentry: ConfigSubentry) -> LinkConfig:
+        """Read a measurement link subentry."""
+        data = subentry.data
+        interval = data.get(CONF_UPLOAD_INTERVAL)
+        return cls(
+            subentry_id=subentry.subentry_id,
+            title=subentry.title,
+            entity_id=data["entity_id"],
+            sensor_id=int(data[CONF_SENSOR_ID]),
+            sensor_unit=str(data[CONF_SENSOR_UNIT]),
+            resolution=int(data[CONF_SENSOR_RESOLUTION]),
+            invert=bool(data.get(CONF_INVERT, False)),
+            aggregation=Aggregation(data[CONF_AGGREGATION]),
+            upload_interval=int(
+                _duration_seconds(interval)
+                if interval
+                else DEFAULT_UPLOAD_INTERVAL.total_seconds()
+            ),
+        )
+
+    @property
+    def instantaneous(self) -> bool:
+        """Return whether the sensor records instants rather than intervals."""
+        return self.resolution == 0
+
+    @property
+    def step(self) -> int:
+        """Return the slot length: the resolution, or the interval for instants."""
+        return self.resolution or self.upload_interval
+
+    @property
+    def kind(self) -> Aggregation:
+        """Return the aggregation; an instantaneous sensor gets the last value."""
+        return Aggregation.LAST if self.instantaneous else self.aggregation
+
+
+def _duration_seconds(value: Mapping[str, float]) -> float:
+    """Return the seconds of a duration selector's value."""
+    return timedelta(**value).total_seconds()
+
+
+class Link:
+    """One link at run time: its aggregator and the slots waiting to be sent."""
+
+    __slots__ = (
+        "_convert",
+        "_entity_unit",
+        "aggregator",
+        "config",
+        "next_due",
+        "pending",
+        "rejected",
+        "retry_at",
+    )
+
+    def __init__(
+        self, config: LinkConfig, stored: Mapping[str, Any] | None, now: float
+    ) -> None:
+        """Continue from what was stored for this link, if it still fits."""
+        self.config = config
+        stored = stored or {}
+        # The open slot continues only if it is the same stream, in the same unit.
+        same_stream = all(
+            stored.get(key) == value
+            for key, value in (
+                ("entity_id", config.entity_id),
+                ("sensor_id", config.sensor_id),
+                ("unit", config.sensor_unit),
+            )
+        )
+        self.aggregator: Aggregator = create_aggregator(
+            config.kind, config.step, stored.get("aggregator") if same_stream else None
+        )
+        self.pending = _restore_pending(config, stored)
+        self.next_due = now + config.upload_interval
+        self.retry_at = 0.0
+        self.rejected: str | None = None
+        self._entity_unit: str | None = None
+        self._convert: Callable[[float], float | None] | None = None
+
+    def value_of(self, state: State | None) -> float | None:
+        """Return the state as a number in the sensor's unit, or None for a gap."""
+        if state is None or state.state in GAP_STATES:
+            return None
+        value = parse_number(state.state)
+        if value is None:
+            return None
+        unit = state.attributes.get(ATTR_UNIT_OF_MEASUREMENT)
+        if unit != self._entity_unit or self._convert is None:
+            self._entity_unit = unit
+            try:
+                self._convert = unit_converter(unit, self.config.sensor_unit)
+            except IncompatibleUnitsError:
+                LOGGER.warning(
+                    "%s reports %s, which cannot be converted to %s; ignoring it",
+                    self.config.entity_id,
+                    unit,
+                    self.config.sensor_unit,
+                )
+                self._convert = _gap
+        return self._convert(value)
+
+    def take(self, slots: list[Slot]) -> None:
+        """Queue completed slots (already in the sensor's unit)."""
+        sign = -1.0 if self.config.invert else 1.0
+        offset = self.config.step if self.config.instantaneous else 0
+        for start, value in slots:
+            self.pending[start + offset] = sign * value + 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return what to persist for this link."""
+        return {
+            "entity_id": self.config.entity_id,
+            "sensor_id": self.config.sensor_id,
+            "step": self.config.step,
+            "unit": self.config.sensor_unit,
+            "pending": [[slot, value] for slot, value in sorted(self.pending.items())],
+            "aggregator": self.aggregator.as_dict(),
+        }
+
+
+def _gap(value: float) -> float | None:
+    """Turn any value into a gap (for an entity in an unusable unit)."""
+    return None
+
+
+def _restore_pending(config: LinkConfig, stored: Mapping[str, Any]) -> dict[int, float]:
+    """Return the stored queue of a link, in its sensor's current unit."""
+    pending = {int(slot): float(value) for slot, value in stored.get("pending", [])}
+    if not pending:
+        return pending
+    try:
+        convert = unit_converter(stored.get("unit"), config.sensor_unit)
+    except IncompatibleUnitsError:
+        convert = None
+    if convert is None or stored.get("step") != config.step:
+        LOGGER.warning(
+            "Dropping %s values of %s that no longer fit its sensor",
+            len(pending),
+            config.title,
+        )
+        return {}
+    return {slot: convert(value) for slot, value in pending.items()}
+
+
+class MeasurementUploader:
+    """Collects the linked entities' states and posts them for one config entry."""
+
+    def __init__(
+        self, hass: HomeAssistant, entry: FlexMeasuresConfigEntry, api: FlexMeasuresApi
+    ) -> None:
+        """Prepare the uploader; ``async_start`` loads the queue and listens."""
+        self.hass = hass
+        self.entry = entry
+        self.api = api
+        self.links: dict[str, Link] = {}
+        self.last_upload: datetime | None = None
+        self.history_progress: float | None = None
+        self.server_down = False
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_error = ""
+        self._by_entity: dict[str, list[Link]] = {}
+        self._store: Store[dict[str, Any]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.measurements.{entry.entry_id}"
+        )
+        self._stored_links: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+        self._unsub_state: CALLBACK_TYPE | None = None
+        self._unsub_stop: CALLBACK_TYPE | None = None
+        self._listeners: list[CALLBACK_TYPE] = []
+        self._stopped = False
+
+    # Life cycle
+
+    async def async_start(self) -> None:
+        """Load the queue, follow the linked entities and start the upload timer."""
+        stored = await self._store.async_load() or {}
+        self._stored_links = dict(stored.get("links", {}))
+        if last := stored.get("last_upload"):
+            self.last_upload = dt_util.parse_datetime(last)
+        self.async_sync_links()
+        entry = self.entry
+        entry.async_on_unload(
+            async_track_time_interval(
+                self.hass, self._async_tick, TICK, name=f"{DOMAIN} uploader"
+            )
+        )
+        entry.async_on_unload(entry.add_update_listener(self._async_entry_updated))
+        self._unsub_stop = self.hass.bus.async_listen_once(
+            EVENT_HOMEASSISTANT_STOP, self._async_on_stop
+        )
+        entry.async_on_unload(self._async_remove_stop_listener)
+
+    async def async_shutdown(self) -> None:
+        """Close the open stretch of every link as a gap and save the queue now."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._unsub_state:
+            self._unsub_state()
+            self._unsub_state = None
+        now = _now()
+        for link in self.links.values():
+            link.take(link.aggregator.update(now, None))
+        await self._store.async_save(self._data_to_save())
+
+    async def _async_on_stop(self, event: Event) -> None:
+        """Save everything when Home Assistant stops."""
+        self._unsub_stop = None
+        await self.async_shutdown()
+
+    @callback
+    def _async_remove_stop_listener(self) -> None:
+        """Stop waiting for Home Assistant to stop."""
+        if self._unsub_stop:
+            self._unsub_stop()
+            self._unsub_stop = None
+
+    async def _async_entry_updated(
+        self, hass: HomeAssistant, entry: FlexMeasuresConfigEntry
+    ) -> None:
+        """Pick up added, changed and removed links."""
+        self.async_sync_links()
+
+    @callback
+    def async_sync_links(self) -> None:
+        """Make the running links match the entry's measurement link subentries."""
+        now = _now()
+        configs = {
+            subentry.subentry_id: LinkConfig.from_subentry(subentry)
+            for subentry in self.entry.subentries.values()
+            if subentry.subentry_type == SUBENTRY_MEASUREMENT_LINK
+        }
+        for subentry_id in list(self.links):
+            link = self.links[subentry_id]
+            if configs.get(subentry_id) != link.config:
+                # Removed or changed: keep what still fits, clear a rejection.
+                self.links.pop(subentry_id)
+                link.take(link.aggregator.update(now, None))
+                self._stored_links[subentry_id] = link.as_dict()
+                ir.async_delete_issue(self.hass, DOMAIN, issue_id_for(subentry_id))
+        for subentry_id in list(self._stored_links):
+            if subentry_id not in configs:
+                self._stored_links.pop(subentry_id)
+        for subentry_id, config in configs.items():
+            if subentry_id in self.links:
+                continue
+            link = Link(config, self._stored_links.pop(subentry_id, None), now)
+            self.links[subentry_id] = link
+            link.take(
+                link.aggregator.update(
+                    now, link.value_of(self.hass.states.get(config.entity_id))
+                )
+            )
+        self._by_entity = {}
+        for link in self.links.values():
+            self._by_entity.setdefault(link.config.entity_id, []).append(link)
+        if self._unsub_state:
+            self._unsub_state()
+            self._unsub_state = None
+        if self._by_entity:
+            self._unsub_state = async_track_state_change_event(
+                self.hass, list(self._by_entity), self._async_state_changed
+            )
+        self._save()
+        self._notify()
+
+    # Collecting
+
+    @callback
+    def _async_state_changed(self, event: Event[EventStateChangedData]) -> None:
+        """Feed a state change to the links of its entity."""
+        new_state = event.data["new_state"]
+        time = (
+            new_state.last_updated_timestamp
+            if new_state is not None
+            else event.time_fired_timestamp
+        )
+        for link in self._by_entity.get(event.data["entity_id"], ()):
+            if slots := link.aggregator.update(time, link.value_of(new_state)):
+                link.take(slots)
+                self._save()
+
+    # Sending
+
+    async def _async_tick(self, now: datetime) -> None:
+        """Send what is due; let the diagnostic entities catch up."""
+        await self.async_flush()
+        self._notify()
+
+    async def async_flush(self, *, force: str | None = None) -> None:
+        """Post the complete slots of every due link (or of ``force`` right away)."""
+        if self._lock.locked():
+            return
+        async with self._lock:
+            now = _now()
+            for link in self.links.values():
+                link.take(link.aggregator.advance(now))
+            if self.server_down and now < self._retry_at and force is None:
+                self._save()
+                return
+            due = [
+                link
+                for link in self.links.values()
+                if link.config.subentry_id == force
+                or (
+                    now >= link.next_due and (not link.rejected or now >= link.retry_at)
+                )
+            ]
+            for link in sorted(due, key=_oldest_pending):
+                if not await self._async_send(link, now):
+                    self._mark_down(now)
+                    break
+                link.next_due = now + link.config.upload_interval
+            else:
+                self._mark_up()
+            self._save()
+            self._notify()
+
+    async def _async_send(self, link: Link, now: float) -> bool:
+        """Post a link's pending slots in order; return False if the server is down."""
+        config = link.config
+        runs = list(
+            contiguous_runs(
+                link.pending,
+                config.step,
+                1 if config.instantaneous else MAX_VALUES_PER_POST,
+            )
+        )
+        resolution = timedelta(seconds=config.resolution)
+        for start, values in runs:
+            try:
+                await self.api.async_post_sensor_data(
+                    config.sensor_id,
+                    start=datetime.fromtimestamp(start, UTC),
+                    resolution=resolution,
+                    values=values,
+                    unit=config.sensor_unit,
+                )
+            except FlexMeasuresRejectedError as err:
+                self._reject(link, str(err), now)
+                return True
+            except FlexMeasuresAuthenticationError as err:
+                self._last_error = str(err)
+                self.entry.async_start_reauth(self.hass)
+                return False
+            except FlexMeasuresError as err:
+                self._last_error = str(err)
+                return False
+            for index in range(len(values)):
+                link.pending.pop(start + index * config.step, None)
+            self.last_upload = dt_util.utcnow()
+        if link.rejected:
+            LOGGER.info(
+                "FlexMeasures accepts the measurements of %s again", config.title
+            )
+            link.rejected = None
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id_for(config.subentry_id))
+        return True
+
+    def _reject(self, link: Link, error: str, now: float) -> None:
+        """Keep the link's data and ask the user to fix the link or discard it."""
+        link.retry_at = now + REJECTED_RETRY
+        if link.rejected == error:
+            return
+        link.rejected = error
+        LOGGER.warning(
+            "FlexMeasures refused the measurements of %s: %s", link.config.title, error
+        )
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue_id_for(link.config.subentry_id),
+            is_fixable=True,
+            is_persistent=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=ISSUE_REJECTED,
+            translation_placeholders={
+                "link": link.config.title,
+                "sensor_id": str(link.config.sensor_id),
+                "error": error,
+            },
+            data={
+                "entry_id": self.entry.entry_id,
+                "subentry_id": link.config.subentry_id,
+            },
+        )
+
+    def _mark_down(self, now: float) -> None:
+        """Back off; say once that the server is down."""
+        self._failures += 1
+        delay = min(RETRY_MIN * 2 ** (self._failures - 1), RETRY_MAX)
+        self._retry_at = now + delay
+        if not self.server_down:
+            self.server_down = True
+            LOGGER.info(
+                "FlexMeasures at %s is unavailable, keeping %s measurements until it "
+                "is back: %s",
+                self.api.url,
+                self.pending_count,
+                self._last_error,
+            )
+
+    def _mark_up(self) -> None:
+        """Say once that the server is back."""
+        self._failures = 0
+        if self.server_down:
+            self.server_down = False
+            LOGGER.info("FlexMeasures at %s is available again", self.api.url)
+
+    @callback
+    def async_discard(self, subentry_id: str) -> int:
+        """Throw away a link's pending slots (the user's choice); return how many."""
+        link = self.links.get(subentry_id)
+        if link is None:
+            return 0
+        count = len(link.pending)
+        link.pending.clear()
+        link.rejected = None
+        link.retry_at = 0.0
+        ir.async_delete_issue(self.hass, DOMAIN, issue_id_for(subentry_id))
+        self._save()
+        self._notify()
+        return count
+
+    # History
+
+    async def async_upload_history(
+        self, subentry_id: str, start: datetime, end: datetime
+    ) -> int:
+        """Queue the recorder's history of a link for ``[start, end)``; return slots."""
+        link = self.links[subentry_id]
+        config = link.config
+        aggregator = create_aggregator(config.kind, config.step)
+        first, last = start.timestamp(), end.timestamp()
+        chunk_start = start
+        queued: list[Slot] = []
+        self.history_progress = 0.0
+        self._notify()
+        try:
+            while chunk_start < end:
+                chunk_end = min(chunk_start + HISTORY_CHUNK, end)
+                # The recorder's bounds are exclusive; overlap so no change at a
+                # chunk boundary is missed (a repeated state changes nothing).
+                states = await get_instance(self.hass).async_add_executor_job(
+                    history.state_changes_during_period,
+                    self.hass,
+                    chunk_start - HISTORY_OVERLAP,
+                    chunk_end,
+                    config.entity_id,
+                )
+                for state in states.get(config.entity_id, []):
+                    queued.extend(
+                        aggregator.update(
+                            state.last_updated_timestamp, link.value_of(state)
+                        )
+                    )
+                chunk_start = chunk_end
+                self.history_progress = round(
+                    100 * (chunk_start.timestamp() - first) / (last - first), 1
+                )
+                self._notify()
+            queued.extend(aggregator.advance(last))
+            slots = [
+                slot
+                for slot in queued
+                if first <= slot[0] and slot[0] + config.step <= last
+            ]
+            link.take(slots)
+            self._save()
+        finally:
+            self.history_progress = None
+            self._notify()
+        await self.async_flush(force=subentry_id)
+        return len(slots)
+
+    # State for entities and diagnostics
+
+    @property
+    def pending_count(self) -> int:
+        """Return how many values wait to be sent."""
+        return sum(len(link.pending) for link in self.links.values())
+
+    @callback
+    def async_add_listener(self, update_callback: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call ``update_callback`` when the queue or the last upload changes."""
+        self._listeners.append(update_callback)
+        return lambda: self._listeners.remove(update_callback)
+
+    @callback
+    def _notify(self) -> None:
+        """Tell the listeners something changed."""
+        for update_callback in list(self._listeners):
+            update_callback()
+
+    @callback
+    def _save(self) -> None:
+        """Save the queue soon."""
+        self._store.async_delay_save(self._data_to_save, SAVE_DELAY)
+
+    @callback
+    def _data_to_save(self) -> dict[str, Any]:
+        """Return the queue and the links' partial slots."""
+        return {
+            "links": {
+                **self._stored_links,
+                **{sid: link.as_dict() for sid, link in self.links.items()},
+            },
+            "last_upload": self.last_upload.isoformat() if self.last_upload else None,
+        }
+
+
+def _oldest_pending(link: Link) -> int:
+    """Sort key: the link with the oldest waiting slot goes first."""
+    return min(link.pending, default=2**62)
+
+
+def _now() -> float:
+    """Return the current time in epoch seconds."""
+    return dt_util.utcnow().timestamp()
