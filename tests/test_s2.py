@@ -64,11 +64,11 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.flexmeasures.api import TimeSeries
 from custom_components.flexmeasures.compat import vol
 from custom_components.flexmeasures.const import (
+    CONF_S2,
     CONF_S2_ACTUATOR_STATUS_SENSOR,
     CONF_S2_ENABLED,
     CONF_S2_FILL_LEVEL_SENSOR,
     CONF_S2_POWER_SENSOR,
-    CONF_S2_SCHEDULE_SENSOR,
     CONF_S2_USAGE_FORECAST_SENSOR,
     DOMAIN,
     SUBENTRY_CONTROLLED_DEVICE,
@@ -116,12 +116,13 @@ BATTERY_DATA: dict[str, Any] = {
     **DEVICE_BASE,
     "name": "Battery",
     "power_sensor": SCHEDULE_SENSOR,
-    CONF_S2_ENABLED: True,
-    CONF_S2_POWER_SENSOR: POWER_SENSOR,
-    CONF_S2_FILL_LEVEL_SENSOR: FILL_LEVEL_SENSOR,
-    CONF_S2_USAGE_FORECAST_SENSOR: str(USAGE_FORECAST_SENSOR),
-    CONF_S2_ACTUATOR_STATUS_SENSOR: ACTUATOR_STATUS_SENSOR,
-    CONF_S2_SCHEDULE_SENSOR: SCHEDULE_SENSOR,
+    CONF_S2: {
+        CONF_S2_ENABLED: True,
+        CONF_S2_POWER_SENSOR: POWER_SENSOR,
+        CONF_S2_FILL_LEVEL_SENSOR: FILL_LEVEL_SENSOR,
+        CONF_S2_USAGE_FORECAST_SENSOR: str(USAGE_FORECAST_SENSOR),
+        CONF_S2_ACTUATOR_STATUS_SENSOR: ACTUATOR_STATUS_SENSOR,
+    },
 }
 
 SUBENTRIES: list[dict[str, Any]] = [
@@ -141,7 +142,7 @@ SUBENTRIES: list[dict[str, Any]] = [
             **DEVICE_BASE,
             "name": "Heat pump",
             "power_sensor": POWER_SENSOR,
-            CONF_S2_ENABLED: True,
+            CONF_S2: {CONF_S2_ENABLED: True},
         },
     },
     {
@@ -153,8 +154,7 @@ SUBENTRIES: list[dict[str, Any]] = [
             **DEVICE_BASE,
             "name": "Charger",
             "power_sensor": 30,
-            CONF_S2_ENABLED: False,
-            CONF_S2_POWER_SENSOR: POWER_SENSOR,
+            CONF_S2: {CONF_S2_ENABLED: False, CONF_S2_POWER_SENSOR: POWER_SENSOR},
         },
     },
 ]
@@ -434,17 +434,25 @@ def posts(server: FakeFlexMeasures, sensor_id: int) -> list[Any]:
     [
         ({}, S2DeviceConfig(subentry_id="s", name="n", enabled=False)),
         (
-            {CONF_S2_ENABLED: True, CONF_S2_POWER_SENSOR: "20"},
+            {"power_sensor": 22, CONF_S2: None},
+            S2DeviceConfig(
+                subentry_id="s", name="n", enabled=False, schedule_sensor=22
+            ),
+        ),
+        (
+            {CONF_S2: {CONF_S2_ENABLED: True, CONF_S2_POWER_SENSOR: "20"}},
             S2DeviceConfig(subentry_id="s", name="n", enabled=True, power_sensor=20),
         ),
         (
             {
-                CONF_S2_ENABLED: True,
-                CONF_S2_POWER_SENSOR: "",
-                CONF_S2_FILL_LEVEL_SENSOR: "abc",
-                CONF_S2_SCHEDULE_SENSOR: True,
-                CONF_S2_USAGE_FORECAST_SENSOR: None,
-                CONF_S2_ACTUATOR_STATUS_SENSOR: [1],
+                "power_sensor": True,
+                CONF_S2: {
+                    CONF_S2_ENABLED: True,
+                    CONF_S2_POWER_SENSOR: "",
+                    CONF_S2_FILL_LEVEL_SENSOR: "abc",
+                    CONF_S2_USAGE_FORECAST_SENSOR: None,
+                    CONF_S2_ACTUATOR_STATUS_SENSOR: [1],
+                },
             },
             S2DeviceConfig(subentry_id="s", name="n", enabled=True),
         ),
@@ -1202,7 +1210,7 @@ async def test_device_without_sensors(
     s2_integration: MockConfigEntry,
     fake_s2_server: FakeFlexMeasures,
 ) -> None:
-    """A device with S2 but no FlexMeasures sensors is served and posts nothing."""
+    """A device with S2 but no measurement sensors is served and posts nothing."""
     rm = await connect_frbc(hass, hass_client, s2_integration, "heat_pump")
     start = dt_util.utcnow()
     description = storage_description(start)
@@ -1240,7 +1248,8 @@ async def test_device_without_sensors(
         await rm.send(message)
         status = await rm.expect_status(str(message.message_id))
         assert status["status"] == "OK"
-    assert len(fake_s2_server.calls) == calls
+    # Only the schedule of the device's power sensor is read; nothing is posted.
+    assert [call for call in fake_s2_server.calls[calls:] if call[0] != "GET"] == []
 
 
 async def test_usage_forecast_without_numbers(

@@ -30,11 +30,12 @@ from homeassistant.util import dt as dt_util
 from .api import S2CemSettings, S2SensorTarget, S2Session, TimeSeries
 from .compat import vol
 from .const import (
+    CONF_POWER_SENSOR,
+    CONF_S2,
     CONF_S2_ACTUATOR_STATUS_SENSOR,
     CONF_S2_ENABLED,
     CONF_S2_FILL_LEVEL_SENSOR,
     CONF_S2_POWER_SENSOR,
-    CONF_S2_SCHEDULE_SENSOR,
     CONF_S2_USAGE_FORECAST_SENSOR,
     DOMAIN,
     LOGGER,
@@ -91,16 +92,20 @@ class S2DeviceConfig:
     def from_subentry_data(
         cls, data: Mapping[str, Any], *, subentry_id: str, name: str
     ) -> S2DeviceConfig:
-        """Read the ``s2_*`` keys of a controlled device's subentry data."""
+        """Read the S2 section of a controlled device's subentry data.
+
+        Instructions follow the schedule of the device's own power sensor.
+        """
+        s2: Mapping[str, Any] = data.get(CONF_S2) or {}
         return cls(
             subentry_id=subentry_id,
             name=name,
-            enabled=bool(data.get(CONF_S2_ENABLED, False)),
-            power_sensor=_sensor_id(data.get(CONF_S2_POWER_SENSOR)),
-            fill_level_sensor=_sensor_id(data.get(CONF_S2_FILL_LEVEL_SENSOR)),
-            usage_forecast_sensor=_sensor_id(data.get(CONF_S2_USAGE_FORECAST_SENSOR)),
-            actuator_status_sensor=_sensor_id(data.get(CONF_S2_ACTUATOR_STATUS_SENSOR)),
-            schedule_sensor=_sensor_id(data.get(CONF_S2_SCHEDULE_SENSOR)),
+            enabled=bool(s2.get(CONF_S2_ENABLED, False)),
+            power_sensor=_sensor_id(s2.get(CONF_S2_POWER_SENSOR)),
+            fill_level_sensor=_sensor_id(s2.get(CONF_S2_FILL_LEVEL_SENSOR)),
+            usage_forecast_sensor=_sensor_id(s2.get(CONF_S2_USAGE_FORECAST_SENSOR)),
+            actuator_status_sensor=_sensor_id(s2.get(CONF_S2_ACTUATOR_STATUS_SENSOR)),
+            schedule_sensor=_sensor_id(data.get(CONF_POWER_SENSOR)),
         )
 
     @classmethod
