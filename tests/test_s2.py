@@ -70,6 +70,7 @@ from custom_components.flexmeasures.const import (
     CONF_S2_FILL_LEVEL_SENSOR,
     CONF_S2_POWER_SENSOR,
     CONF_S2_USAGE_FORECAST_SENSOR,
+    CONTROLLED_DEVICE_PREFIX,
     DOMAIN,
     SUBENTRY_CONTROLLED_DEVICE,
 )
@@ -1092,9 +1093,9 @@ async def test_set_control_type(
 @pytest.mark.parametrize(
     ("device", "control_type", "connect_first", "translation_key"),
     [
-        ("unknown", "no_selection", False, "s2_unknown_device"),
-        ("not_ours", "no_selection", False, "s2_unknown_device"),
-        ("charger", "no_selection", False, "s2_unknown_device"),
+        ("unknown", "no_selection", False, "device_not_found"),
+        ("not_ours", "no_selection", False, "not_a_controlled_device"),
+        ("charger", "no_selection", False, "s2_not_enabled"),
         ("battery", "no_selection", False, "s2_not_connected"),
         (
             "battery",
@@ -1124,12 +1125,12 @@ async def test_set_control_type_errors(
         device_id = registry.async_get_or_create(
             config_entry_id=other.entry_id, identifiers={("other", "x")}
         ).id
-    elif device == "charger":
-        device_id = registry.async_get_or_create(
-            config_entry_id=s2_integration.entry_id,
-            config_subentry_id="charger",
-            identifiers={(DOMAIN, "charger")},
-        ).id
+    elif device == "charger":  # a controlled device without S2
+        charger = registry.async_get_device(
+            identifiers={(DOMAIN, f"{CONTROLLED_DEVICE_PREFIX}charger")}
+        )
+        assert charger is not None
+        device_id = charger.id
     else:
         device_id = device_of(hass, device)
     if connect_first:
@@ -1161,7 +1162,8 @@ async def test_set_control_type_entry_not_loaded(
             {"device_id": device_id, "control_type": "no_selection"},
             blocking=True,
         )
-    assert err.value.translation_key == "s2_entry_not_loaded"
+    assert err.value.translation_key == "entry_not_loaded"
+    assert err.value.translation_placeholders == {"entry": s2_integration.title}
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN
+from .const import CONTROLLED_DEVICE_PREFIX, DOMAIN
 
-# A controlled device carries an identifier (DOMAIN, "controlled_device_<id>").
-CONTROLLED_DEVICE_PREFIX: Final = "controlled_device_"
 SERVICE_GET_SCHEDULE: Final = "get_schedule"
 STATUSES: Final = ("idle", "computing", "ready", "stale", "failed")
 
