@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.config_entries import ConfigSubentryDataWithId
 from homeassistant.core import HomeAssistant
 import pytest
@@ -49,7 +51,7 @@ async def test_diagnostics_with_controlled_device(
     snapshot: SnapshotAssertion,
 ) -> None:
     """Diagnostics list the controlled devices' schedule and S2 status."""
-    diagnostics = await get_diagnostics_for_config_entry(
+    diagnostics: dict[str, Any] = await get_diagnostics_for_config_entry(
         hass, hass_client, init_battery
     )
     s2_device = diagnostics["s2"]["devices"][BATTERY_SUBENTRY_ID]

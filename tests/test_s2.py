@@ -89,6 +89,7 @@ from .conftest import (
     UNIQUE_ID,
     FakeFlexMeasures,
     entity_snapshot,
+    find_device,
     load_fixture,
 )
 
@@ -1126,8 +1127,10 @@ async def test_set_control_type_errors(
             config_entry_id=other.entry_id, identifiers={("other", "x")}
         ).id
     elif device == "charger":  # a controlled device without S2
-        charger = registry.async_get_device(
-            identifiers={(DOMAIN, f"{CONTROLLED_DEVICE_PREFIX}charger")}
+        charger = find_device(
+            hass,
+            s2_integration.entry_id,
+            (DOMAIN, f"{CONTROLLED_DEVICE_PREFIX}charger"),
         )
         assert charger is not None
         device_id = charger.id
