@@ -182,11 +182,12 @@ async def test_trigger_schedule_end_to_end(
     charging_slots = {
         start + resolution * index for index, value in enumerate(values) if value > 0
     }
-    covered = {
-        event.start + resolution * step
-        for event in charging
-        for step in range(int((event.end - event.start) / resolution))
-    }
+    covered: set[datetime] = set()
+    for event in charging:
+        assert isinstance(event.start, datetime)
+        assert isinstance(event.end, datetime)
+        steps = int((event.end - event.start) / resolution)
+        covered.update(event.start + resolution * step for step in range(steps))
     assert covered == charging_slots
 
     # Without a response: returns once the job is queued, the event follows.
@@ -217,7 +218,7 @@ async def test_trigger_schedule_end_to_end(
     assert not updated  # the call did not wait for the schedule
     async with asyncio.timeout(EVENT_TIMEOUT):
         await fired.wait()
-    (event,) = updated
-    assert event.data["device_id"] == device_id
-    assert event.data["summary"]["charging_windows"] == len(charging)
-    assert event.data["summary"]["soc_at_end"] >= SOC_MIN
+    (fired_event,) = updated
+    assert fired_event.data["device_id"] == device_id
+    assert fired_event.data["summary"]["charging_windows"] == len(charging)
+    assert fired_event.data["summary"]["soc_at_end"] >= SOC_MIN
