@@ -218,7 +218,7 @@ async def test_twenty_links_survive_an_outage_and_a_reload(
     posts: list[tuple[int, datetime, int]],
 ) -> None:
     """Every complete slot arrives once, with the right mean, across both."""
-    # A past hour, on whole minutes; the sensors are new, so nothing is there yet.
+    # Two hours ago, on a whole minute: complete slots fill quickly in frozen time.
     begin = dt_util.utcnow().replace(second=0, microsecond=0) - timedelta(hours=2)
     freezer.move_to(begin)
     entry = MockConfigEntry(
@@ -315,8 +315,13 @@ async def test_twenty_links_survive_an_outage_and_a_reload(
     assert not uploader.server_down
     assert uploader.pending_count == 0
 
-    # Each complete slot was posted exactly once per link...
+    # Each complete slot was posted exactly once per link: one POST per successful
+    # round (three before the outage, the backlog after it, the backlog after the
+    # reload), every slot in exactly one of them...
     api = entry.runtime_data.api
+    assert Counter(sensor_id for sensor_id, _, _ in posts) == dict.fromkeys(
+        sensor_of.values(), 5
+    )
     slots_sent: dict[int, Counter[datetime]] = defaultdict(Counter)
     for sensor_id, start, count in posts:
         for index in range(count):
