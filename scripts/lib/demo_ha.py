@@ -279,6 +279,27 @@ async def add_subentries(
         )
 
 
+async def wait_for_value(
+    session: aiohttp.ClientSession,
+    base: str,
+    auth: dict[str, str],
+    entity_id: str,
+    deadline: float,
+) -> str:
+    """Wait until an entity has a state other than unknown/unavailable; return it."""
+    state = "missing"
+    while time.monotonic() < deadline:
+        async with session.get(
+            f"{base}/api/states/{entity_id}", headers=auth
+        ) as response:
+            if response.status == 200:
+                state = (await response.json())["state"]
+                if state not in ("unknown", "unavailable"):
+                    return str(state)
+        await asyncio.sleep(0.25)
+    raise DemoError(f"{entity_id} has no value ({state})")
+
+
 async def ws_connect(
     session: aiohttp.ClientSession, base: str, token: str
 ) -> aiohttp.ClientWebSocketResponse:
@@ -458,6 +479,9 @@ async def main() -> int:
             say(f"entry {entry['title']!r} is {entry['state']}")
             await add_subentries(session, base, auth, entry_id, seed)
             say(f"subentries: controlled device {DEMO_BATTERY!r}, 2 measurement links")
+            # The plan starts from the battery's SoC: the template must have run.
+            soc = await wait_for_value(session, base, auth, DEMO_SOC, deadline)
+            say(f"{DEMO_SOC} is {soc}")
             ws = await ws_connect(session, base, token)
             async with ws:
                 planned = await first_schedule(ws, deadline)
