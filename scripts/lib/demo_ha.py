@@ -12,15 +12,24 @@ Steps, each through the API a person's browser would use:
 2. the `flexmeasures` config flow (REST /api/config/config_entries/flow) with
    the URL and credentials of the seeded FlexMeasures user;
 3. wait until that entry is `loaded` (REST /api/config/config_entries/entry);
-4. the dashboard (websocket): the default dashboard shows the demo entities and
-   every entity of the flexmeasures entry.
-Writes the login and timings to --out and prints one line per step.
+4. subentry flows (REST /api/config/config_entries/subentries/flow): the demo
+   battery as a controlled device (the seeded battery's power sensor, the
+   seeded price, the demo SoC sensor), and measurement links: demo battery SoC
+   -> the seeded SoC sensor, demo charger power -> the seeded charger sensor;
+5. a first schedule: `flexmeasures.trigger_schedule` (websocket, with
+   return_response, so it waits for the server's plan);
+6. the dashboard (websocket): the default dashboard shows the demo entities,
+   the schedule card, the controlled device's entities and its plan calendar,
+   and every other entity of the flexmeasures entry.
+Writes the login, the schedule status entity and timings to --out and prints
+one line per step.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from datetime import UTC, datetime, timedelta
 import json
 from pathlib import Path
 import sys
@@ -174,69 +183,251 @@ async def wait_loaded(
     )
 
 
-async def save_dashboard(
+DEMO_BATTERY = "Demo battery"
+DEMO_SOC = "sensor.demo_battery_state_of_charge"
+DEMO_CHARGER = "sensor.demo_charger_power"
+
+
+async def subentry_flow(
     session: aiohttp.ClientSession,
     base: str,
-    token: str,
+    auth: dict[str, str],
+    entry_id: str,
+    subentry_type: str,
+    steps: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Run a subentry flow of the entry through its steps; return the result."""
+    # Adding a subentry reloads the entry: wait out the reload of the last one.
+    for _ in range(240):
+        async with session.post(
+            f"{base}/api/config/config_entries/subentries/flow",
+            headers=auth,
+            json={"handler": [entry_id, subentry_type]},
+        ) as response:
+            result = await _json(response, f"{subentry_type} flow: start")
+        if result.get("reason") != "entry_not_loaded":
+            break
+        await asyncio.sleep(0.25)
+    for data in steps:
+        if result.get("type") != "form":
+            raise DemoError(f"{subentry_type} flow: expected a form, got {result}")
+        async with session.post(
+            f"{base}/api/config/config_entries/subentries/flow/{result['flow_id']}",
+            headers=auth,
+            json=data,
+        ) as response:
+            result = await _json(response, f"{subentry_type} flow: {result['step_id']}")
+    if result.get("type") != "create_entry":
+        raise DemoError(f"{subentry_type} flow: nothing created: {result}")
+    return dict(result)
+
+
+async def add_subentries(
+    session: aiohttp.ClientSession,
+    base: str,
+    auth: dict[str, str],
     entry_id: str,
     seed: dict[str, Any],
-) -> int:
-    """Make the default dashboard show the demo and integration entities."""
-    async with session.ws_connect(f"{base}/api/websocket") as ws:
-        await ws.receive_json()  # auth_required
-        await ws.send_json({"type": "auth", "access_token": token})
-        if (answer := await ws.receive_json()).get("type") != "auth_ok":
-            raise DemoError(f"websocket: {answer}")
-
-        async def call(message_id: int, **message: Any) -> Any:
-            await ws.send_json({"id": message_id, **message})
-            while (answer := await ws.receive_json()).get("id") != message_id:
-                pass
-            if not answer.get("success"):
-                raise DemoError(f"websocket {message['type']}: {answer.get('error')}")
-            return answer.get("result")
-
-        registry = await call(1, type="config/entity_registry/list")
-        ours = sorted(
-            e["entity_id"] for e in registry if e.get("config_entry_id") == entry_id
-        )
-        measured = [e for e in ours if e.startswith("sensor.")]
-        cards: list[dict[str, Any]] = [
+) -> None:
+    """Add the demo battery as a controlled device and link the demo sensors."""
+    sensors = seed["sensors"]
+    battery = seed["battery"]
+    await subentry_flow(
+        session,
+        base,
+        auth,
+        entry_id,
+        "controlled_device",
+        [
             {
-                "type": "entities",
-                "title": "Home (demo devices)",
-                "entities": DEMO_ENTITIES,
-            },
-        ]
-        if ours:
-            cards.append(
-                {"type": "entities", "title": "FlexMeasures", "entities": ours}
-            )
-        if measured:
-            cards.append(
+                "name": DEMO_BATTERY,
+                "kind": "battery",
+                "power_sensor": str(sensors["battery_power"]),
+                "soc_entity": DEMO_SOC,
+                "soc_unit": "percent",
+                "capacity": battery["capacity_kwh"],
+                "soc_min": 10,
+                "soc_max": 100,
+                "charge_power": battery["power_kw"],
+                "discharge_power": battery["power_kw"],
+                "roundtrip_efficiency": 90,
+                "consumption_price_sensor": str(sensors["price"]),
+                "horizon": 24,
+                "auto_reschedule": {"interval": 0, "soc_drift": 0},
+            }
+        ],
+    )
+    for entity_id, sensor, aggregation in (
+        (DEMO_SOC, sensors["battery_soc"], "last"),
+        (DEMO_CHARGER, sensors["ev_charger_power"], "mean"),
+    ):
+        await subentry_flow(
+            session,
+            base,
+            auth,
+            entry_id,
+            "measurement_link",
+            [
+                {"entity_id": entity_id},
                 {
-                    "type": "history-graph",
-                    "title": "FlexMeasures",
-                    "hours_to_show": 24,
-                    "entities": measured,
-                }
-            )
+                    "sensor": str(sensor),
+                    "invert": False,
+                    "aggregation": aggregation,
+                    "upload_interval": {"hours": 0, "minutes": 5, "seconds": 0},
+                },
+            ],
+        )
+
+
+async def wait_for_value(
+    session: aiohttp.ClientSession,
+    base: str,
+    auth: dict[str, str],
+    entity_id: str,
+    deadline: float,
+) -> str:
+    """Wait until an entity has a state other than unknown/unavailable; return it."""
+    state = "missing"
+    while time.monotonic() < deadline:
+        async with session.get(
+            f"{base}/api/states/{entity_id}", headers=auth
+        ) as response:
+            if response.status == 200:
+                state = (await response.json())["state"]
+                if state not in ("unknown", "unavailable"):
+                    return str(state)
+        await asyncio.sleep(0.25)
+    raise DemoError(f"{entity_id} has no value ({state})")
+
+
+async def ws_connect(
+    session: aiohttp.ClientSession, base: str, token: str
+) -> aiohttp.ClientWebSocketResponse:
+    """Open an authenticated websocket to Home Assistant."""
+    ws = await session.ws_connect(f"{base}/api/websocket")
+    await ws.receive_json()  # auth_required
+    await ws.send_json({"type": "auth", "access_token": token})
+    if (answer := await ws.receive_json()).get("type") != "auth_ok":
+        raise DemoError(f"websocket: {answer}")
+    return ws
+
+
+async def ws_call(
+    ws: aiohttp.ClientWebSocketResponse, message_id: int, **message: Any
+) -> Any:
+    """Send one websocket command; return its result."""
+    await ws.send_json({"id": message_id, **message})
+    while (answer := await ws.receive_json()).get("id") != message_id:
+        pass
+    if not answer.get("success"):
+        raise DemoError(f"websocket {message['type']}: {answer.get('error')}")
+    return answer.get("result")
+
+
+async def first_schedule(
+    ws: aiohttp.ClientWebSocketResponse, deadline: float
+) -> dict[str, Any]:
+    """Wait for the controlled device, plan it; return the device and the plan."""
+    devices: list[dict[str, Any]] = []
+    while not devices:
+        devices = await ws_call(ws, 10, type="flexmeasures/schedule/devices")
+        if not devices:
+            if time.monotonic() > deadline:
+                raise DemoError("the controlled device did not appear")
+            await asyncio.sleep(0.25)
+    device = devices[0]
+    target = (datetime.now(UTC) + timedelta(hours=20)).replace(
+        minute=0, second=0, microsecond=0
+    )
+    result = await ws_call(
+        ws,
+        11,
+        type="call_service",
+        domain=DOMAIN,
+        service="trigger_schedule",
+        service_data={
+            "device_id": device["device_id"],
+            "soc_targets": [{"datetime": target.isoformat(), "value": 90}],
+        },
+        return_response=True,
+    )
+    response = result["response"]
+    if response.get("status") != "ready":
+        raise DemoError(f"the first schedule is not ready: {response}")
+    return {"device": device, "schedule": response}
+
+
+async def save_dashboard(
+    ws: aiohttp.ClientWebSocketResponse,
+    entry_id: str,
+    device_id: str,
+    seed: dict[str, Any],
+) -> dict[str, Any]:
+    """Make the default dashboard show the demo, the plan and the integration."""
+    registry = await ws_call(ws, 12, type="config/entity_registry/list")
+    ours = [e for e in registry if e.get("config_entry_id") == entry_id]
+    planned = sorted(e["entity_id"] for e in ours if e.get("device_id") == device_id)
+    others = sorted(e["entity_id"] for e in ours if e.get("device_id") != device_id)
+    calendars = [e for e in planned if e.startswith("calendar.")]
+    status = [e for e in planned if e.endswith("_schedule_status")]
+    measured = sorted(
+        e["entity_id"]
+        for e in ours
+        if e.get("device_id") != device_id
+        and e["entity_id"].startswith("sensor.")
+        and not e.get("entity_category")
+    )
+    cards: list[dict[str, Any]] = [
+        {
+            "type": "custom:flexmeasures-schedule-card",
+            "device_id": device_id,
+            "horizon": 24,
+        },
+        {
+            "type": "entities",
+            "title": "Home (demo devices)",
+            "entities": DEMO_ENTITIES,
+        },
+        {
+            "type": "entities",
+            "title": f"{DEMO_BATTERY}: schedule",
+            "entities": [e for e in planned if not e.startswith("calendar.")],
+        },
+    ]
+    if calendars:
+        cards.append(
+            {"type": "calendar", "initial_view": "listWeek", "entities": calendars}
+        )
+    if others:
+        cards.append({"type": "entities", "title": "FlexMeasures", "entities": others})
+    if measured:
         cards.append(
             {
-                "type": "markdown",
-                "title": "FlexMeasures server",
-                "content": (
-                    f"[{seed['url']}]({seed['url']}): log in as `{seed['email']}` "
-                    f"with password `{seed['password']}`."
-                ),
+                "type": "history-graph",
+                "title": "FlexMeasures",
+                "hours_to_show": 24,
+                "entities": measured,
             }
         )
-        config = {
-            "title": "FlexMeasures demo",
-            "views": [{"title": "Home", "path": "home", "cards": cards}],
+    cards.append(
+        {
+            "type": "markdown",
+            "title": "FlexMeasures server",
+            "content": (
+                f"[{seed['url']}]({seed['url']}): log in as `{seed['email']}` "
+                f"with password `{seed['password']}`."
+            ),
         }
-        await call(2, type="lovelace/config/save", config=config)
-        return len(ours)
+    )
+    config = {
+        "title": "FlexMeasures demo",
+        "views": [{"title": "Home", "path": "home", "cards": cards}],
+    }
+    await ws_call(ws, 13, type="lovelace/config/save", config=config)
+    return {
+        "entities": len(ours),
+        "schedule_status_entity": status[0] if status else None,
+    }
 
 
 async def remove_onboarding_extras(
@@ -286,8 +477,24 @@ async def main() -> int:
             entry = await wait_loaded(session, base, auth, deadline)
             figures["loaded_s"] = round(time.monotonic() - T0, 1)
             say(f"entry {entry['title']!r} is {entry['state']}")
-            count = await save_dashboard(session, base, token, entry_id, seed)
-            say(f"dashboard saved ({count} flexmeasures entities)")
+            await add_subentries(session, base, auth, entry_id, seed)
+            say(f"subentries: controlled device {DEMO_BATTERY!r}, 2 measurement links")
+            # The plan starts from the battery's SoC: the template must have run.
+            soc = await wait_for_value(session, base, auth, DEMO_SOC, deadline)
+            say(f"{DEMO_SOC} is {soc}")
+            ws = await ws_connect(session, base, token)
+            async with ws:
+                planned = await first_schedule(ws, deadline)
+                figures["scheduled_s"] = round(time.monotonic() - T0, 1)
+                plan = planned["schedule"]
+                say(
+                    f"first schedule {plan['status']}: {len(plan.get('values', []))}"
+                    " slots"
+                )
+                dashboard = await save_dashboard(
+                    ws, entry_id, planned["device"]["device_id"], seed
+                )
+            say(f"dashboard saved ({dashboard['entities']} flexmeasures entities)")
             removed = await remove_onboarding_extras(session, base, auth)
             if removed:
                 say(f"removed the entries onboarding added: {', '.join(removed)}")
@@ -302,6 +509,7 @@ async def main() -> int:
                 "password": PASSWORD,
                 "access_token": token,
                 "entry_id": entry_id,
+                "schedule_status_entity": dashboard["schedule_status_entity"],
                 **figures,
             },
             indent=2,

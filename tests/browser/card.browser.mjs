@@ -1,23 +1,19 @@
 // Real-browser test of the schedule card: a real `hass`, onboarded and given a
-// dashboard through its APIs, and headless Chromium driven by playwright-core.
+// dashboard through its APIs, against the real FlexMeasures server of
+// scripts/flexmeasures-server, and headless Chromium driven by playwright-core.
+//
+// The flexmeasures entry comes from its config flow with the seeded user, the
+// seeded battery becomes a controlled device through the subentry flow (REST),
+// and flexmeasures.trigger_schedule (with a response, so it waits) has the
+// server compute a real plan that the card then draws.
 //
 // Run it with scripts/browser-test, which installs everything and sets:
 //   FM_BROWSER_HASS      JSON array: the command that runs `python -m homeassistant`
-//   FM_BROWSER_SCHEDULE  "fixture" (default): the integration is added against a
-//                        FlexMeasures API answering from tests/fixtures, and the
-//                        test-only integration in tests/browser/fixture adds a
-//                        controlled device and answers flexmeasures.get_schedule
-//                        with a fixed 24-hour plan (until the scheduling code lands);
-//                        "server": the integration against the real FlexMeasures
-//                        server (scripts/flexmeasures-server start) whose seed.json
-//                        is FM_BROWSER_SEED (default $FLEXMEASURES_SERVER_DIR/seed.json),
-//                        a controlled device from its subentry flow, a plan from
-//                        flexmeasures.trigger_schedule. See tests/browser/README.md.
+//   FM_BROWSER_SEED      the server's seed.json (default $FLEXMEASURES_SERVER_DIR/seed.json)
 //   FM_BROWSER_OUTPUT    where screenshots and the HA log go (test-output/browser)
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -28,7 +24,6 @@ import { chromium } from "playwright-core";
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const OUTPUT = path.resolve(REPO, process.env.FM_BROWSER_OUTPUT || "test-output/browser");
 const CONFIG = path.join(OUTPUT, "config");
-const MODE = process.env.FM_BROWSER_SCHEDULE || "fixture";
 const HASS = JSON.parse(process.env.FM_BROWSER_HASS || '["python3", "-P", "-m", "homeassistant"]');
 const CHROMIUM = process.env.FM_BROWSER_CHROMIUM || "/usr/bin/chromium";
 const DASHBOARD = "flexmeasures-card";
@@ -50,15 +45,13 @@ function freePort() {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A fresh HA config dir: the integration (and the fixture) linked in. */
+/** A fresh HA config dir: the integration linked in, the battery's SoC as a sensor. */
 function writeConfig(port) {
   rmSync(CONFIG, { recursive: true, force: true });
   mkdirSync(path.join(CONFIG, "custom_components"), { recursive: true });
   const link = (target, name) =>
     symlinkSync(path.relative(path.join(CONFIG, "custom_components"), target), path.join(CONFIG, "custom_components", name));
   link(path.join(REPO, "custom_components/flexmeasures"), "flexmeasures");
-  const fixture = MODE === "fixture" ? "flexmeasures_card_fixture:\n" : "";
-  if (fixture) link(path.join(REPO, "tests/browser/fixture/flexmeasures_card_fixture"), "flexmeasures_card_fixture");
   writeFileSync(
     path.join(CONFIG, "configuration.yaml"),
     `homeassistant:
@@ -75,7 +68,15 @@ http:
 frontend:
 recorder:
   purge_keep_days: 1
-${fixture}logger:
+template:
+  - sensor:
+      - name: Home battery SoC
+        unique_id: home_battery_soc
+        unit_of_measurement: "%"
+        device_class: battery
+        state_class: measurement
+        state: "40"
+logger:
   default: warning
 `,
   );
@@ -186,90 +187,55 @@ async function addIntegration(base, tokens, { url, email, password }) {
   return flow.result.entry_id;
 }
 
-/**
- * Fixture mode: a FlexMeasures API answering from the recorded responses in
- * tests/fixtures (what the integration needs to set up), on 127.0.0.1.
- */
-async function startRecordedServer() {
-  const fixture = (name) => readFileSync(path.join(REPO, "tests/fixtures", name));
-  const routes = {
-    "GET /api/": fixture("versions.json"),
-    "POST /api/requestAuthToken": fixture("auth_token.json"),
-    "GET /api/v3_0/users": fixture("users.json"),
-    "GET /api/v3_0/accounts/3": fixture("account.json"),
-    "GET /api/v3_0/assets": fixture("assets.json"),
-    "GET /api/v3_0/sensors": fixture("sensors.json"),
-  };
-  for (const [id, series] of Object.entries(JSON.parse(fixture("sensor_data.json")))) {
-    routes[`GET /api/v3_0/sensors/${id}/data`] = JSON.stringify(series);
-  }
-  const server = createHttpServer((request, response) => {
-    const body = routes[`${request.method} ${new URL(request.url, "http://x").pathname}`];
-    request.resume();
-    response.writeHead(body ? 200 : 404, { "content-type": "application/json", "flexmeasures-version": "1.0.1" });
-    response.end(body || '{"message": "Not found"}');
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return server;
-}
-
-/** Fixture mode: the integration against the recorded API, the fixture's device and plan. */
-async function setupFixtureSchedule(base, tokens, ws, server) {
-  const entryId = await addIntegration(base, tokens, {
-    url: `http://127.0.0.1:${server.address().port}`,
-    email: "ha@example.com",
-    password: "recorded",
-  });
-  const { response } = await ws.call({
-    type: "call_service",
-    domain: "flexmeasures_card_fixture",
-    service: "add_device",
-    service_data: { entry_id: entryId },
-    return_response: true,
-  });
-  return response;
-}
-
-/**
- * Server mode: the user input of the controlled-device subentry form, from the
- * seed of scripts/flexmeasures-server. ADAPT AT MERGE to the field names of the
- * scheduling code's subentry flow (issue 6); FM_BROWSER_DEVICE_INPUT (JSON)
- * overrides it without editing this file.
- */
+/** The controlled-device subentry form, filled in for the seeded battery. */
 function controlledDeviceInput(seed, socEntity) {
-  if (process.env.FM_BROWSER_DEVICE_INPUT) return JSON.parse(process.env.FM_BROWSER_DEVICE_INPUT);
   return {
     name: "Home battery",
     kind: "battery",
     power_sensor: String(seed.sensors.battery_power),
-    price_sensors: [String(seed.sensors.price)],
     soc_entity: socEntity,
+    soc_unit: "percent",
     capacity: seed.battery.capacity_kwh,
     soc_min: 10,
     soc_max: 100,
-    power_capacity: seed.battery.power_kw,
+    charge_power: seed.battery.power_kw,
+    discharge_power: seed.battery.power_kw,
+    roundtrip_efficiency: 90,
+    consumption_price_sensor: String(seed.sensors.price),
+    horizon: 24,
+    auto_reschedule: { interval: 0, soc_drift: 0 },
   };
 }
 
-/** Server mode: the integration against the real FlexMeasures server, a computed plan. */
-async function setupServerSchedule(base, tokens, ws) {
+/** The integration against the real FlexMeasures server, a device, a computed plan. */
+async function setupSchedule(base, tokens, ws) {
   // The seed file scripts/flexmeasures-server writes into its state dir.
   const seedPath = process.env.FM_BROWSER_SEED || path.join(process.env.FLEXMEASURES_SERVER_DIR || "", "seed.json");
   const seed = JSON.parse(readFileSync(seedPath, "utf8"));
   const entryId = await addIntegration(base, tokens, seed);
-  // The battery's state of charge as an HA entity (a helper stands in for it).
-  await ws.call({ type: "input_number/create", name: "Home battery SoC", min: 0, max: 100, step: 1, initial: 40, unit_of_measurement: "%" });
   const auth = tokens.access_token;
   let sub = await postJson(base, "/api/config/config_entries/subentries/flow", { handler: [entryId, "controlled_device"] }, auth);
-  sub = await postJson(base, `/api/config/config_entries/subentries/flow/${sub.flow_id}`, controlledDeviceInput(seed, "input_number.home_battery_soc"), auth);
+  assert.equal(sub.type, "form", JSON.stringify(sub));
+  sub = await postJson(base, `/api/config/config_entries/subentries/flow/${sub.flow_id}`, controlledDeviceInput(seed, "sensor.home_battery_soc"), auth);
   assert.equal(sub.type, "create_entry", JSON.stringify(sub));
-  const [device] = await ws.call({ type: "flexmeasures/schedule/devices" });
+  let device;
+  for (let i = 0; i < 120 && !device; i++) {
+    [device] = await ws.call({ type: "flexmeasures/schedule/devices" });
+    if (!device) await sleep(250);
+  }
   assert.ok(device, "the controlled device is listed");
-  // Waits for the schedule (return_response), so the card has one to draw.
-  await ws.call({
-    type: "execute_script",
-    sequence: [{ action: "flexmeasures.trigger_schedule", target: { device_id: device.device_id }, response_variable: "plan" }],
+  // Charge to 90 % by the end of the horizon; with a response the action waits
+  // until the server has computed the plan.
+  const target = new Date(Date.now() + 20 * 3600_000);
+  target.setUTCMinutes(0, 0, 0);
+  const { response } = await ws.call({
+    type: "call_service",
+    domain: "flexmeasures",
+    service: "trigger_schedule",
+    service_data: { device_id: device.device_id, soc_targets: [{ datetime: target.toISOString(), value: 90 }] },
+    return_response: true,
   });
+  assert.equal(response.status, "ready", JSON.stringify(response));
   return device;
 }
 
@@ -281,7 +247,7 @@ function expectedBars(schedule, now) {
 }
 
 describe("schedule card in a real browser", { timeout: 300_000 }, () => {
-  let clock, hass, recorded, base, tokens, ws, browser, context, page, device, schedule, horizon;
+  let clock, hass, base, tokens, ws, browser, context, page, device, schedule, horizon;
   const consoleErrors = [];
   const foreignRequests = [];
   const wsFramesSent = [];
@@ -317,8 +283,9 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
       if (!["unknown_command", "not_allowed"].includes(err.code)) throw err;
     });
 
-    if (MODE === "server") await setupServerSchedule(base, tokens, ws);
-    else await setupFixtureSchedule(base, tokens, ws, (recorded = await startRecordedServer()));
+    const t1 = Date.now();
+    await setupSchedule(base, tokens, ws);
+    console.log(`# entry, controlled device and a computed schedule after ${((Date.now() - t1) / 1000).toFixed(1)} s`);
     [device] = await ws.call({ type: "flexmeasures/schedule/devices" });
     assert.ok(device, "a controlled device exists");
     schedule = await ws.call({ type: "flexmeasures/schedule/get", device_id: device.device_id });
@@ -359,7 +326,6 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
     ws?.close();
     await stopHass(hass);
     hass?.writeLog();
-    recorded?.close();
   });
 
   it("draws a bar per planned slot", async () => {
@@ -418,17 +384,8 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
   it("refreshes when a new schedule is announced", async () => {
     const asked = () => wsFramesSent.filter((f) => f.includes('"flexmeasures/schedule/get"')).length;
     const before = asked();
-    if (MODE === "fixture") {
-      await ws.call({ type: "call_service", domain: "flexmeasures_card_fixture", service: "replan", service_data: {} });
-      schedule = await ws.call({ type: "flexmeasures/schedule/get", device_id: device.device_id });
-      const want = expectedBars(schedule, clock);
-      const bars = page.locator(`${CARD} rect.bar`);
-      for (let i = 0; i < 60 && (await bars.count()) !== want; i++) await sleep(250);
-      assert.equal(await bars.count(), want, "the card shows the new plan");
-    } else {
-      await ws.call({ type: "fire_event", event_type: "flexmeasures_schedule_updated", event_data: { device_id: device.device_id } });
-      for (let i = 0; i < 40 && asked() === before; i++) await sleep(250);
-    }
+    await ws.call({ type: "fire_event", event_type: "flexmeasures_schedule_updated", event_data: { device_id: device.device_id } });
+    for (let i = 0; i < 40 && asked() === before; i++) await sleep(250);
     assert.ok(asked() > before, "the card asked for the schedule again");
   });
 
