@@ -552,14 +552,22 @@ def _options(result: Any, key: str) -> list[dict[str, str]]:
     raise AssertionError(key)
 
 
-async def test_subentry_user_flow(
+async def _device_form(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry
-) -> None:
-    """A controlled device is added with sensor dropdowns from the inventory."""
+) -> tuple[MockConfigEntry, Any]:
+    """Load the entry with the recorded sensors and open the controlled-device form."""
     entry = await _loaded(hass, mock_config_entry, load_fixture("sensors.json"))
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, "controlled_device"), context={"source": SOURCE_USER}
     )
+    return entry, result
+
+
+async def test_subentry_user_flow(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """A controlled device is added with sensor dropdowns from the inventory."""
+    entry, result = await _device_form(hass, mock_config_entry)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
     # Power sensors only, by id; prices only in the price dropdowns.
@@ -636,10 +644,7 @@ async def test_subentry_reconfigure(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry
 ) -> None:
     """A controlled device can be changed; the form shows its settings."""
-    entry = await _loaded(hass, mock_config_entry, load_fixture("sensors.json"))
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "controlled_device"), context={"source": SOURCE_USER}
-    )
+    entry, result = await _device_form(hass, mock_config_entry)
     await hass.config_entries.subentries.async_configure(
         result["flow_id"], DEVICE_INPUT
     )
@@ -680,20 +685,19 @@ S2_INPUT: dict[str, Any] = {
 
 def _section_options(result: Any, section_key: str, key: str) -> list[dict[str, str]]:
     """Return the options of a dropdown inside a section of a shown form."""
-    for marker, value in result["data_schema"].schema.items():
-        if str(marker) == section_key:
-            return _options({"data_schema": value.schema}, key)
-    raise AssertionError(section_key)
+    (found,) = (
+        value
+        for marker, value in result["data_schema"].schema.items()
+        if marker == section_key
+    )
+    return _options({"data_schema": found.schema}, key)
 
 
 async def test_subentry_s2(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry
 ) -> None:
     """S2 is enabled in its section; sensor ids are stored as numbers, nested."""
-    entry = await _loaded(hass, mock_config_entry, load_fixture("sensors.json"))
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "controlled_device"), context={"source": SOURCE_USER}
-    )
+    entry, result = await _device_form(hass, mock_config_entry)
     sensors = load_fixture("sensors.json")
     # Measured power from power sensors; the other S2 values from any sensor.
     assert _section_options(result, "s2", "s2_power_sensor") == _options(
