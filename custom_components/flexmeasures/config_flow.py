@@ -430,7 +430,7 @@ def _device_schema(
                 ),
                 {"collapsed": True},
             ),
-            vol.Required(CONF_S2): section(
+            vol.Optional(CONF_S2, default={}): section(
                 vol.Schema(
                     {
                         vol.Required(CONF_S2_ENABLED, default=False): BooleanSelector(),
