@@ -446,3 +446,61 @@ async def test_schedule_without_price_sensor(
     assert result["values"][:2] == [2.0, 2.0]
     assert result["prices"] is None
     assert fake_server.count(PRICES_PATH) == setup_requests
+
+
+@pytest.fixture
+def price_sensor(
+    request: pytest.FixtureRequest, battery_subentry: ConfigSubentryDataWithId
+) -> int:
+    """Configure the home battery with another consumption price sensor."""
+    sensor_id: int = request.param
+    battery_subentry["data"] = {
+        **battery_subentry["data"],
+        "consumption_price_sensor": sensor_id,
+    }
+    return sensor_id
+
+
+@pytest.mark.parametrize(
+    ("price_sensor", "resolution", "unit"),
+    [(23, "PT1H", "kWh"), (99, "PT1H", "EUR/MWh")],
+    ids=["instantaneous_sensor", "sensor_not_in_inventory"],
+    indirect=["price_sensor"],
+)
+@pytest.mark.usefixtures("frozen_now", "fast_polling")
+async def test_schedule_prices_defaults(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    fake_server: FakeFlexMeasures,
+    fake_scheduling: FakeScheduling,
+    price_sensor: int,
+    init_battery: MockConfigEntry,
+    resolution: str,
+    unit: str,
+) -> None:
+    """Without a usable resolution or a known unit, ask hourly in EUR/MWh."""
+    queries: list[dict[str, str]] = []
+
+    def answer(method: str, url: URL, data: Any) -> tuple[int, Any]:
+        queries.append(dict(url.query))
+        return HTTPStatus.OK, {
+            "start": url.query["start"],
+            "duration": url.query["duration"],
+            "unit": url.query["unit"],
+            "values": [1.0, 2.0, 3.0],
+        }
+
+    fake_server.handlers[f"GET /api/v3_0/sensors/{price_sensor}/data"] = answer
+    result = await card_after_trigger(hass, hass_ws_client)
+
+    [query] = queries
+    assert dt_util.parse_duration(query["resolution"]) == dt_util.parse_duration(
+        resolution
+    )
+    assert query["unit"] == unit
+    assert result["prices"] == {
+        "start": "2026-11-20T10:00:00+00:00",
+        "resolution": 3600,
+        "unit": unit,
+        "values": [1.0, 2.0, 3.0],
+    }
