@@ -20,6 +20,7 @@ from custom_components.flexmeasures.api import Asset, Sensor
 from custom_components.flexmeasures.compat import vol
 from custom_components.flexmeasures.const import CONF_ACCOUNT_ID, DOMAIN
 from custom_components.flexmeasures.coordinator import Inventory
+from custom_components.flexmeasures.s2 import S2DeviceConfig
 
 from .conftest import (
     ACCOUNT_ID,
@@ -522,6 +523,7 @@ DEVICE_INPUT: dict[str, Any] = {
     "consumption_price_sensor": "30",
     "horizon": 24,
     "auto_reschedule": {},
+    "s2": {},
 }
 
 
@@ -550,14 +552,22 @@ def _options(result: Any, key: str) -> list[dict[str, str]]:
     raise AssertionError(key)
 
 
-async def test_subentry_user_flow(
+async def _device_form(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry
-) -> None:
-    """A controlled device is added with sensor dropdowns from the inventory."""
+) -> tuple[MockConfigEntry, Any]:
+    """Load the entry with the recorded sensors and open the controlled-device form."""
     entry = await _loaded(hass, mock_config_entry, load_fixture("sensors.json"))
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, "controlled_device"), context={"source": SOURCE_USER}
     )
+    return entry, result
+
+
+async def test_subentry_user_flow(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """A controlled device is added with sensor dropdowns from the inventory."""
+    entry, result = await _device_form(hass, mock_config_entry)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
     # Power sensors only, by id; prices only in the price dropdowns.
@@ -634,10 +644,7 @@ async def test_subentry_reconfigure(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry
 ) -> None:
     """A controlled device can be changed; the form shows its settings."""
-    entry = await _loaded(hass, mock_config_entry, load_fixture("sensors.json"))
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "controlled_device"), context={"source": SOURCE_USER}
-    )
+    entry, result = await _device_form(hass, mock_config_entry)
     await hass.config_entries.subentries.async_configure(
         result["flow_id"], DEVICE_INPUT
     )
@@ -666,6 +673,80 @@ async def test_subentry_reconfigure(
     assert result["reason"] == "reconfigure_successful"
     assert subentry.title == "Garage battery"
     assert entry.subentries[subentry.subentry_id].data["soc_max"] == 80
+
+
+S2_INPUT: dict[str, Any] = {
+    "s2_enabled": True,
+    "s2_power_sensor": "20",
+    "s2_fill_level_sensor": "21",
+    "s2_usage_forecast_sensor": "30",
+}
+
+
+def _section_options(result: Any, section_key: str, key: str) -> list[dict[str, str]]:
+    """Return the options of a dropdown inside a section of a shown form."""
+    (found,) = (
+        value
+        for marker, value in result["data_schema"].schema.items()
+        if marker == section_key
+    )
+    return _options({"data_schema": found.schema}, key)
+
+
+async def test_subentry_s2(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """S2 is enabled in its section; sensor ids are stored as numbers, nested."""
+    entry, result = await _device_form(hass, mock_config_entry)
+    sensors = load_fixture("sensors.json")
+    # Measured power from power sensors; the other S2 values from any sensor.
+    assert _section_options(result, "s2", "s2_power_sensor") == _options(
+        result, "power_sensor"
+    )
+    assert [
+        option["value"]
+        for option in _section_options(result, "s2", "s2_fill_level_sensor")
+    ] == sorted((str(sensor["id"]) for sensor in sensors), key=int)
+
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**DEVICE_INPUT, "s2": S2_INPUT}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    (subentry,) = entry.subentries.values()
+    assert subentry.data["s2"] == {
+        "s2_enabled": True,
+        "s2_power_sensor": 20,
+        "s2_fill_level_sensor": 21,
+        "s2_usage_forecast_sensor": 30,
+    }
+    s2 = S2DeviceConfig.from_subentry(subentry)
+    assert (s2.enabled, s2.power_sensor, s2.schedule_sensor) == (True, 20, 20)
+
+    # Reconfiguring shows the S2 settings and can turn S2 off again.
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "controlled_device"),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    schema = result["data_schema"]
+    assert schema is not None
+    (s2_section,) = (value for key, value in schema.schema.items() if key == "s2")
+    assert [
+        _suggested(s2_section.schema, key)
+        for key in ("s2_enabled", "s2_power_sensor", "s2_fill_level_sensor")
+    ] == [True, "20", "21"]
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {**DEVICE_INPUT, "s2": {"s2_enabled": False, "s2_power_sensor": "22"}},
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.subentries[subentry.subentry_id].data["s2"] == {
+        "s2_enabled": False,
+        "s2_power_sensor": 22,
+    }
+    assert not S2DeviceConfig.from_subentry(
+        entry.subentries[subentry.subentry_id]
+    ).enabled
 
 
 async def test_subentry_needs_loaded_entry(

@@ -64,12 +64,13 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.flexmeasures.api import TimeSeries
 from custom_components.flexmeasures.compat import vol
 from custom_components.flexmeasures.const import (
+    CONF_S2,
     CONF_S2_ACTUATOR_STATUS_SENSOR,
     CONF_S2_ENABLED,
     CONF_S2_FILL_LEVEL_SENSOR,
     CONF_S2_POWER_SENSOR,
-    CONF_S2_SCHEDULE_SENSOR,
     CONF_S2_USAGE_FORECAST_SENSOR,
+    CONTROLLED_DEVICE_PREFIX,
     DOMAIN,
     SUBENTRY_CONTROLLED_DEVICE,
 )
@@ -88,6 +89,7 @@ from .conftest import (
     UNIQUE_ID,
     FakeFlexMeasures,
     entity_snapshot,
+    find_device,
     load_fixture,
 )
 
@@ -116,12 +118,13 @@ BATTERY_DATA: dict[str, Any] = {
     **DEVICE_BASE,
     "name": "Battery",
     "power_sensor": SCHEDULE_SENSOR,
-    CONF_S2_ENABLED: True,
-    CONF_S2_POWER_SENSOR: POWER_SENSOR,
-    CONF_S2_FILL_LEVEL_SENSOR: FILL_LEVEL_SENSOR,
-    CONF_S2_USAGE_FORECAST_SENSOR: str(USAGE_FORECAST_SENSOR),
-    CONF_S2_ACTUATOR_STATUS_SENSOR: ACTUATOR_STATUS_SENSOR,
-    CONF_S2_SCHEDULE_SENSOR: SCHEDULE_SENSOR,
+    CONF_S2: {
+        CONF_S2_ENABLED: True,
+        CONF_S2_POWER_SENSOR: POWER_SENSOR,
+        CONF_S2_FILL_LEVEL_SENSOR: FILL_LEVEL_SENSOR,
+        CONF_S2_USAGE_FORECAST_SENSOR: str(USAGE_FORECAST_SENSOR),
+        CONF_S2_ACTUATOR_STATUS_SENSOR: ACTUATOR_STATUS_SENSOR,
+    },
 }
 
 SUBENTRIES: list[dict[str, Any]] = [
@@ -141,7 +144,7 @@ SUBENTRIES: list[dict[str, Any]] = [
             **DEVICE_BASE,
             "name": "Heat pump",
             "power_sensor": POWER_SENSOR,
-            CONF_S2_ENABLED: True,
+            CONF_S2: {CONF_S2_ENABLED: True},
         },
     },
     {
@@ -153,8 +156,7 @@ SUBENTRIES: list[dict[str, Any]] = [
             **DEVICE_BASE,
             "name": "Charger",
             "power_sensor": 30,
-            CONF_S2_ENABLED: False,
-            CONF_S2_POWER_SENSOR: POWER_SENSOR,
+            CONF_S2: {CONF_S2_ENABLED: False, CONF_S2_POWER_SENSOR: POWER_SENSOR},
         },
     },
 ]
@@ -434,17 +436,25 @@ def posts(server: FakeFlexMeasures, sensor_id: int) -> list[Any]:
     [
         ({}, S2DeviceConfig(subentry_id="s", name="n", enabled=False)),
         (
-            {CONF_S2_ENABLED: True, CONF_S2_POWER_SENSOR: "20"},
+            {"power_sensor": 22, CONF_S2: None},
+            S2DeviceConfig(
+                subentry_id="s", name="n", enabled=False, schedule_sensor=22
+            ),
+        ),
+        (
+            {CONF_S2: {CONF_S2_ENABLED: True, CONF_S2_POWER_SENSOR: "20"}},
             S2DeviceConfig(subentry_id="s", name="n", enabled=True, power_sensor=20),
         ),
         (
             {
-                CONF_S2_ENABLED: True,
-                CONF_S2_POWER_SENSOR: "",
-                CONF_S2_FILL_LEVEL_SENSOR: "abc",
-                CONF_S2_SCHEDULE_SENSOR: True,
-                CONF_S2_USAGE_FORECAST_SENSOR: None,
-                CONF_S2_ACTUATOR_STATUS_SENSOR: [1],
+                "power_sensor": True,
+                CONF_S2: {
+                    CONF_S2_ENABLED: True,
+                    CONF_S2_POWER_SENSOR: "",
+                    CONF_S2_FILL_LEVEL_SENSOR: "abc",
+                    CONF_S2_USAGE_FORECAST_SENSOR: None,
+                    CONF_S2_ACTUATOR_STATUS_SENSOR: [1],
+                },
             },
             S2DeviceConfig(subentry_id="s", name="n", enabled=True),
         ),
@@ -1084,9 +1094,9 @@ async def test_set_control_type(
 @pytest.mark.parametrize(
     ("device", "control_type", "connect_first", "translation_key"),
     [
-        ("unknown", "no_selection", False, "s2_unknown_device"),
-        ("not_ours", "no_selection", False, "s2_unknown_device"),
-        ("charger", "no_selection", False, "s2_unknown_device"),
+        ("unknown", "no_selection", False, "device_not_found"),
+        ("not_ours", "no_selection", False, "not_a_controlled_device"),
+        ("charger", "no_selection", False, "s2_not_enabled"),
         ("battery", "no_selection", False, "s2_not_connected"),
         (
             "battery",
@@ -1116,12 +1126,14 @@ async def test_set_control_type_errors(
         device_id = registry.async_get_or_create(
             config_entry_id=other.entry_id, identifiers={("other", "x")}
         ).id
-    elif device == "charger":
-        device_id = registry.async_get_or_create(
-            config_entry_id=s2_integration.entry_id,
-            config_subentry_id="charger",
-            identifiers={(DOMAIN, "charger")},
-        ).id
+    elif device == "charger":  # a controlled device without S2
+        charger = find_device(
+            hass,
+            s2_integration.entry_id,
+            (DOMAIN, f"{CONTROLLED_DEVICE_PREFIX}charger"),
+        )
+        assert charger is not None
+        device_id = charger.id
     else:
         device_id = device_of(hass, device)
     if connect_first:
@@ -1153,7 +1165,8 @@ async def test_set_control_type_entry_not_loaded(
             {"device_id": device_id, "control_type": "no_selection"},
             blocking=True,
         )
-    assert err.value.translation_key == "s2_entry_not_loaded"
+    assert err.value.translation_key == "entry_not_loaded"
+    assert err.value.translation_placeholders == {"entry": s2_integration.title}
 
 
 @pytest.mark.parametrize(
@@ -1202,7 +1215,7 @@ async def test_device_without_sensors(
     s2_integration: MockConfigEntry,
     fake_s2_server: FakeFlexMeasures,
 ) -> None:
-    """A device with S2 but no FlexMeasures sensors is served and posts nothing."""
+    """A device with S2 but no measurement sensors is served and posts nothing."""
     rm = await connect_frbc(hass, hass_client, s2_integration, "heat_pump")
     start = dt_util.utcnow()
     description = storage_description(start)
@@ -1240,7 +1253,8 @@ async def test_device_without_sensors(
         await rm.send(message)
         status = await rm.expect_status(str(message.message_id))
         assert status["status"] == "OK"
-    assert len(fake_s2_server.calls) == calls
+    # Only the schedule of the device's power sensor is read; nothing is posted.
+    assert [call for call in fake_s2_server.calls[calls:] if call[0] != "GET"] == []
 
 
 async def test_usage_forecast_without_numbers(

@@ -16,15 +16,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN
+from .const import CONTROLLED_DEVICE_PREFIX, DOMAIN
 
 if TYPE_CHECKING:
     from .api import TimeSeries
     from .data import FlexMeasuresConfigEntry
     from .scheduling import DeviceScheduler
 
-# A controlled device carries an identifier (DOMAIN, "controlled_device_<id>").
-CONTROLLED_DEVICE_PREFIX: Final = "controlled_device_"
 SERVICE_GET_SCHEDULE: Final = "get_schedule"
 STATUSES: Final = ("idle", "computing", "ready", "stale", "failed")
 

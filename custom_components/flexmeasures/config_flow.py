@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, Final, cast
 
@@ -82,6 +82,12 @@ from .const import (
     CONF_POWER_SENSOR,
     CONF_PRODUCTION_PRICE_SENSOR,
     CONF_ROUNDTRIP_EFFICIENCY,
+    CONF_S2,
+    CONF_S2_ACTUATOR_STATUS_SENSOR,
+    CONF_S2_ENABLED,
+    CONF_S2_FILL_LEVEL_SENSOR,
+    CONF_S2_POWER_SENSOR,
+    CONF_S2_USAGE_FORECAST_SENSOR,
     CONF_SCAN_INTERVAL,
     CONF_SENSOR_ID,
     CONF_SENSOR_RESOLUTION,
@@ -373,7 +379,9 @@ def _sensor_selector(options: list[SelectOptionDict]) -> SelectSelector:
 
 
 def _device_schema(
-    power_options: list[SelectOptionDict], price_options: list[SelectOptionDict]
+    power_options: list[SelectOptionDict],
+    price_options: list[SelectOptionDict],
+    all_options: list[SelectOptionDict],
 ) -> vol.Schema:
     """Return the controlled-device form."""
     return vol.Schema(
@@ -417,6 +425,26 @@ def _device_schema(
                         vol.Required(CONF_AUTO_SOC_DRIFT, default=0): _number(0),
                         vol.Optional(CONF_AUTO_ENTITIES): EntitySelector(
                             EntitySelectorConfig(multiple=True)
+                        ),
+                    }
+                ),
+                {"collapsed": True},
+            ),
+            vol.Required(CONF_S2): section(
+                vol.Schema(
+                    {
+                        vol.Required(CONF_S2_ENABLED, default=False): BooleanSelector(),
+                        vol.Optional(CONF_S2_POWER_SENSOR): _sensor_selector(
+                            power_options
+                        ),
+                        vol.Optional(CONF_S2_FILL_LEVEL_SENSOR): _sensor_selector(
+                            all_options
+                        ),
+                        vol.Optional(CONF_S2_USAGE_FORECAST_SENSOR): _sensor_selector(
+                            all_options
+                        ),
+                        vol.Optional(CONF_S2_ACTUATOR_STATUS_SENSOR): _sensor_selector(
+                            all_options
                         ),
                     }
                 ),
@@ -467,6 +495,7 @@ class ControlledDeviceSubentryFlow(ConfigSubentryFlow):
         inventory = entry.runtime_data.inventory.data
         power_options: list[SelectOptionDict] = []
         price_options: list[SelectOptionDict] = []
+        all_options: list[SelectOptionDict] = []
         for sensor in sorted(inventory.sensors.values(), key=lambda item: item.id):
             asset = inventory.assets.get(sensor.asset_id)
             option = SelectOptionDict(
@@ -474,6 +503,7 @@ class ControlledDeviceSubentryFlow(ConfigSubentryFlow):
                 label=f"{asset.name if asset else sensor.asset_id}"
                 f"{LABEL_SEPARATOR}{sensor.name} ({sensor.unit})",
             )
+            all_options.append(option)
             if sensor.unit in POWER_UNITS:
                 power_options.append(option)
             elif _is_price_unit(sensor.unit):
@@ -513,35 +543,52 @@ class ControlledDeviceSubentryFlow(ConfigSubentryFlow):
         return self.async_show_form(
             step_id=step_id,
             data_schema=self.add_suggested_values_to_schema(
-                _device_schema(power_options, price_options), suggested
+                _device_schema(power_options, price_options, all_options), suggested
             ),
             errors=errors,
         )
 
 
+# Sensor ids in a controlled device's data, stored as numbers: top-level keys,
+# and keys of the S2 section.
+_DEVICE_SENSOR_KEYS: Final = (
+    CONF_POWER_SENSOR,
+    CONF_CONSUMPTION_PRICE_SENSOR,
+    CONF_PRODUCTION_PRICE_SENSOR,
+)
+_S2_SENSOR_KEYS: Final = (
+    CONF_S2_POWER_SENSOR,
+    CONF_S2_FILL_LEVEL_SENSOR,
+    CONF_S2_USAGE_FORECAST_SENSOR,
+    CONF_S2_ACTUATOR_STATUS_SENSOR,
+)
+
+
+def _convert_sensor_ids(
+    data: Mapping[str, Any], keys: tuple[str, ...], convert: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """Return a copy of ``data`` with the set sensor ids under ``keys`` converted."""
+    values = dict(data)
+    for key in keys:
+        if values.get(key) not in (None, ""):
+            values[key] = convert(values[key])
+    return values
+
+
 def _device_data(user_input: Mapping[str, Any]) -> dict[str, Any]:
     """Return what a controlled-device subentry stores: sensor ids as numbers."""
-    data = dict(user_input)
-    for key in (
-        CONF_POWER_SENSOR,
-        CONF_CONSUMPTION_PRICE_SENSOR,
-        CONF_PRODUCTION_PRICE_SENSOR,
-    ):
-        if data.get(key):
-            data[key] = int(data[key])
+    data = _convert_sensor_ids(user_input, _DEVICE_SENSOR_KEYS, int)
+    data[CONF_S2] = _convert_sensor_ids(data[CONF_S2], _S2_SENSOR_KEYS, int)
     return data
 
 
 def _device_form_values(data: Mapping[str, Any]) -> dict[str, Any]:
     """Return stored subentry data as form values: sensor ids as strings."""
-    values = dict(data)
-    for key in (
-        CONF_POWER_SENSOR,
-        CONF_CONSUMPTION_PRICE_SENSOR,
-        CONF_PRODUCTION_PRICE_SENSOR,
-    ):
-        if values.get(key) is not None:
-            values[key] = str(values[key])
+    values = _convert_sensor_ids(data, _DEVICE_SENSOR_KEYS, str)
+    # Devices added before S2 was configurable have no S2 section.
+    values[CONF_S2] = _convert_sensor_ids(
+        values.get(CONF_S2) or {}, _S2_SENSOR_KEYS, str
+    )
     return values
 
 

@@ -61,16 +61,21 @@ CONF_AUTO_INTERVAL: Final = "interval"
 CONF_AUTO_SOC_DRIFT: Final = "soc_drift"
 CONF_AUTO_ENTITIES: Final = "entities"
 
+# Device identifiers of controlled devices: (DOMAIN, prefix + subentry id).
+CONTROLLED_DEVICE_PREFIX: Final = "controlled_device_"
+
 EVENT_SCHEDULE_UPDATED: Final = "flexmeasures_schedule_updated"
 
 # --- S2 (issue 8) -----------------------------------------------------------------
-# Keys in a controlled device's subentry data that configure its S2 connection.
+# The section of a controlled device's subentry data that configures its S2
+# connection (stored nested, like the auto-reschedule section). S2 instructions
+# follow the schedule of the device's CONF_POWER_SENSOR.
+CONF_S2: Final = "s2"
 CONF_S2_ENABLED: Final = "s2_enabled"
 CONF_S2_POWER_SENSOR: Final = "s2_power_sensor"
 CONF_S2_FILL_LEVEL_SENSOR: Final = "s2_fill_level_sensor"
 CONF_S2_USAGE_FORECAST_SENSOR: Final = "s2_usage_forecast_sensor"
 CONF_S2_ACTUATOR_STATUS_SENSOR: Final = "s2_actuator_status_sensor"
-CONF_S2_SCHEDULE_SENSOR: Final = "s2_schedule_sensor"
 
 # S2 control types as Home Assistant states (the S2 names, lower case).
 S2_CONTROL_TYPES: Final = (

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 
+from .const import CONTROLLED_DEVICE_PREFIX, DOMAIN, SUBENTRY_CONTROLLED_DEVICE
+from .data import FlexMeasuresConfigEntry
 from .scheduling import DeviceKind, DeviceScheduler
 
 MODELS: dict[DeviceKind, str] = {
@@ -44,3 +50,49 @@ class FlexMeasuresControlledDeviceEntity(Entity):
         self.async_on_remove(
             self.scheduler.async_add_listener(self.async_write_ha_state)
         )
+
+
+@callback
+def async_get_controlled_device_entry(
+    hass: HomeAssistant, device_id: str
+) -> tuple[FlexMeasuresConfigEntry, str]:
+    """Return the loaded entry and subentry id of a controlled device.
+
+    Actions that name a device call this; it raises a translated
+    ``ServiceValidationError`` for an unknown device, a device that is no
+    controlled device, and a device whose entry is not loaded.
+    """
+    device = dr.async_get(hass).async_get(device_id)
+    if device is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="device_not_found",
+            translation_placeholders={"device_id": device_id},
+        )
+    subentry_ids = {
+        value.removeprefix(CONTROLLED_DEVICE_PREFIX)
+        for domain, value in device.identifiers
+        if domain == DOMAIN and value.startswith(CONTROLLED_DEVICE_PREFIX)
+    }
+    entries: list[FlexMeasuresConfigEntry] = hass.config_entries.async_entries(DOMAIN)
+    for entry in entries:
+        found = [
+            subentry_id
+            for subentry_id, subentry in entry.subentries.items()
+            if subentry_id in subentry_ids
+            and subentry.subentry_type == SUBENTRY_CONTROLLED_DEVICE
+        ]
+        if not found:
+            continue
+        if entry.state is not ConfigEntryState.LOADED:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="entry_not_loaded",
+                translation_placeholders={"entry": entry.title},
+            )
+        return entry, found[0]
+    raise ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="not_a_controlled_device",
+        translation_placeholders={"device": device.name_by_user or device.name or ""},
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Final
 
 from homeassistant.components.diagnostics import async_redact_data
@@ -9,6 +10,7 @@ from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_TOKEN
 from homeassistant.core import HomeAssistant
 
 from .data import FlexMeasuresConfigEntry
+from .s2 import async_get_s2_diagnostics
 
 TO_REDACT: Final = {CONF_PASSWORD, CONF_EMAIL, CONF_TOKEN, "access_token", "user_name"}
 
@@ -43,4 +45,31 @@ async def async_get_config_entry_diagnostics(
             "interval_minutes": data.sensor_values.period.total_seconds() / 60,
             "last_update_success": data.sensor_values.last_update_success,
         },
+        "measurement_uploads": {
+            "links": len(data.uploader.links),
+            "pending": data.uploader.pending_count,
+            "server_down": data.uploader.server_down,
+            "last_upload": _iso(data.uploader.last_upload),
+            "history_progress": data.uploader.history_progress,
+        },
+        "controlled_devices": {
+            subentry_id: {
+                "name": scheduler.name,
+                "kind": scheduler.config.kind.value,
+                "sensor_id": scheduler.config.sensor_id,
+                "status": scheduler.status.value,
+                "failure_reason": scheduler.failure_reason,
+                "last_updated": _iso(scheduler.last_updated),
+                "schedule_end": _iso(scheduler.schedule.end)
+                if scheduler.schedule
+                else None,
+            }
+            for subentry_id, scheduler in data.schedulers.items()
+        },
+        "s2": async_get_s2_diagnostics(entry),
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    """Return a moment as ISO 8601 text, or None."""
+    return moment.isoformat() if moment else None

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from homeassistant.components.http.const import KEY_HASS_USER
@@ -22,7 +22,7 @@ from homeassistant.config_entries import ConfigEntryState, ConfigSubentry
 from homeassistant.const import ATTR_DEVICE_ID
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, ServiceCall, callback
 from homeassistant.exceptions import ServiceValidationError, Unauthorized
-from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.helpers.json import json_dumps
 from homeassistant.util import dt as dt_util
@@ -30,17 +30,19 @@ from homeassistant.util import dt as dt_util
 from .api import S2CemSettings, S2SensorTarget, S2Session, TimeSeries
 from .compat import vol
 from .const import (
+    CONF_POWER_SENSOR,
+    CONF_S2,
     CONF_S2_ACTUATOR_STATUS_SENSOR,
     CONF_S2_ENABLED,
     CONF_S2_FILL_LEVEL_SENSOR,
     CONF_S2_POWER_SENSOR,
-    CONF_S2_SCHEDULE_SENSOR,
     CONF_S2_USAGE_FORECAST_SENSOR,
     DOMAIN,
     LOGGER,
     S2_CONTROL_TYPES,
     SUBENTRY_CONTROLLED_DEVICE,
 )
+from .controlled_device import async_get_controlled_device_entry
 from .data import FlexMeasuresConfigEntry
 
 S2_URL: Final = "/api/flexmeasures/s2/{entry_id}/{subentry_id}"
@@ -91,16 +93,20 @@ class S2DeviceConfig:
     def from_subentry_data(
         cls, data: Mapping[str, Any], *, subentry_id: str, name: str
     ) -> S2DeviceConfig:
-        """Read the ``s2_*`` keys of a controlled device's subentry data."""
+        """Read the S2 section of a controlled device's subentry data.
+
+        Instructions follow the schedule of the device's own power sensor.
+        """
+        s2: Mapping[str, Any] = data.get(CONF_S2) or {}
         return cls(
             subentry_id=subentry_id,
             name=name,
-            enabled=bool(data.get(CONF_S2_ENABLED, False)),
-            power_sensor=_sensor_id(data.get(CONF_S2_POWER_SENSOR)),
-            fill_level_sensor=_sensor_id(data.get(CONF_S2_FILL_LEVEL_SENSOR)),
-            usage_forecast_sensor=_sensor_id(data.get(CONF_S2_USAGE_FORECAST_SENSOR)),
-            actuator_status_sensor=_sensor_id(data.get(CONF_S2_ACTUATOR_STATUS_SENSOR)),
-            schedule_sensor=_sensor_id(data.get(CONF_S2_SCHEDULE_SENSOR)),
+            enabled=bool(s2.get(CONF_S2_ENABLED, False)),
+            power_sensor=_sensor_id(s2.get(CONF_S2_POWER_SENSOR)),
+            fill_level_sensor=_sensor_id(s2.get(CONF_S2_FILL_LEVEL_SENSOR)),
+            usage_forecast_sensor=_sensor_id(s2.get(CONF_S2_USAGE_FORECAST_SENSOR)),
+            actuator_status_sensor=_sensor_id(s2.get(CONF_S2_ACTUATOR_STATUS_SENSOR)),
+            schedule_sensor=_sensor_id(data.get(CONF_POWER_SENSOR)),
         )
 
     @classmethod
@@ -376,41 +382,17 @@ class S2View(HomeAssistantView):
         return await entry.runtime_data.s2.async_serve(request, device)
 
 
-def _device_subentries(device: Any) -> dict[str, set[str | None]]:
-    """Return a device's config entries with their subentries, on every release.
-
-    The device entry classes differ between releases, hence ``Any``.
-    """
-    if (entry_id := getattr(device, "config_entry_id", None)) is not None:
-        # Home Assistant 2026.10 and newer: a device belongs to one entry.
-        return {entry_id: {getattr(device, "config_subentry_id", None)}}
-    return cast("dict[str, set[str | None]]", device.config_entries_subentries)
-
-
 def _hub_for_device(hass: HomeAssistant, device_id: str) -> tuple[S2Hub, str]:
     """Return the hub and subentry id of an S2-enabled controlled device."""
-    device = dr.async_get(hass).async_get(device_id)
-    if device is not None:
-        for entry_id, subentry_ids in _device_subentries(device).items():
-            entry: FlexMeasuresConfigEntry | None = hass.config_entries.async_get_entry(
-                entry_id
-            )
-            if entry is None or entry.domain != DOMAIN:
-                continue
-            if entry.state is not ConfigEntryState.LOADED:
-                raise ServiceValidationError(
-                    translation_domain=DOMAIN,
-                    translation_key="s2_entry_not_loaded",
-                    translation_placeholders={"entry": entry.title},
-                )
-            for subentry_id in subentry_ids:
-                if subentry_id in entry.runtime_data.s2.devices:
-                    return entry.runtime_data.s2, subentry_id
-    raise ServiceValidationError(
-        translation_domain=DOMAIN,
-        translation_key="s2_unknown_device",
-        translation_placeholders={"device_id": device_id},
-    )
+    entry, subentry_id = async_get_controlled_device_entry(hass, device_id)
+    hub = entry.runtime_data.s2
+    if subentry_id not in hub.devices:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="s2_not_enabled",
+            translation_placeholders={"device": entry.subentries[subentry_id].title},
+        )
+    return hub, subentry_id
 
 
 async def _async_set_control_type(call: ServiceCall) -> None:

@@ -33,10 +33,9 @@ except ImportError:  # Home Assistant releases without binary_sensor/const.py
         BinarySensorDeviceClass,
     )
 
-from .const import DOMAIN, S2_CONTROL_TYPES
+from .const import CONTROLLED_DEVICE_PREFIX, DOMAIN, S2_CONTROL_TYPES
 from .data import FlexMeasuresConfigEntry
 from .s2 import S2DeviceConfig, S2DeviceStatus, S2Hub, s2_path
-from .scheduling import CONTROLLED_DEVICE_PREFIX
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -69,6 +69,7 @@ from .const import (
     CONF_SOC_MAX,
     CONF_SOC_MIN,
     CONF_SOC_UNIT,
+    CONTROLLED_DEVICE_PREFIX,
     DOMAIN,
     EVENT_SCHEDULE_UPDATED,
     LOGGER,
@@ -104,8 +105,6 @@ DEFAULT_PRICE_RESOLUTION: Final = timedelta(hours=1)
 DEFAULT_PRICE_UNIT: Final = "EUR/MWh"
 
 STORAGE_VERSION: Final = 1
-# Device identifiers of controlled devices: (DOMAIN, prefix + subentry id).
-CONTROLLED_DEVICE_PREFIX: Final = "controlled_device_"
 STORE_DELAY: Final = 1.0
 
 ENERGY_TO_KWH: Final[dict[str | None, float]] = {
@@ -1077,6 +1076,7 @@ class DeviceScheduler:
                     FailureReason.UNLOADED,
                     translation_domain=DOMAIN,
                     translation_key="entry_not_loaded",
+                    translation_placeholders={"entry": self.entry.title},
                 ),
                 FailureReason.UNLOADED,
             )

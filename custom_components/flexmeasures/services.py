@@ -15,15 +15,16 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 
 from .aggregation import units_compatible
 from .api import FlexMeasuresError, FlexMeasuresRejectedError
 from .compat import vol
 from .const import DOMAIN
+from .controlled_device import async_get_controlled_device_entry
 from .data import FlexMeasuresConfigEntry
-from .scheduling import CONTROLLED_DEVICE_PREFIX, DeviceScheduler, schedule_response
+from .scheduling import DeviceScheduler, schedule_response
 
 
 @callback
@@ -82,36 +83,8 @@ GET_SCHEDULE_SCHEMA: Final = vol.Schema({vol.Required(ATTR_DEVICE_ID): cv.string
 
 def _get_scheduler(hass: HomeAssistant, device_id: str) -> DeviceScheduler:
     """Return the scheduler of a controlled device; raise a translated error."""
-    device = dr.async_get(hass).async_get(device_id)
-    if device is None:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="device_not_found",
-            translation_placeholders={"device_id": device_id},
-        )
-    subentry_ids = {
-        value.removeprefix(CONTROLLED_DEVICE_PREFIX)
-        for domain, value in device.identifiers
-        if domain == DOMAIN and value.startswith(CONTROLLED_DEVICE_PREFIX)
-    }
-    entries: list[FlexMeasuresConfigEntry] = hass.config_entries.async_entries(DOMAIN)
-    for entry in entries:
-        if not subentry_ids & entry.subentries.keys():
-            continue
-        if entry.state is not ConfigEntryState.LOADED:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="entry_not_loaded",
-                translation_placeholders={"entry": entry.title},
-            )
-        schedulers = entry.runtime_data.schedulers
-        if found := subentry_ids & schedulers.keys():
-            return schedulers[found.pop()]
-    raise ServiceValidationError(
-        translation_domain=DOMAIN,
-        translation_key="not_a_controlled_device",
-        translation_placeholders={"device": device.name_by_user or device.name or ""},
-    )
+    entry, subentry_id = async_get_controlled_device_entry(hass, device_id)
+    return entry.runtime_data.schedulers[subentry_id]
 
 
 async def _async_trigger_schedule(call: ServiceCall) -> ServiceResponse:
@@ -197,7 +170,7 @@ def _get_loaded_entry(hass: HomeAssistant, entry_id: str) -> FlexMeasuresConfigE
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="entry_not_loaded",
-            translation_placeholders={"title": entry.title},
+            translation_placeholders={"entry": entry.title},
         )
     return entry
 
