@@ -204,6 +204,7 @@ function controlledDeviceInput(seed, socEntity) {
     consumption_price_sensor: String(seed.sensors.price),
     horizon: 24,
     auto_reschedule: { interval: 0, soc_drift: 0 },
+    s2: {},
   };
 }
 
