@@ -1,0 +1,183 @@
+"""S2 (issue 8) against the real server: a resource manager's power reaches it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+import random
+
+from aiohttp import WSServerHandshakeError
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from s2python.common import CommodityQuantity, PowerMeasurement, PowerValue
+
+from custom_components.flexmeasures.api import TimeSeries
+from custom_components.flexmeasures.const import (
+    CONF_S2,
+    CONF_S2_ENABLED,
+    CONF_S2_POWER_SENSOR,
+    SUBENTRY_CONTROLLED_DEVICE,
+)
+from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
+from custom_components.flexmeasures.s2 import s2_path
+from tests.test_s2 import ResourceManager, new_id, wait_for
+
+from .conftest import LiveServer, quarter_floor
+
+SOC_ENTITY = "sensor.live_s2_battery_soc"
+POST_TIMEOUT = 30.0  # seconds until the finished slot is on the server
+POLL_INTERVAL = 0.25
+
+
+async def _add_s2_battery(
+    hass: HomeAssistant, entry: FlexMeasuresConfigEntry, live_server: LiveServer
+) -> str:
+    """Add the seeded battery with S2 through the real subentry flow; return its id."""
+    hass.states.async_set(SOC_ENTITY, "50", {"unit_of_measurement": "%"})
+    battery_power = str(live_server.sensors["battery_power"])
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_CONTROLLED_DEVICE), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {
+            "name": "Live S2 battery",
+            "kind": "battery",
+            "power_sensor": battery_power,
+            "soc_entity": SOC_ENTITY,
+            "soc_unit": "percent",
+            "capacity": live_server.battery_capacity_kwh,
+            "charge_power": live_server.battery_power_kw,
+            "discharge_power": live_server.battery_power_kw,
+            "auto_reschedule": {},
+            CONF_S2: {CONF_S2_ENABLED: True, CONF_S2_POWER_SENSOR: battery_power},
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    # A new controlled device reloads the entry, which creates a new S2 hub.
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    (subentry_id,) = (
+        subentry.subentry_id
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_CONTROLLED_DEVICE
+    )
+    device = entry.runtime_data.s2.devices[subentry_id]
+    assert device.power_sensor == live_server.sensors["battery_power"]
+    return subentry_id
+
+
+async def test_refused_without_token(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    live_server: LiveServer,
+    loaded_entry: FlexMeasuresConfigEntry,
+) -> None:
+    """A resource manager without an access token is refused before any S2."""
+    subentry_id = await _add_s2_battery(hass, loaded_entry, live_server)
+    client = await hass_client_no_auth()
+    with pytest.raises(WSServerHandshakeError) as err:
+        await client.ws_connect(s2_path(loaded_entry.entry_id, subentry_id))
+    assert err.value.status == 401
+    status = loaded_entry.runtime_data.s2.status[subentry_id]
+    assert not status.connected
+    assert status.connections == 0
+
+
+async def test_power_measurement_reaches_flexmeasures(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    live_server: LiveServer,
+    loaded_entry: FlexMeasuresConfigEntry,
+) -> None:
+    """Power measured over S2 is on the server as the slot's mean, in kW."""
+    subentry_id = await _add_s2_battery(hass, loaded_entry, live_server)
+    sensor_id = live_server.sensors["battery_power"]
+    resolution = loaded_entry.runtime_data.inventory.data.sensors[sensor_id].resolution
+    assert resolution == timedelta(minutes=15)
+    api = loaded_entry.runtime_data.api
+    hub = loaded_entry.runtime_data.s2
+
+    client = await hass_client()
+    rm = ResourceManager(
+        await client.ws_connect(s2_path(loaded_entry.entry_id, subentry_id))
+    )
+    response = await rm.handshake()
+    assert response["selected_protocol_version"] == "0.0.2-beta"
+    select = await rm.introduce()
+    assert select["control_type"] == "FILL_RATE_BASED_CONTROL"
+    await wait_for(
+        lambda: hub.status[subentry_id].control_type == "fill_rate_based_control"
+    )
+
+    # A slot in the past, with values (W) unique to this run: a rerun against the
+    # same server writes newer beliefs, and the newest ones are read back.
+    slot = quarter_floor(dt_util.utcnow()) - timedelta(hours=5)
+    phases = [round(random.uniform(100, 1500), 1) for _ in range(3)]  # noqa: S311
+    symmetric = round(random.uniform(-4000, 4000), 1)  # noqa: S311
+    measurements: list[tuple[timedelta, list[tuple[CommodityQuantity, float]]]] = [
+        (
+            timedelta(minutes=1),
+            [
+                (CommodityQuantity.ELECTRIC_POWER_L1, phases[0]),
+                (CommodityQuantity.ELECTRIC_POWER_L2, phases[1]),
+                (CommodityQuantity.ELECTRIC_POWER_L3, phases[2]),
+            ],
+        ),
+        (
+            timedelta(minutes=7),
+            [(CommodityQuantity.ELECTRIC_POWER_3_PHASE_SYMMETRIC, symmetric)],
+        ),
+        # The next slot starts: the first one is finished and posted.
+        (
+            resolution + timedelta(minutes=1),
+            [(CommodityQuantity.ELECTRIC_POWER_3_PHASE_SYMMETRIC, 1234.5)],
+        ),
+    ]
+    for offset, values in measurements:
+        message_id = new_id()
+        await rm.send(
+            PowerMeasurement(
+                message_id=message_id,
+                measurement_timestamp=slot + offset,
+                values=[
+                    PowerValue(commodity_quantity=quantity, value=value)
+                    for quantity, value in values
+                ],
+            )
+        )
+        assert (await rm.expect_status(message_id))["status"] == "OK"
+    expected_kw = (sum(phases) + symmetric) / 2 / 1000
+
+    async def read() -> TimeSeries:
+        """Return what the server holds for the slot and the one still open."""
+        return await api.async_get_sensor_data(
+            sensor_id,
+            start=slot,
+            duration=2 * resolution,
+            resolution=resolution,
+            unit="kW",
+        )
+
+    # Posting is asynchronous: poll (bounded) until the slot's mean is stored.
+    stored = await read()
+    for _ in range(int(POST_TIMEOUT / POLL_INTERVAL)):
+        if stored.values[0] == pytest.approx(expected_kw, abs=1e-6):
+            break
+        await asyncio.sleep(POLL_INTERVAL)
+        stored = await read()
+    assert stored.values[0] == pytest.approx(expected_kw, abs=1e-6)
+    assert stored.start == slot
+    assert stored.resolution == resolution
+    assert stored.unit == "kW"
+    # The slot still open is not posted: only finished slots are.
+    assert stored.values[1] is None
+    assert hub.status[subentry_id].connected
+
+    await rm.ws.close()
+    await wait_for(lambda: not hub.status[subentry_id].connected)
