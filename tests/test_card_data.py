@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from custom_components.flexmeasures.card_data import card_schedule, schedule_windows
+from custom_components.flexmeasures.api import TimeSeries
+from custom_components.flexmeasures.card_data import (
+    card_prices,
+    card_schedule,
+    schedule_windows,
+)
 
 START = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -97,3 +102,35 @@ def test_card_schedule_defaults(
     schedule = card_schedule("dev", "Battery", response)
     assert {key: schedule[key] for key in expected} == expected  # type: ignore[literal-required]
     assert "reason" not in schedule
+
+
+@pytest.mark.parametrize(
+    ("series", "expected"),
+    [
+        (None, None),
+        (
+            TimeSeries(start=START, resolution=timedelta(0), unit="EUR/MWh", values=()),
+            None,
+        ),
+        (
+            TimeSeries(
+                start=START,
+                resolution=timedelta(hours=1),
+                unit="EUR/MWh",
+                values=(81.5, None),
+            ),
+            {
+                "start": START.isoformat(),
+                "resolution": 3600,
+                "unit": "EUR/MWh",
+                "values": [81.5, None],
+            },
+        ),
+    ],
+    ids=["no_series", "no_values", "values"],
+)
+def test_card_prices(
+    series: TimeSeries | None, expected: dict[str, Any] | None
+) -> None:
+    """A price series becomes the card's prices; nothing to draw is None."""
+    assert card_prices(series) == expected

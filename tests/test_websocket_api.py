@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
+from http import HTTPStatus
+import logging
 from typing import Any
 
+from aiohttp import ClientConnectionError
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import ConfigSubentryDataWithId
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -13,13 +19,15 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+from yarl import URL
 
 from custom_components.flexmeasures.const import DOMAIN
 
-from .conftest import FakeScheduling, battery_device
+from .conftest import FakeFlexMeasures, FakeScheduling, battery_device
 
 SCHEDULE: dict[str, Any] = {
     "start": "2026-11-20T00:00:00+00:00",
@@ -273,3 +281,226 @@ async def test_get_real_schedule(
         "charging",
         "discharging",
     ]
+
+
+# --- Prices: the consumption price sensor's series over the schedule ---------
+
+PRICES_PATH = "GET /api/v3_0/sensors/30/data"
+NOW = datetime(2026, 11, 20, 10, 7, tzinfo=UTC)
+
+
+async def card_after_trigger(
+    hass: HomeAssistant, hass_ws_client: WebSocketGenerator, refreshes: int = 1
+) -> dict[str, Any]:
+    """Plan the battery for two hours; return what the card reads, refreshed."""
+    device = battery_device(hass)
+    await hass.services.async_call(
+        DOMAIN,
+        "trigger_schedule",
+        {"device_id": device.id, "duration": {"hours": 2}},
+        blocking=True,
+        return_response=True,
+    )
+    client = await hass_ws_client(hass)
+    result: dict[str, Any] = {}
+    for _ in range(refreshes):
+        await client.send_json_auto_id(
+            {"type": "flexmeasures/schedule/get", "device_id": device.id}
+        )
+        msg = await client.receive_json()
+        assert msg["success"]
+        result = msg["result"]
+    return result
+
+
+@pytest.fixture
+def price_queries(fake_server: FakeFlexMeasures) -> list[dict[str, str]]:
+    """Serve hourly prices for whatever window is asked; record the queries."""
+    queries: list[dict[str, str]] = []
+
+    def answer(method: str, url: URL, data: Any) -> tuple[int, Any]:
+        queries.append(dict(url.query))
+        duration = dt_util.parse_duration(url.query["duration"])
+        assert duration is not None
+        hours = int(duration.total_seconds() // 3600)
+        return HTTPStatus.OK, {
+            "start": url.query["start"],
+            "duration": url.query["duration"],
+            "unit": url.query["unit"],
+            "values": [80.0 + hour for hour in range(hours - 1)] + [None],
+        }
+
+    fake_server.handlers[PRICES_PATH] = answer
+    return queries
+
+
+@pytest.fixture
+def frozen_now(freezer: FrozenDateTimeFactory) -> None:
+    """Freeze the clock at NOW, before the integration is set up."""
+    freezer.move_to(NOW)
+
+
+@pytest.mark.usefixtures("frozen_now", "fast_polling")
+async def test_schedule_prices(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    fake_scheduling: FakeScheduling,
+    price_queries: list[dict[str, str]],
+    init_battery: MockConfigEntry,
+) -> None:
+    """The card gets the price sensor's hours covering the plan, in its unit."""
+    setup_queries = len(price_queries)  # the sensor values coordinator's
+    result = await card_after_trigger(hass, hass_ws_client)
+
+    assert result["start"] == "2026-11-20T10:15:00+00:00"
+    assert result["end"] == "2026-11-20T12:15:00+00:00"
+    assert result["prices"] == {
+        "start": "2026-11-20T10:00:00+00:00",
+        "resolution": 3600,
+        "unit": "EUR/MWh",
+        "values": [80.0, 81.0, None],
+    }
+    [query] = price_queries[setup_queries:]
+    assert dt_util.parse_datetime(query["start"]) == datetime(
+        2026, 11, 20, 10, tzinfo=UTC
+    )
+    assert dt_util.parse_duration(query["duration"]) == dt_util.parse_duration("PT3H")
+    assert dt_util.parse_duration(query["resolution"]) == dt_util.parse_duration("PT1H")
+    assert query["unit"] == "EUR/MWh"
+
+
+@pytest.mark.usefixtures("fast_polling")
+async def test_schedule_prices_cached_per_job(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    fake_server: FakeFlexMeasures,
+    fake_scheduling: FakeScheduling,
+    price_queries: list[dict[str, str]],
+    init_battery: MockConfigEntry,
+) -> None:
+    """Card refreshes reuse the prices of a job; a new job fetches them again."""
+    setup_requests = fake_server.count(PRICES_PATH)  # the sensor values coordinator's
+    first = await card_after_trigger(hass, hass_ws_client, refreshes=3)
+    assert fake_server.count(PRICES_PATH) - setup_requests == 1
+
+    second = await card_after_trigger(hass, hass_ws_client, refreshes=2)
+    assert fake_server.count(PRICES_PATH) - setup_requests == 2
+    assert second["prices"] == first["prices"] is not None
+
+
+@pytest.mark.parametrize(
+    "failure",
+    ["connection", "not_found", "malformed"],
+)
+@pytest.mark.usefixtures("fast_polling")
+async def test_schedule_prices_failure(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    caplog: pytest.LogCaptureFixture,
+    fake_server: FakeFlexMeasures,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+    failure: str,
+) -> None:
+    """Without prices from the server the card still gets its plan; a retry."""
+    fake_server.responses.pop(PRICES_PATH)
+    if failure == "connection":
+        fake_server.errors[PRICES_PATH] = ClientConnectionError("refused")
+    elif failure == "malformed":
+        fake_server.responses[PRICES_PATH] = {"values": [1.0], "start": "soon"}
+    caplog.set_level(logging.DEBUG, logger="custom_components.flexmeasures")
+    setup_requests = fake_server.count(PRICES_PATH)  # the sensor values coordinator's
+
+    result = await card_after_trigger(hass, hass_ws_client, refreshes=2)
+
+    assert result["values"][:2] == [2.0, 2.0]
+    assert result["prices"] is None
+    assert fake_server.count(PRICES_PATH) - setup_requests == 2
+    assert (
+        sum("No prices for the schedule of Home battery" in m for m in caplog.messages)
+        == 2
+    )
+
+
+@pytest.fixture
+def no_price_sensor(battery_subentry: ConfigSubentryDataWithId) -> None:
+    """Configure the home battery without a consumption price sensor."""
+    battery_subentry["data"] = {
+        **battery_subentry["data"],
+        "consumption_price_sensor": None,
+    }
+
+
+@pytest.mark.usefixtures("fast_polling", "no_price_sensor")
+async def test_schedule_without_price_sensor(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    fake_server: FakeFlexMeasures,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """A device without a consumption price sensor shows no prices, asks none."""
+    setup_requests = fake_server.count(PRICES_PATH)  # the sensor values coordinator's
+    result = await card_after_trigger(hass, hass_ws_client, refreshes=2)
+
+    assert result["values"][:2] == [2.0, 2.0]
+    assert result["prices"] is None
+    assert fake_server.count(PRICES_PATH) == setup_requests
+
+
+@pytest.fixture
+def price_sensor(
+    request: pytest.FixtureRequest, battery_subentry: ConfigSubentryDataWithId
+) -> int:
+    """Configure the home battery with another consumption price sensor."""
+    sensor_id: int = request.param
+    battery_subentry["data"] = {
+        **battery_subentry["data"],
+        "consumption_price_sensor": sensor_id,
+    }
+    return sensor_id
+
+
+@pytest.mark.parametrize(
+    ("price_sensor", "resolution", "unit"),
+    [(23, "PT1H", "kWh"), (99, "PT1H", "EUR/MWh")],
+    ids=["instantaneous_sensor", "sensor_not_in_inventory"],
+    indirect=["price_sensor"],
+)
+@pytest.mark.usefixtures("frozen_now", "fast_polling")
+async def test_schedule_prices_defaults(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    fake_server: FakeFlexMeasures,
+    fake_scheduling: FakeScheduling,
+    price_sensor: int,
+    init_battery: MockConfigEntry,
+    resolution: str,
+    unit: str,
+) -> None:
+    """Without a usable resolution or a known unit, ask hourly in EUR/MWh."""
+    queries: list[dict[str, str]] = []
+
+    def answer(method: str, url: URL, data: Any) -> tuple[int, Any]:
+        queries.append(dict(url.query))
+        return HTTPStatus.OK, {
+            "start": url.query["start"],
+            "duration": url.query["duration"],
+            "unit": url.query["unit"],
+            "values": [1.0, 2.0, 3.0],
+        }
+
+    fake_server.handlers[f"GET /api/v3_0/sensors/{price_sensor}/data"] = answer
+    result = await card_after_trigger(hass, hass_ws_client)
+
+    [query] = queries
+    assert dt_util.parse_duration(query["resolution"]) == dt_util.parse_duration(
+        resolution
+    )
+    assert query["unit"] == unit
+    assert result["prices"] == {
+        "start": "2026-11-20T10:00:00+00:00",
+        "resolution": 3600,
+        "unit": unit,
+        "values": [1.0, 2.0, 3.0],
+    }

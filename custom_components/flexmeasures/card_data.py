@@ -9,13 +9,19 @@ websocket commands or the card.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Final, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, Final, NotRequired, TypedDict
 
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 
 from .const import CONTROLLED_DEVICE_PREFIX, DOMAIN
+
+if TYPE_CHECKING:
+    from .api import TimeSeries
+    from .data import FlexMeasuresConfigEntry
+    from .scheduling import DeviceScheduler
 
 SERVICE_GET_SCHEDULE: Final = "get_schedule"
 STATUSES: Final = ("idle", "computing", "ready", "stale", "failed")
@@ -127,7 +133,37 @@ async def async_schedule_payload(
     )
     if not response or not response.get("values"):
         return None
-    return card_schedule(device_id, _device_name(device), response)
+    schedule = card_schedule(device_id, _device_name(device), response)
+    if schedule["prices"] is None and (scheduler := _scheduler(hass, device)):
+        schedule["prices"] = card_prices(await scheduler.async_get_prices())
+    return schedule
+
+
+def _scheduler(hass: HomeAssistant, device: dr.DeviceEntry) -> DeviceScheduler | None:
+    """Return the scheduler of a controlled device of a loaded entry, if any."""
+    entries: list[FlexMeasuresConfigEntry] = hass.config_entries.async_entries(DOMAIN)
+    return next(
+        (
+            scheduler
+            for entry in entries
+            if entry.state is ConfigEntryState.LOADED
+            for scheduler in entry.runtime_data.schedulers.values()
+            if scheduler.device_identifier in device.identifiers
+        ),
+        None,
+    )
+
+
+def card_prices(series: TimeSeries | None) -> CardPrices | None:
+    """Shape a price series into what the card reads; None without values."""
+    if series is None or not series.values:
+        return None
+    return CardPrices(
+        start=series.start.isoformat(),
+        resolution=int(series.resolution.total_seconds()),
+        unit=series.unit,
+        values=list(series.values),
+    )
 
 
 def _seconds(value: Any) -> int:

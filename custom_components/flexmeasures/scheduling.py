@@ -99,6 +99,11 @@ JOB_UNSUCCESSFUL: Final = frozenset({"FAILED", "STOPPED", "CANCELED"})
 AUTO_DEBOUNCE: Final = 10.0
 AUTO_MIN_INTERVAL: Final = timedelta(minutes=2)
 
+# Consumption prices for the dashboard card: a price sensor the inventory does
+# not know is read per hour in EUR/MWh.
+DEFAULT_PRICE_RESOLUTION: Final = timedelta(hours=1)
+DEFAULT_PRICE_UNIT: Final = "EUR/MWh"
+
 STORAGE_VERSION: Final = 1
 STORE_DELAY: Final = 1.0
 
@@ -267,6 +272,12 @@ def next_slot_boundary(moment: datetime, resolution: timedelta) -> datetime:
     step = resolution.total_seconds()
     epoch = moment.timestamp()
     return dt_util.utc_from_timestamp(math.ceil(epoch / step) * step)
+
+
+def slot_start(moment: datetime, resolution: timedelta) -> datetime:
+    """Return the start of the slot (UTC-aligned) that covers ``moment``."""
+    step = resolution.total_seconds()
+    return dt_util.utc_from_timestamp(math.floor(moment.timestamp() / step) * step)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -818,6 +829,8 @@ class DeviceScheduler:
         self._last_auto: datetime | None = None
         self._debouncer: Debouncer[Any] | None = None
         self._unsaved = False
+        # Consumption prices over the schedule's window, by the job they belong to.
+        self._prices: tuple[str, TimeSeries] | None = None
 
     @property
     def device_identifier(self) -> tuple[str, str]:
@@ -908,6 +921,40 @@ class DeviceScheduler:
     def name(self) -> str:
         """Return the device name."""
         return self.config.name
+
+    # --- prices for the dashboard card
+
+    async def async_get_prices(self) -> TimeSeries | None:
+        """Return the consumption prices over the schedule's window, or None.
+
+        Fetched once per job. A failure is logged at debug level and answers
+        None, so the card shows the plan without prices; the next call retries.
+        """
+        schedule = self.schedule
+        sensor_id = self.config.consumption_price_sensor
+        if schedule is None or sensor_id is None:
+            return None
+        if self._prices is not None and self._prices[0] == schedule.job_id:
+            return self._prices[1]
+        sensor = self.entry.runtime_data.inventory.data.sensors.get(sensor_id)
+        resolution = DEFAULT_PRICE_RESOLUTION
+        if sensor is not None and sensor.resolution > timedelta(0):
+            resolution = sensor.resolution
+        start = slot_start(schedule.start, resolution)
+        slots = math.ceil((schedule.end - start) / resolution)
+        try:
+            prices = await self.api.async_get_sensor_data(
+                sensor_id,
+                start=start,
+                duration=resolution * slots,
+                resolution=resolution,
+                unit=sensor.unit if sensor is not None else DEFAULT_PRICE_UNIT,
+            )
+        except FlexMeasuresError as err:
+            LOGGER.debug("No prices for the schedule of %s: %s", self.name, err)
+            return None
+        self._prices = (schedule.job_id, prices)
+        return prices
 
     # --- listeners and time
 

@@ -204,6 +204,7 @@ function controlledDeviceInput(seed, socEntity) {
     consumption_price_sensor: String(seed.sensors.price),
     horizon: 24,
     auto_reschedule: { interval: 0, soc_drift: 0 },
+    s2: {},
   };
 }
 
@@ -337,7 +338,12 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
   it("draws the state of charge, the price and now", async () => {
     assert.equal(await page.locator(`${CARD} path.soc`).count(), 1);
     assert.match(await page.locator(`${CARD} path.soc`).getAttribute("d"), /^M[\d.]+,[\d.]+L/);
-    assert.equal(await page.locator(`${CARD} path.price`).count(), schedule.prices ? 1 : 0);
+    // The controlled device has the seeded consumption price sensor: its prices
+    // over the schedule's window come with the schedule and draw a line.
+    assert.ok(schedule.prices, "the schedule carries the price sensor's prices");
+    assert.ok(schedule.prices.values.some((value) => value !== null), "some prices are known");
+    assert.equal(await page.locator(`${CARD} path.price`).count(), 1);
+    assert.match(await page.locator(`${CARD} path.price`).getAttribute("d"), /^M[\d.]+,[\d.]+/);
     assert.equal(await page.locator(`${CARD} line.now`).count(), 1);
   });
 
