@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from http import HTTPStatus
+import logging
 import math
 import time
 from typing import Any, Final
@@ -1215,6 +1216,8 @@ class DeviceScheduler:
                     translation_placeholders={"entry": self.entry.title},
                 ),
                 FailureReason.UNLOADED,
+                # Not worth a warning: a stored job in flight is picked up later.
+                level=logging.DEBUG,
             )
             raise
         else:
@@ -1231,14 +1234,18 @@ class DeviceScheduler:
 
     @callback
     def _fail(
-        self, round_: _Round, err: HomeAssistantError, reason: FailureReason
+        self,
+        round_: _Round,
+        err: HomeAssistantError,
+        reason: FailureReason,
+        level: int = logging.WARNING,
     ) -> None:
         """Record a failed round and hand the error to its waiters."""
         self.status = ScheduleStatus.FAILED
         self.failure_reason = reason
         placeholders = err.translation_placeholders or {}
         self.failure_message = placeholders.get("error") or reason.value
-        LOGGER.warning("Scheduling %s failed: %s", self.name, self.failure_message)
+        LOGGER.log(level, "Scheduling %s failed: %s", self.name, self.failure_message)
         for item in round_.all():
             for future in (item.queued, item.done):
                 if not future.done():
@@ -1272,11 +1279,18 @@ class DeviceScheduler:
             per_slot if previous is None else (previous + per_slot) / 2
         )
 
-    async def _async_wait_for_job(self, job_id: str, slots: int) -> None:
-        """Poll the job adaptively until it finished; raise if it did not."""
+    async def _async_wait_for_job(
+        self, job_id: str, slots: int, *, resumed: bool = False
+    ) -> None:
+        """Poll the job adaptively until it finished; raise if it did not.
+
+        A job picked up after a restart may have run (or ended) long ago: it is
+        looked up at once, and its duration teaches nothing.
+        """
         started = time.monotonic()
         deadline = started + JOB_TIMEOUT
-        for delay in poll_delays(self._expected_job_seconds(slots)):
+        expected = None if resumed else self._expected_job_seconds(slots)
+        for delay in poll_delays(expected):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ScheduleFailedError(
@@ -1299,7 +1313,10 @@ class DeviceScheduler:
                 raise self._map_error(err) from err
             status = str(job.get("status", "")).upper()
             if status == JOB_FINISHED:
-                self._learn_job_duration(job, time.monotonic() - started, delay, slots)
+                if not resumed:
+                    self._learn_job_duration(
+                        job, time.monotonic() - started, delay, slots
+                    )
                 return
             if status in JOB_UNSUCCESSFUL:
                 message = job.get("message") or status
@@ -1347,14 +1364,19 @@ class DeviceScheduler:
         return await self._async_finish(round_, job_id, request)
 
     async def _async_finish(
-        self, round_: _Round, job_id: str, request: ScheduleRequest
+        self,
+        round_: _Round,
+        job_id: str,
+        request: ScheduleRequest,
+        *,
+        resumed: bool = False,
     ) -> Schedule:
         """Wait for a queued job, then fetch, keep and announce its schedule."""
         for item in round_.all():
             if not item.queued.done():
                 item.queued.set_result(job_id)
         slots = max(int(request.duration / self.config.resolution), 1)
-        await self._async_wait_for_job(job_id, slots)
+        await self._async_wait_for_job(job_id, slots, resumed=resumed)
         try:
             series = await self.api.async_get_schedule(
                 sensor_id=self.config.sensor_id,
@@ -1396,7 +1418,9 @@ class DeviceScheduler:
                 self.name,
             )
             try:
-                return await self._async_finish(round_, pending.job_id, pending.request)
+                return await self._async_finish(
+                    round_, pending.job_id, pending.request, resumed=True
+                )
             except ScheduleFailedError as err:
                 if err.reason is not FailureReason.JOB_FAILED:
                     raise
