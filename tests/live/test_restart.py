@@ -18,6 +18,7 @@ import random
 from types import MappingProxyType
 from typing import Any
 from unittest.mock import patch
+from uuid import uuid4
 
 from freezegun import freeze_time
 from freezegun.api import TickingDateTimeFactory
@@ -295,14 +296,21 @@ async def _until(condition: Callable[[], bool], seconds: float) -> None:
 # A stopped Home Assistant leaves its interval timers behind (the process would
 # exit); the entry is deliberately not unloaded first, as a real stop does not.
 @pytest.mark.parametrize("expected_lingering_timers", [True])
+@pytest.mark.parametrize("job_lost", [False, True], ids=["job_kept", "job_lost"])
 async def test_restart_with_backlog_and_job_in_flight(
     hass: HomeAssistant,
+    job_lost: bool,
     hass_storage: dict[str, Any],
     live_server: LiveServer,
     gate: JobGate,
     api_calls: dict[str, list[Any]],
 ) -> None:
-    """Nothing is lost or sent twice, the job is picked up, the plan is restored."""
+    """Nothing is lost or sent twice, the plan is restored, the job picked up.
+
+    With ``job_lost`` the server no longer knows the job after the restart (as
+    when its queue was emptied meanwhile; the shared server's own Redis is left
+    alone, the stored job id is swapped for an unknown one): one new job.
+    """
     loop = asyncio.get_running_loop()
     # Half an hour ago on a whole minute: measurements lie in the server's past.
     begin = dt_util.utcnow().replace(second=0, microsecond=0) - timedelta(minutes=30)
@@ -402,6 +410,8 @@ async def test_restart_with_backlog_and_job_in_flight(
             stored_plan = hass_storage[f"{DOMAIN}.schedule.{BATTERY_SUBENTRY}"]["data"]
             assert stored_plan["pending_job"]["job_id"] == job_b
             assert stored_plan["schedule"]["job_id"] == plan_a.job_id
+            if job_lost:
+                stored_plan["pending_job"]["job_id"] = str(uuid4())
 
         # The expected slots: every complete minute up to the stop, from the first
         # state on, with the time-weighted mean of the meter's states in it.
@@ -446,7 +456,7 @@ async def test_restart_with_backlog_and_job_in_flight(
             )
             assert states2[backlog_entity][0] == str(backlog)
 
-            # The job is picked up, not triggered again.
+            # The job is picked up, not triggered again; a lost one once anew.
             released = loop.time()
             gate.release_jobs()
             await _until(
@@ -454,9 +464,19 @@ async def test_restart_with_backlog_and_job_in_flight(
             )
             picked_up = loop.time()
             assert scheduler2.schedule is not None
-            assert scheduler2.schedule.job_id == job_b
-            assert api_calls["triggers"] == [plan_a.job_id, job_b]
             assert scheduler2.pending_job is None
+            if job_lost:
+                assert scheduler2.recovery is ScheduleRecovery.RECOMPUTED
+                assert len(api_calls["triggers"]) == 3
+                assert scheduler2.schedule.job_id == api_calls["triggers"][-1]
+            else:
+                assert scheduler2.recovery is ScheduleRecovery.RESUMED
+                assert scheduler2.schedule.job_id == job_b
+                assert api_calls["triggers"] == [plan_a.job_id, job_b]
+            status = hass2.states.get(status_entity)
+            assert status is not None
+            assert status.state == ScheduleStatus.READY
+            assert status.attributes["recovery"] == scheduler2.recovery
 
             # The backlog goes out once the first upload interval is over.
             await at(hass2, stop_at + STEP + timedelta(seconds=30))
@@ -502,6 +522,7 @@ async def test_restart_with_backlog_and_job_in_flight(
     # Figures for the report (pytest -s); timing is never asserted.
     print(  # noqa: T201
         f"restart: backlog {backlog} values ({LINKS} links x {OUTAGE_MINUTES + 1} "
-        f"slots), all read back; second set-up {released - started:.2f} s; job "
-        f"{job_b} picked up {picked_up - released:.2f} s after its look-ups passed"
+        f"slots), all read back; second set-up {released - started:.2f} s; "
+        f"{'lost job recomputed' if job_lost else 'job picked up'} "
+        f"{picked_up - released:.2f} s after its look-ups passed"
     )
