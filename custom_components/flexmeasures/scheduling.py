@@ -998,6 +998,8 @@ class DeviceScheduler:
         """Start the slot-boundary timer, a stored job in flight, the triggers."""
         self._schedule_tick()
         if self.pending_job is not None:
+            # Its targets carry over to automatic replans, as a fresh request's do.
+            self.last_request = self.pending_job.request
             round_ = self._new_round(self.pending_job.request)
             round_.resume = self.pending_job
             self._start(round_)
