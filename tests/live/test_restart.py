@@ -343,6 +343,10 @@ async def test_restart_with_backlog_and_job_in_flight(
             sensor_ids = await _meter_sensors(
                 data1.runtime_data.api, live_server.assets["site"]
             )
+            # Meters created just now (a first run) get their entities here too.
+            await data1.runtime_data.inventory.async_refresh()
+            await data1.runtime_data.sensor_values.async_refresh()
+            await hass1.async_block_till_done()
             links = [_link(index, sensor) for index, sensor in enumerate(sensor_ids)]
             await at(hass1, begin + timedelta(seconds=20))
             set_all(hass1, 0)
