@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import ClientSession, ClientTimeout, web
@@ -88,8 +89,8 @@ class FaultProxy:
         self._release = asyncio.Event()
         self._session: ClientSession | None = None
         self._runner: web.ServerRunner | None = None
-        self._transports: set[asyncio.BaseTransport] = set()
-        self._handlers: set[asyncio.Task[web.StreamResponse]] = set()
+        self._transports: set[asyncio.Transport] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
 
     @property
     def url(self) -> str:
@@ -155,14 +156,14 @@ class FaultProxy:
         assert transport is not None
         assert task is not None
         self._transports.add(transport)
-        self._handlers.add(task)  # type: ignore[arg-type]
+        self._handlers.add(task)
         try:
             fault = self._fault_for(request)
             self.hits[fault] += 1
             return await self._answer(request, fault, transport)
         finally:
             self._transports.discard(transport)
-            self._handlers.discard(task)  # type: ignore[arg-type]
+            self._handlers.discard(task)
 
     async def _pause(self, seconds: float) -> None:
         """Wait ``seconds``, or less once the faults are cleared."""
@@ -176,7 +177,7 @@ class FaultProxy:
         self,
         request: web.BaseRequest,
         fault: Fault,
-        transport: asyncio.BaseTransport,
+        transport: asyncio.Transport,
     ) -> web.StreamResponse:
         """Produce the answer ``fault`` asks for."""
         if fault is Fault.RESET:
