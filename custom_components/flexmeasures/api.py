@@ -281,7 +281,9 @@ def _optional_float(value: Any) -> float | None:
 
 # Server errors (5xx) are the server's trouble, never a verdict on the request. The
 # library would turn one with a JSON message into a ValueError, which reads as a
-# refusal (or, at login, as wrong credentials); these statuses come back to us.
+# refusal (or, at login, as wrong credentials); these statuses come back to us. A
+# 503 with Retry-After is then not retried within the call: coordinators and the
+# uploader retry on their own schedule.
 SERVER_ERRORS: Final = frozenset(range(500, 600))
 
 

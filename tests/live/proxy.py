@@ -58,10 +58,6 @@ class Fault(StrEnum):
     DRIP = "drip"  # forward, then send the answer a byte at a time
 
 
-# Faults where the request reaches the server (it may act on it, e.g. store data).
-FORWARDED = frozenset({Fault.NONE, Fault.DELAY, Fault.TRUNCATE, Fault.DRIP})
-
-
 @dataclass(frozen=True, kw_only=True)
 class _Rule:
     """A fault for the requests whose ``METHOD /path`` matches ``pattern``."""
