@@ -312,7 +312,7 @@ class _Client(FlexMeasuresClient):
         except ClientResponseError as err:
             # The library's own content-type check; its error cannot be printed.
             raise FlexMeasuresConnectionError(
-                "The server's answer is not JSON"
+                "The server's answer is not labelled as JSON"
             ) from err
         if status in SERVER_ERRORS and status not in pass_through_statuses:
             message = payload.get("message") if isinstance(payload, Mapping) else None
