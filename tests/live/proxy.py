@@ -56,6 +56,7 @@ class Fault(StrEnum):
     JSON_503 = "json_503"  # FlexMeasures' JSON for "unavailable", no Retry-After
     RESET = "reset"  # reset the connection without answering
     DRIP = "drip"  # forward, then send the answer a byte at a time
+    HOLD = "hold"  # hold the request until the fault is cleared, then forward it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +84,7 @@ class FaultProxy:
         self.hits: Counter[Fault] = Counter()
         self._rules: list[_Rule] = []
         self._release = asyncio.Event()
+        self._hit = asyncio.Event()
         self._session: ClientSession | None = None
         self._runner: web.ServerRunner | None = None
         self._transports: set[asyncio.Transport] = set()
@@ -102,6 +104,12 @@ class FaultProxy:
         """Pass everything through again; let hanging answers go."""
         self._rules.clear()
         self._release.set()
+
+    async def wait_for(self, fault: Fault) -> None:
+        """Wait until a request has met ``fault``."""
+        while not self.hits[fault]:
+            self._hit.clear()
+            await self._hit.wait()
 
     async def up(self) -> None:
         """Accept connections (on the same port as before, if any)."""
@@ -156,6 +164,7 @@ class FaultProxy:
         try:
             fault = self._fault_for(request)
             self.hits[fault] += 1
+            self._hit.set()
             return await self._answer(request, fault, transport)
         finally:
             self._transports.discard(transport)
@@ -199,10 +208,12 @@ class FaultProxy:
             return web.json_response(
                 {"message": message, "status": status}, status=status
             )
+        if fault is Fault.HOLD:
+            await self._release.wait()
         status, headers, body = await self._forward(request)
         if fault is Fault.DELAY:
             await self._pause(self.delay)
-        if fault is Fault.NONE or fault is Fault.DELAY:
+        if fault in (Fault.NONE, Fault.DELAY, Fault.HOLD):
             return web.Response(status=status, headers=headers, body=body)
         response = web.StreamResponse(status=status, headers=headers)
         response.content_length = len(body)

@@ -54,7 +54,10 @@ TIMEOUT: Final = 1.0  # seconds per attempt here (api.py: REQUEST_TIMEOUT = 10)
 BUDGET: Final = 2.0  # seconds per call here (api.py: REQUEST_RETRY_BUDGET = 20)
 # An operation makes a few calls one after the other, each ending within BUDGET.
 GUARD: Final = 30.0
-FAULTS: Final[list[Fault]] = [fault for fault in Fault if fault is not Fault.NONE]
+# HOLD is HANG until the fault is cleared: a tool to keep a request in flight.
+FAULTS: Final[list[Fault]] = [
+    fault for fault in Fault if fault not in (Fault.NONE, Fault.HOLD)
+]
 SENSOR_DATA: Final = r"GET /api/v3_0/sensors/\d+/data"
 POST_DATA: Final = r"POST /api/v3_0/sensors/\d+/data"
 SCHEDULE_TRIGGER: Final = r"POST .*/schedules/trigger"
@@ -474,3 +477,20 @@ async def _upload_through_fault(
         if value is not None
     }
     assert stored == pytest.approx(expected)
+
+
+async def test_proxy_holds_until_cleared(
+    hass: HomeAssistant, live_server: LiveServer, proxy: FaultProxy
+) -> None:
+    """A held request reaches the server once the fault is cleared."""
+    session = async_get_clientsession(hass, verify_ssl=False)
+    proxy.fail(Fault.HOLD, "GET /api/v3_0/health/ready")
+    request = hass.async_create_task(session.get(f"{proxy.url}/api/v3_0/health/ready"))
+    async with asyncio.timeout(GUARD):
+        await proxy.wait_for(Fault.HOLD)
+    assert not request.done()
+    proxy.clear()
+    async with asyncio.timeout(GUARD):
+        response = await request
+    assert response.status == 200
+    response.release()
