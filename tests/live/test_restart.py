@@ -53,7 +53,7 @@ from custom_components.flexmeasures.scheduling import (
 )
 
 from .conftest import LiveServer
-from .test_uploader import Relay
+from .proxy import Fault, FaultProxy
 
 LINKS = 4
 OUTAGE_MINUTES = 6  # upload intervals the server is unreachable before the stop
@@ -62,56 +62,10 @@ KW = {"unit_of_measurement": "kW"}
 SOC_ENTITY = "sensor.restart_battery_soc"
 SOC_ATTRIBUTES = {"unit_of_measurement": "%", "device_class": "battery"}
 PICK_UP_TIMEOUT = 60.0  # seconds; the job usually ended while HA was down
-JOB_PATH = b"GET /api/v3_0/jobs/"
+# Job-status look-ups: held by the proxy to keep a job in flight on HA's side.
+JOB_LOOKUPS = r"^GET /api/v3_0/jobs/"
 ENTRY_ID = "restartentry01"
 BATTERY_SUBENTRY = "restartbattery01"
-
-
-class JobGate(Relay):
-    """The relay, able to hold job-status look-ups while everything else passes.
-
-    Holding them keeps a job in flight on the Home Assistant side for as long as
-    the test wants, however fast the server's worker is.
-    """
-
-    def __init__(self, target: str) -> None:
-        """Relay to ``target``; job look-ups pass until ``hold_jobs``."""
-        super().__init__(target)
-        self.jobs_open = asyncio.Event()
-        self.jobs_open.set()
-        self.held = 0
-
-    def hold_jobs(self) -> None:
-        """Hold every job-status request from now on."""
-        self.jobs_open.clear()
-
-    def release_jobs(self) -> None:
-        """Let the held and later job-status requests through."""
-        self.jobs_open.set()
-
-    async def _copy(  # type: ignore[override]
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        """Copy until end of stream, holding job look-ups while the gate is shut."""
-        try:
-            while data := await reader.read(65536):
-                if data.startswith(JOB_PATH) and not self.jobs_open.is_set():
-                    self.held += 1
-                    await self.jobs_open.wait()
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.transport.abort()
-
-
-@pytest.fixture
-async def gate(live_server: LiveServer) -> AsyncIterator[JobGate]:
-    """Return a running relay to the live server; stopped after the test."""
-    relay = JobGate(live_server.url)
-    await relay.up()
-    yield relay
-    relay.release_jobs()
-    await relay.down()
 
 
 @pytest.fixture
@@ -302,7 +256,7 @@ async def test_restart_with_backlog_and_job_in_flight(
     job_lost: bool,
     hass_storage: dict[str, Any],
     live_server: LiveServer,
-    gate: JobGate,
+    proxy: FaultProxy,
     api_calls: dict[str, list[Any]],
 ) -> None:
     """Nothing is lost or sent twice, the plan is restored, the job picked up.
@@ -337,7 +291,7 @@ async def test_restart_with_backlog_and_job_in_flight(
         # --- Home Assistant #1: a plan, a backlog, a job in flight, a stop.
         async with _home_assistant(hass) as hass1:
             hass1.states.async_set(SOC_ENTITY, "30", SOC_ATTRIBUTES)
-            entry1 = _entry(live_server, gate.url, [_battery(live_server)])
+            entry1 = _entry(live_server, proxy.url, [_battery(live_server)])
             await _set_up(hass1, entry1)
             data1: FlexMeasuresConfigEntry = entry1
             sensor_ids = await _meter_sensors(
@@ -373,7 +327,7 @@ async def test_restart_with_backlog_and_job_in_flight(
             assert scheduler1.status is ScheduleStatus.READY
 
             # Unreachable for OUTAGE_MINUTES upload intervals: the backlog grows.
-            await gate.down()
+            await proxy.down()
             for minute in range(1, OUTAGE_MINUTES + 1):
                 await at(hass1, begin + minute * STEP + timedelta(seconds=20))
                 set_all(hass1, minute)
@@ -386,15 +340,16 @@ async def test_restart_with_backlog_and_job_in_flight(
             await at(hass1, stop_at)
 
             # Reachable again, but HA stops before the job's result is fetched.
-            gate.hold_jobs()
-            await gate.up()
+            proxy.fail(Fault.HOLD, JOB_LOOKUPS)
+            await proxy.up()
             await hass1.services.async_call(
                 DOMAIN, "trigger_schedule", {"device_id": device}, blocking=True
             )
             assert scheduler1.pending_job is not None
             job_b = scheduler1.pending_job.job_id
             assert job_b != plan_a.job_id
-            await _until(lambda: gate.held > 0, 30)
+            async with asyncio.timeout(30):
+                await proxy.wait_for(Fault.HOLD)
             assert scheduler1.busy
             states1 = _states(hass1)
             power_entity = _entity(hass1, "planned_power", BATTERY_SUBENTRY)
@@ -439,7 +394,7 @@ async def test_restart_with_backlog_and_job_in_flight(
             hass2.states.async_set(SOC_ENTITY, "30", SOC_ATTRIBUTES)
             for entity_id in meters:
                 hass2.states.async_set(entity_id, str(points[entity_id][-1][1]), KW)
-            entry2 = _entry(live_server, gate.url, [_battery(live_server), *links])
+            entry2 = _entry(live_server, proxy.url, [_battery(live_server), *links])
             started = loop.time()
             await _set_up(hass2, entry2)
             data2: FlexMeasuresConfigEntry = entry2
@@ -462,7 +417,7 @@ async def test_restart_with_backlog_and_job_in_flight(
 
             # The job is picked up, not triggered again; a lost one once anew.
             released = loop.time()
-            gate.release_jobs()
+            proxy.clear()
             await _until(
                 lambda: scheduler2.status is ScheduleStatus.READY, PICK_UP_TIMEOUT
             )
