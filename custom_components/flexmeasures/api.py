@@ -17,7 +17,7 @@ import logging
 from typing import Any, Final, cast
 from uuid import UUID
 
-from aiohttp import ClientResponseError, ClientSession
+from aiohttp import ClientResponse, ClientResponseError, ClientSession
 from awesomeversion import AwesomeVersion, AwesomeVersionException
 from flexmeasures_client import FlexMeasuresClient
 from flexmeasures_client.exceptions import (
@@ -269,6 +269,16 @@ class TimeSeries:
         return cls(start=start, resolution=resolution, unit=unit, values=values)
 
 
+def _error_text(payload: Any) -> str:
+    """Return the errors or the message of an error answer's JSON, if any."""
+    if not isinstance(payload, Mapping):
+        return ""
+    errors = payload.get("errors")
+    if isinstance(errors, list) and errors:
+        return ", ".join(map(str, errors))
+    return str(payload.get("message") or "")
+
+
 def _optional_int(value: Any) -> int | None:
     """Return ``int(value)`` or None."""
     return None if value is None else int(value)
@@ -279,8 +289,47 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+# Answers that say "not now" rather than "no": the server is unwell, busy or
+# restarting, whatever the body says (FlexMeasures answers 500 with an "errors"
+# list, which the library would raise as a refusal). They end up as
+# FlexMeasuresHttpStatusError, a connection error: retried later, never a reason to
+# reject data or to ask for the password.
+RETRY_LATER_STATUSES: Final = frozenset({408, 429, *range(500, 600)})
+
+
 class _Client(FlexMeasuresClient):  # type: ignore[misc]
     """The library client, with login failures told apart from other refusals."""
+
+    async def request_once(
+        self,
+        method: str,
+        url: URL,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, Any] | None = None,
+        json_payload: dict[str, Any] | None = None,
+        polling_step: int = 0,
+        reauth_once: bool = True,
+        pass_through_statuses: frozenset[int] = frozenset(),
+    ) -> tuple[ClientResponse, int, bool, URL]:
+        """Send one request; a "not now" status is an HTTP error, whatever the body."""
+        response, polling_step, reauth_once, url = await super().request_once(
+            method,
+            url,
+            params=params,
+            headers=headers,
+            json_payload=json_payload,
+            polling_step=polling_step,
+            reauth_once=reauth_once,
+            pass_through_statuses=pass_through_statuses | RETRY_LATER_STATUSES,
+        )
+        status = response.status
+        if status in RETRY_LATER_STATUSES and status not in pass_through_statuses:
+            text = _error_text(await response.json())
+            raise FlexMeasuresHttpStatusError(
+                f"FlexMeasures answered HTTP {status}{': ' if text else ''}{text}",
+                status=status,
+            )
+        return response, polling_step, reauth_once, url
 
     async def get_access_token(self) -> None:
         """Log in; a refusal here always means the credentials are wrong."""
