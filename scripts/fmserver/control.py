@@ -177,6 +177,9 @@ class Agent:
     def serve(self) -> None:
         """Serve until the state dir goes away."""
         self.inbox.mkdir(parents=True, exist_ok=True)
+        # Tests check this pid (the chroot shares the PID namespace) before asking.
+        (self.state_dir / "run").mkdir(exist_ok=True)
+        (self.state_dir / "run" / "control.pid").write_text(f"{os.getpid()}\n")
         log(f"serving {self.inbox} (pid {os.getpid()})")
         last_clean = 0.0
         while (self.state_dir / "settings.env").exists():

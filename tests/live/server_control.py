@@ -21,6 +21,8 @@ import uuid
 
 import pytest
 
+from .conftest import DEFAULT_SERVER_DIR
+
 POLL = 0.1
 HOW_TO_ENABLE = (
     "Start the server with `FLEXMEASURES_SERVER_CONTROL=1 "
@@ -46,24 +48,24 @@ class ServerControl:
         self.server_dir = server_dir
         self.inbox = server_dir / "control"
 
-    def _agent_state(self) -> str:
-        """Describe whether the agent's process runs, for error messages."""
+    def _agent_problem(self) -> str | None:
+        """Return why the agent cannot answer, or None if its process runs."""
         pid_file = self.server_dir / "run" / "control.pid"
         try:
             pid = int(pid_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return f"no control agent for {self.server_dir} ({pid_file} missing)"
-        # The chroot shares the host's PID namespace: /proc shows the agent.
+            return f"No control agent for {self.server_dir} ({pid_file} is missing)."
+        # The chroot shares the host's PID namespace: its /proc shows the agent.
         if not Path(f"/proc/{pid}").exists():
-            return f"the control agent (pid {pid}) of {self.server_dir} is not running"
-        return f"the control agent (pid {pid}) of {self.server_dir} did not answer"
+            return f"The control agent (pid {pid}) of {self.server_dir} is not running."
+        return None
 
     def run(
         self, command: str, *args: str, timeout: float = 60, lease: float = 300
     ) -> ControlResult:
         """Run a command on the host; fail the test unless it succeeds in time."""
-        if not self.inbox.is_dir():
-            pytest.fail(f"No control agent: {self.inbox} is missing. {HOW_TO_ENABLE}")
+        if problem := self._agent_problem():
+            pytest.fail(f"{problem} {HOW_TO_ENABLE}")
         name = uuid.uuid4().hex
         request = self.inbox / f"{name}.request"
         result = self.inbox / f"{name}.result"
@@ -80,8 +82,8 @@ class ServerControl:
         else:
             request.unlink(missing_ok=True)
             pytest.fail(
-                f"`{command}` got no answer in {timeout:.0f} s: "
-                f"{self._agent_state()}. {HOW_TO_ENABLE}"
+                f"`{command}` got no answer in {timeout:.0f} s from the control "
+                f"agent of {self.server_dir} ({self._agent_problem() or 'running'})."
             )
         answer: dict[str, Any] = json.loads(result.read_text(encoding="utf-8"))
         result.unlink()
@@ -101,7 +103,5 @@ class ServerControl:
 
 def server_control() -> ServerControl:
     """Return the control of the server the live tier uses."""
-    server_dir = os.environ.get("FLEXMEASURES_SERVER_DIR") or (
-        Path.home() / ".cache" / "flexmeasures-ha" / "server"
-    )
+    server_dir = os.environ.get("FLEXMEASURES_SERVER_DIR") or DEFAULT_SERVER_DIR
     return ServerControl(Path(server_dir))
