@@ -291,8 +291,8 @@ async def _assert_on_server_once(
     result = await control("beliefs", str(since), *map(str, expected))
     stored: dict[int, dict[datetime, tuple[int, float]]] = defaultdict(dict)
     for line in result.output.splitlines():
-        sensor_id, start, beliefs, value = line.split("\t")
-        stored[int(sensor_id)][datetime.fromtimestamp(int(start), UTC)] = (
+        sensor, epoch, beliefs, value = line.split("\t")
+        stored[int(sensor)][datetime.fromtimestamp(int(epoch), UTC)] = (
             int(beliefs),
             float(value),
         )
