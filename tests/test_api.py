@@ -321,6 +321,61 @@ async def test_login_errors(
         await api.async_login()
 
 
+# --- Outages (issue 9): "not now" answers are never refusals ---------------------
+
+INTERNAL_ERROR = {"errors": ["An internal error has occurred."], "status": 500}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "text"),
+    [
+        (500, INTERNAL_ERROR, "HTTP 500: An internal error has occurred."),
+        (502, {"message": "Bad gateway"}, "HTTP 502: Bad gateway"),
+        (503, {"message": "Maintenance", "status": 503}, "HTTP 503: Maintenance"),
+        (429, {"message": "Too many requests"}, "HTTP 429: Too many requests"),
+        (408, {}, "HTTP 408"),
+        (500, ["not", "a", "dict"], "HTTP 500"),
+    ],
+)
+async def test_server_trouble_is_a_status_error(
+    api: FlexMeasuresApi,
+    fake_server: FakeFlexMeasures,
+    status: int,
+    body: Any,
+    text: str,
+) -> None:
+    """5xx, 408 and 429 with a JSON body mean "later", not "rejected"."""
+    fake_server.statuses["POST /api/v3_0/sensors/20/data"] = status
+    fake_server.responses["POST /api/v3_0/sensors/20/data"] = body
+    with pytest.raises(FlexMeasuresHttpStatusError) as caught:
+        await api.async_post_sensor_data(
+            20, start=START, resolution=timedelta(minutes=15), values=[1.0], unit="kW"
+        )
+    assert caught.value.status == status
+    assert str(caught.value) == f"FlexMeasures answered {text}"
+    # Sent once: the integration retries on its own schedule, not the library.
+    assert fake_server.count("POST /api/v3_0/sensors/20/data") == 1
+
+
+async def test_login_during_a_database_outage(
+    api: FlexMeasuresApi, fake_server: FakeFlexMeasures
+) -> None:
+    """Token refused and login failing with 500 (no database) is not a bad password.
+
+    FlexMeasures cannot check a token without its database (401), and its login
+    then answers 500: the credentials are fine, the server is not.
+    """
+    await api.async_login()
+    fake_server.unauthorized_requests = 1
+    fake_server.statuses["POST /api/requestAuthToken"] = 500
+    fake_server.responses["POST /api/requestAuthToken"] = INTERNAL_ERROR
+    with pytest.raises(FlexMeasuresHttpStatusError) as caught:
+        await api.async_get_sensors()
+    assert caught.value.status == 500
+    with pytest.raises(FlexMeasuresHttpStatusError):
+        await api.async_login()
+
+
 async def test_connect_needs_account(
     api: FlexMeasuresApi, fake_server: FakeFlexMeasures
 ) -> None:

@@ -269,6 +269,16 @@ class TimeSeries:
         return cls(start=start, resolution=resolution, unit=unit, values=values)
 
 
+def _error_text(payload: Any) -> str:
+    """Return the errors or the message of an error answer's JSON, if any."""
+    if not isinstance(payload, Mapping):
+        return ""
+    errors = payload.get("errors")
+    if isinstance(errors, list) and errors:
+        return ", ".join(map(str, errors))
+    return str(payload.get("message") or "")
+
+
 def _optional_int(value: Any) -> int | None:
     """Return ``int(value)`` or None."""
     return None if value is None else int(value)
@@ -279,12 +289,14 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-# Server errors (5xx) are the server's trouble, never a verdict on the request. The
-# library would turn one with a JSON message into a ValueError, which reads as a
-# refusal (or, at login, as wrong credentials); these statuses come back to us. A
-# 503 with Retry-After is then not retried within the call: coordinators and the
-# uploader retry on their own schedule.
-SERVER_ERRORS: Final = frozenset(range(500, 600))
+# Answers that say "not now" rather than "no": the server is unwell, busy or
+# restarting, whatever the body says. FlexMeasures answers 500 with an "errors" list
+# (and, without its database, a login with 500), which the library would raise as a
+# refusal or, at login, as wrong credentials. They come back to us and end up as
+# FlexMeasuresHttpStatusError, a connection error: retried later, never a reason to
+# reject data or to ask for the password. A 503 with Retry-After is then not retried
+# within the call: the coordinators and the uploader retry on their own schedule.
+RETRY_LATER_STATUSES: Final = frozenset({408, 429, *range(500, 600)})
 
 
 class _Client(FlexMeasuresClient):
@@ -297,11 +309,11 @@ class _Client(FlexMeasuresClient):
         pass_through_statuses: frozenset[int] = frozenset(),
         **kwargs: Any,
     ) -> tuple[Any, int]:
-        """Send a request; raise connection errors for server errors and non-JSON."""
+        """Send a request; "not now" statuses and non-JSON are connection errors."""
         try:
             payload, status = await super().request(
                 uri,
-                pass_through_statuses=pass_through_statuses | SERVER_ERRORS,
+                pass_through_statuses=pass_through_statuses | RETRY_LATER_STATUSES,
                 **kwargs,
             )
         except json.JSONDecodeError as err:
@@ -314,10 +326,11 @@ class _Client(FlexMeasuresClient):
             raise FlexMeasuresConnectionError(
                 "The server's answer is not labelled as JSON"
             ) from err
-        if status in SERVER_ERRORS and status not in pass_through_statuses:
-            message = payload.get("message") if isinstance(payload, Mapping) else None
+        if status in RETRY_LATER_STATUSES and status not in pass_through_statuses:
+            text = _error_text(payload)
             raise FlexMeasuresHttpStatusError(
-                f"Server error {status}: {message or 'no message'}", status=status
+                f"FlexMeasures answered HTTP {status}{': ' if text else ''}{text}",
+                status=status,
             )
         return payload, status
 
