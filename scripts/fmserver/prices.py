@@ -109,6 +109,10 @@ def main() -> None:
             "duration": f"PT{hours}H",
             "values": values,
             "unit": UNIT,
+            # Day-ahead prices are known the day before: believed since a day
+            # before the window, so plans asked for "as of" a moment in the
+            # recent past (tests run Home Assistant's clock back) see them too.
+            "prior": (start - timedelta(days=1)).isoformat(),
         },
         token,
     )
