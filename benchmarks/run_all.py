@@ -142,6 +142,14 @@ def main() -> int:
     if args.check:
         recorded = bench_report.read_ratios(args.readme.read_text())
         problems = bench_report.compare(recorded, figures, args.tolerance)
+        print("\nratio in the README -> now:")
+        for figure in figures:
+            old = recorded.get(figure.name)
+            if old is not None:
+                print(
+                    f"  {bench_report.format_ratio(old):>9} -> "
+                    f"{bench_report.format_ratio(figure.ratio):<9} {figure.name}"
+                )
         for problem in problems:
             print(f"DIFFERS  {problem}")
         print(
