@@ -53,7 +53,7 @@ with contextlib.suppress(ImportError):
 
 from aiohttp import ClientSession, ThreadedResolver, web  # noqa: E402
 from bench_report import Figure  # noqa: E402
-from flexmeasures_client import FlexMeasuresClient  # noqa: E402
+from flexmeasures_client.client import FlexMeasuresClient  # noqa: E402
 from homeassistant.config_entries import ConfigSubentryDataWithId  # noqa: E402
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant  # noqa: E402
 from homeassistant.helpers import (  # noqa: E402
