@@ -16,10 +16,12 @@ START_MARKER = "<!-- benchmarks:start -->"
 END_MARKER = "<!-- benchmarks:end -->"
 HEADER = "| figure | ours | baseline | ratio | how measured |"
 # A fresh ratio "matches" the README's within this factor either way: the
-# figures are timings on a shared machine, and even counts of polled requests
-# depend on how long a job took. Ten runs on this 2-core machine stayed within
-# a factor of 1.5 of each other (see the README).
+# figures are timings on a shared machine, and the schedule lag depends on where
+# a job's end falls between the polls. Full runs on this busy 2-core machine
+# stayed within a factor 1.3 of each other. --quick halves the rounds, so its
+# means scatter more (the lag's 3 rounds once gave 2.1x): it gets a factor 3.
 DEFAULT_TOLERANCE = 2.0
+QUICK_TOLERANCE = 3.0
 
 
 @dataclass(frozen=True, kw_only=True)

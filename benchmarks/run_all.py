@@ -124,19 +124,28 @@ def main() -> int:
     parser.add_argument(
         "--tolerance",
         type=float,
-        default=bench_report.DEFAULT_TOLERANCE,
-        help="allowed factor between a fresh ratio and the README's (--check)",
+        help="allowed factor between a fresh ratio and the README's (--check); "
+        f"default {bench_report.DEFAULT_TOLERANCE:g}, "
+        f"with --quick {bench_report.QUICK_TOLERANCE:g}",
     )
     parser.add_argument("--readme", type=Path, default=README)
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.tolerance is None:
+        args.tolerance = (
+            bench_report.QUICK_TOLERANCE
+            if args.quick
+            else bench_report.DEFAULT_TOLERANCE
+        )
     if not args.seed.is_file():
         parser.error(f"no {args.seed}: is the server running (scripts/benchmark)?")
 
     began = time.perf_counter()
     figures = asyncio.run(run(args.seed, args.quick))
     meta = describe_run(args.seed, args.quick, time.perf_counter() - began)
-    block = bench_report.render_table(figures, meta_line(meta, args.tolerance))
+    block = bench_report.render_table(
+        figures, meta_line(meta, bench_report.DEFAULT_TOLERANCE)
+    )
     print(block)
 
     if args.check:
