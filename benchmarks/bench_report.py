@@ -16,10 +16,12 @@ START_MARKER = "<!-- benchmarks:start -->"
 END_MARKER = "<!-- benchmarks:end -->"
 HEADER = "| figure | ours | baseline | ratio | how measured |"
 # A fresh ratio "matches" the README's within this factor either way: the
-# figures are timings on a shared machine, and the schedule lag depends on where
-# a job's end falls between the polls. Full runs on this busy 2-core machine
-# stayed within a factor 1.3 of each other. --quick halves the rounds, so its
-# means scatter more (the lag's 3 rounds once gave 2.1x): it gets a factor 3.
+# figures are timings on a shared machine. Figures that follow the machine's load
+# more than others (the schedule lag: job durations on the shared server decide
+# where a job's end falls between the library's polls; the loop stall: the OS
+# preempts the loop) carry a ``noise`` multiplier on it. Full runs on this busy
+# 2-core machine (load 2 to 7) stayed within a factor 1.3 of each other for the
+# rest, within 3 for those two. --quick halves the rounds: a factor 3.
 DEFAULT_TOLERANCE = 2.0
 QUICK_TOLERANCE = 3.0
 
@@ -34,6 +36,7 @@ class Figure:
     baseline: float
     unit: str
     how: str
+    noise: float = 1.0  # multiplies the --check tolerance for this figure
 
     @property
     def ratio(self) -> float:
@@ -141,6 +144,7 @@ def compare(
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> list[str]:
     """Return a line per figure whose ratio left the tolerance, or is missing."""
+    figures = list(figures)
     fresh = {figure.name: figure.ratio for figure in figures}
     problems = [
         f"{name}: in the README but not measured"
@@ -150,12 +154,14 @@ def compare(
         f"{name}: measured but not in the README"
         for name in sorted(fresh.keys() - recorded.keys())
     )
+    noise = {figure.name: figure.noise for figure in figures}
     for name in sorted(recorded.keys() & fresh.keys()):
         old, new = recorded[name], fresh[name]
-        if not within(old, new, tolerance):
+        allowed = tolerance * noise[name]
+        if not within(old, new, allowed):
             problems.append(
                 f"{name}: ratio {format_ratio(new)}, README {format_ratio(old)} "
-                f"(tolerance: factor {tolerance:g})"
+                f"(tolerance: factor {allowed:g})"
             )
     return problems
 

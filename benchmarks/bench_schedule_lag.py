@@ -498,11 +498,12 @@ async def collect(seed_file: Path, quick: bool = False) -> list[Figure]:
     return [
         Figure(
             key="schedule_lag",
-            name="Schedule lag after job end (mean)",
-            ours=statistics.mean(row[0] for row in ours),
-            baseline=statistics.mean(row[0] for row in library),
+            name="Schedule lag after job end (median)",
+            ours=statistics.median(row[0] for row in ours),
+            baseline=statistics.median(row[0] for row in library),
             unit="s",
             how=how,
+            noise=2.0,
         ),
         Figure(
             key="schedule_requests",

@@ -351,6 +351,7 @@ async def collect(quick: bool = False, latency: float = 0.02) -> list[Figure]:
             baseline=naive_figures.max_stall_ms,
             unit="ms",
             how=f"how late a 1-ms ticker woke up during a refresh; {setting}",
+            noise=1.5,
         ),
         Figure(
             key="refresh_in_flight",
