@@ -17,11 +17,13 @@ END_MARKER = "<!-- benchmarks:end -->"
 HEADER = "| figure | ours | baseline | ratio | how measured |"
 # A fresh ratio "matches" the README's within this factor either way: the
 # figures are timings on a shared machine. Figures that follow the machine's load
-# more than others (the schedule lag: job durations on the shared server decide
-# where a job's end falls between the library's polls; the loop stall: the OS
-# preempts the loop) carry a ``noise`` multiplier on it. Full runs on this busy
-# 2-core machine (load 2 to 7) stayed within a factor 1.3 of each other for the
-# rest, within 3 for those two. --quick halves the rounds: a factor 3.
+# more than others carry a ``noise`` multiplier on it: the schedule lag and the
+# requests per scheduling round (the shared server's job durations, which other
+# test runs' jobs and the load stretch, decide where a job's end falls between
+# the polls), and the loop stall (the OS preempts the loop). Consecutive full
+# runs on this busy 2-core machine (load 2 to 7) stayed within a factor 1.4 of
+# each other for the rest, and within 3.3 for those. --quick halves the rounds:
+# a factor 3.
 DEFAULT_TOLERANCE = 2.0
 QUICK_TOLERANCE = 3.0
 

@@ -489,7 +489,8 @@ async def collect(seed_file: Path, quick: bool = False) -> list[Figure]:
     results = await measure(target, runs, hours, warmup=1, verbose=False)
     ours, library = results["integration"], results["library default"]
     how = (
-        f"{where} (local), {runs} rounds each after a warm-up, interleaved, "
+        f"{where} (local, shared with other test runs), {runs} rounds each "
+        "after a warm-up, interleaved, "
         f"{hours} h battery "
         "schedule; from the job's ended-at to the entity turning ready (ours: "
         "action + status entity) or to trigger_and_get_schedule's path "
@@ -516,6 +517,7 @@ async def collect(seed_file: Path, quick: bool = False) -> list[Figure]:
                 "polls, schedule; ours polls in 0.2-s steps around the learned "
                 "job duration, which buys the shorter lag"
             ),
+            noise=2.0,
         ),
     ]
 
