@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+import gc
 from typing import Any
 
 from aiohttp import ClientConnectionError
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 import pytest
+from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 from yarl import URL
 
 from custom_components.flexmeasures.api import (
@@ -16,6 +18,7 @@ from custom_components.flexmeasures.api import (
     FlexMeasuresApi,
     FlexMeasuresAuthenticationError,
     FlexMeasuresConnectionError,
+    FlexMeasuresHttpStatusError,
     FlexMeasuresInvalidUrlError,
     FlexMeasuresRejectedError,
     FlexMeasuresResponseError,
@@ -27,7 +30,7 @@ from custom_components.flexmeasures.api import (
     normalize_url,
 )
 
-from .conftest import EMAIL, ENTRY_DATA, PASSWORD, FakeFlexMeasures
+from .conftest import EMAIL, ENTRY_DATA, JSON_HEADERS, PASSWORD, FakeFlexMeasures
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -340,3 +343,66 @@ def load_sensor(sensor_id: int) -> dict[str, Any]:
 def test_url_type() -> None:
     """normalize_url returns a yarl URL."""
     assert isinstance(normalize_url("fm.example.com"), URL)
+
+
+# --- Broken answers (issue 9): server errors and non-JSON are connection errors ---
+
+HTML = "<!DOCTYPE html><html><body><h1>Bad Gateway</h1></body></html>"
+SERVER_ERROR_JSON = '{"message": "Internal Server Error", "status": 500}'
+
+
+# flexmeasures-client's content-type check calls response.text() without awaiting it.
+@pytest.mark.filterwarnings("ignore:coroutine .*text' was never awaited:RuntimeWarning")
+@pytest.mark.parametrize("login_fails", [True, False], ids=["login", "data"])
+@pytest.mark.parametrize(
+    ("status", "text", "content_type", "error_status"),
+    [
+        (500, SERVER_ERROR_JSON, "application/json", 500),
+        (503, '{"message": "Service Unavailable"}', "application/json", 503),
+        (502, "[]", "application/json", 502),
+        (502, HTML, "text/html", None),
+        (200, HTML, "application/json", None),
+        (200, "[]", "text/html", None),
+    ],
+    ids=[
+        "json-500",
+        "json-503",
+        "list-502",
+        "html-502",
+        "html-as-json",
+        "json-as-html",
+    ],
+)
+async def test_broken_answers_are_connection_errors(
+    hass: HomeAssistant,
+    aioclient_mock: AiohttpClientMocker,
+    login_fails: bool,
+    status: int,
+    text: str,
+    content_type: str,
+    error_status: int | None,
+) -> None:
+    """A 5xx or a body that is not JSON is never a refusal or a wrong password."""
+    broken = {"status": status, "text": text, "headers": {"Content-Type": content_type}}
+    login = f"{ENTRY_DATA['url']}/api/requestAuthToken"
+    sensors = f"{ENTRY_DATA['url']}/api/v3_0/sensors"
+    if login_fails:
+        aioclient_mock.post(login, **broken)  # type: ignore[no-untyped-call]
+    else:
+        aioclient_mock.post(  # type: ignore[no-untyped-call]
+            login, text='{"auth_token": "token"}', headers=JSON_HEADERS
+        )
+        aioclient_mock.get(sensors, **broken)  # type: ignore[no-untyped-call]
+    api = async_create_api(hass, ENTRY_DATA)
+    with pytest.raises(FlexMeasuresConnectionError) as caught:
+        await api.async_get_sensors()
+    if error_status is None:
+        assert not isinstance(caught.value, FlexMeasuresHttpStatusError)
+        assert "JSON" in str(caught.value)
+    else:
+        assert isinstance(caught.value, FlexMeasuresHttpStatusError)
+        assert caught.value.status == error_status
+    assert len(aioclient_mock.mock_calls) == 1 + (not login_fails)
+    # The library's error holds the unawaited text(): let it warn here, filtered.
+    del caught
+    gc.collect()

@@ -279,8 +279,47 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+# Server errors (5xx) are the server's trouble, never a verdict on the request. The
+# library would turn one with a JSON message into a ValueError, which reads as a
+# refusal (or, at login, as wrong credentials); these statuses come back to us. A
+# 503 with Retry-After is then not retried within the call: coordinators and the
+# uploader retry on their own schedule.
+SERVER_ERRORS: Final = frozenset(range(500, 600))
+
+
 class _Client(FlexMeasuresClient):
     """The library client, with login failures told apart from other refusals."""
+
+    async def request(
+        self,
+        uri: str,
+        *,
+        pass_through_statuses: frozenset[int] = frozenset(),
+        **kwargs: Any,
+    ) -> tuple[Any, int]:
+        """Send a request; raise connection errors for server errors and non-JSON."""
+        try:
+            payload, status = await super().request(
+                uri,
+                pass_through_statuses=pass_through_statuses | SERVER_ERRORS,
+                **kwargs,
+            )
+        except json.JSONDecodeError as err:
+            # An HTML error page labelled as JSON: not an answer.
+            raise FlexMeasuresConnectionError(
+                f"The server's answer is not JSON: {err}"
+            ) from err
+        except ClientResponseError as err:
+            # The library's own content-type check; its error cannot be printed.
+            raise FlexMeasuresConnectionError(
+                "The server's answer is not labelled as JSON"
+            ) from err
+        if status in SERVER_ERRORS and status not in pass_through_statuses:
+            message = payload.get("message") if isinstance(payload, Mapping) else None
+            raise FlexMeasuresHttpStatusError(
+                f"Server error {status}: {message or 'no message'}", status=status
+            )
+        return payload, status
 
     async def get_access_token(self) -> None:
         """Log in; a refusal here always means the credentials are wrong."""
