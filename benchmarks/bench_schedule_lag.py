@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -52,10 +52,15 @@ with contextlib.suppress(ImportError):
     importlib.import_module("pytest_ha_compat")
 
 from aiohttp import ClientSession, ThreadedResolver, web  # noqa: E402
+from bench_report import Figure  # noqa: E402
 from flexmeasures_client.client import FlexMeasuresClient  # noqa: E402
 from homeassistant.config_entries import ConfigSubentryDataWithId  # noqa: E402
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant  # noqa: E402
-from homeassistant.helpers import aiohttp_client, device_registry as dr  # noqa: E402
+from homeassistant.helpers import (  # noqa: E402
+    aiohttp_client,
+    device_registry as dr,
+    frame,
+)
 from homeassistant.loader import DATA_CUSTOM_COMPONENTS  # noqa: E402
 from homeassistant.util import dt as dt_util  # noqa: E402
 from pytest_homeassistant_custom_component.common import (  # noqa: E402
@@ -81,8 +86,9 @@ class RequestLog:
     host: str
     paths: list[str] = field(default_factory=list)
 
-    def install(self) -> None:
-        """Count every request any aiohttp session makes to the host."""
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Count every request any aiohttp session makes to the host, meanwhile."""
         # HA builds its own session; wrapping the method counts it too.
         original = ClientSession._request  # noqa: SLF001
         log = self
@@ -95,6 +101,10 @@ class RequestLog:
             return await original(session, method, url, **kwargs)
 
         ClientSession._request = counted  # type: ignore[method-assign,assignment]  # noqa: SLF001
+        try:
+            yield
+        finally:
+            ClientSession._request = original  # type: ignore[method-assign]  # noqa: SLF001
 
 
 # ------------------------------------------------------------ simulated server
@@ -323,7 +333,6 @@ async def run_integration(
 
 async def _setup_hass(hass: HomeAssistant, target: Target, hours: int) -> str:
     """Add the entry with one controlled device; return its device id."""
-    hass.data.pop(DATA_CUSTOM_COMPONENTS, None)
     hass.states.async_set(SOC_ENTITY, "50", {"unit_of_measurement": "%"})
     entry = MockConfigEntry(
         domain="flexmeasures",
@@ -385,6 +394,134 @@ def _row(name: str, results: list[tuple[float, int, float]]) -> str:
     )
 
 
+def seed_target(seed_file: Path) -> tuple[Target, str]:
+    """Return the real server's target from its seed.json, and a description."""
+    seed = json.loads(seed_file.read_text())
+    target = Target(
+        url=seed["url"],
+        email=seed["email"],
+        password=seed["password"],
+        account_id=int(seed["account_id"]),
+        power_sensor=int(seed["sensors"]["battery_power"]),
+        price_sensor=int(seed["sensors"]["price"]),
+        job_end=_real_job_end,
+    )
+    return target, f"real FlexMeasures {seed.get('flexmeasures_version', '?')}"
+
+
+class _Resolver(ThreadedResolver):
+    """The plain resolver, closable the way Home Assistant closes its own."""
+
+    async def real_close(self) -> None:
+        """Close the resolver (Home Assistant calls this on stop)."""
+        await self.close()
+
+
+@contextlib.asynccontextmanager
+async def bench_hass() -> AsyncIterator[HomeAssistant]:
+    """Yield a Home Assistant test instance that can load the integration."""
+    # No zeroconf here: resolve names the plain way (as the test harness does).
+    resolver = patch.object(
+        aiohttp_client, "_async_make_resolver", return_value=_Resolver()
+    )
+    with resolver, tempfile.TemporaryDirectory() as config_dir:
+        async with async_test_home_assistant(config_dir=config_dir) as hass:
+            frame.async_setup(hass)  # as the test harness does
+            hass.data.pop(DATA_CUSTOM_COMPONENTS, None)
+            try:
+                yield hass
+            finally:
+                await hass.async_stop(force=True)
+                frame.async_setup(None)  # type: ignore[arg-type]
+
+
+type Round = tuple[float, int, float]
+
+
+async def measure(
+    target: Target, runs: int, hours: int, *, warmup: int = 0, verbose: bool = True
+) -> dict[str, list[Round]]:
+    """Run both variants interleaved; return (lag, requests, total) per round.
+
+    The first ``warmup`` rounds of each variant are left out: the library's login
+    and the integration's first job, before it learned how long jobs take.
+    """
+    host = target.url.split("://", 1)[1]
+    log = RequestLog(host=host)
+    results: dict[str, list[Round]] = {"integration": [], "library default": []}
+    with log.installed():
+        async with bench_hass() as hass, ClientSession() as session:
+            device_id = await _setup_hass(hass, target, hours)
+            client = FlexMeasuresClient(
+                session=session,
+                host=host,
+                ssl=False,
+                email=target.email,
+                password=target.password,
+            )
+            for run in range(-warmup, runs):
+                for name in (
+                    ("integration", "library default")
+                    if run % 2 == 0
+                    else ("library default", "integration")
+                ):
+                    if name == "integration":
+                        result = await run_integration(
+                            hass, device_id, target, client, log, hours
+                        )
+                    else:
+                        result = await run_library(target, client, log, hours)
+                    if run >= 0:
+                        results[name].append(result)
+                    if verbose:
+                        print(
+                            f"  run {run + 1:>2} {name:<16} lag {result[0]:6.2f} s, "
+                            f"{result[1]} requests",
+                            file=sys.stderr,
+                        )
+    return results
+
+
+async def collect(seed_file: Path, quick: bool = False) -> list[Figure]:
+    """Measure the README's lag figures on the real server, ours vs the library."""
+    target, where = seed_target(seed_file)
+    runs, hours = (3 if quick else 6), 24
+    results = await measure(target, runs, hours, warmup=1, verbose=False)
+    ours, library = results["integration"], results["library default"]
+    how = (
+        f"{where} (local, shared with other test runs), {runs} rounds each "
+        "after a warm-up, interleaved, "
+        f"{hours} h battery "
+        "schedule; from the job's ended-at to the entity turning ready (ours: "
+        "action + status entity) or to trigger_and_get_schedule's path "
+        "returning (baseline: flexmeasures-client's default polling)"
+    )
+    return [
+        Figure(
+            key="schedule_lag",
+            name="Schedule lag after job end (median)",
+            ours=statistics.median(row[0] for row in ours),
+            baseline=statistics.median(row[0] for row in library),
+            unit="s",
+            how=how,
+            noise=2.0,
+        ),
+        Figure(
+            key="schedule_requests",
+            name="Requests per scheduling round (median)",
+            ours=statistics.median(row[1] for row in ours),
+            baseline=statistics.median(row[1] for row in library),
+            unit="",
+            how=(
+                "counted client-side in the same rounds: trigger, job-status "
+                "polls, schedule; ours polls in 0.2-s steps around the learned "
+                "job duration, which buys the shorter lag"
+            ),
+            noise=2.0,
+        ),
+    ]
+
+
 async def main() -> None:
     """Run both variants interleaved and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -400,17 +537,7 @@ async def main() -> None:
 
     simulated: SimulatedServer | None = None
     if args.seed:
-        seed = json.loads(args.seed.read_text())
-        target = Target(
-            url=seed["url"],
-            email=seed["email"],
-            password=seed["password"],
-            account_id=int(seed["account_id"]),
-            power_sensor=int(seed["sensors"]["battery_power"]),
-            price_sensor=int(seed["sensors"]["price"]),
-            job_end=_real_job_end,
-        )
-        where = f"real FlexMeasures {seed.get('flexmeasures_version', '?')}"
+        target, where = seed_target(args.seed)
     else:
         low, high = (float(part) for part in args.job_seconds.split(","))
         simulated = SimulatedServer(job_seconds=(low, high))
@@ -426,50 +553,7 @@ async def main() -> None:
         )
         where = f"simulated server, jobs {low:g}-{high:g} s"
 
-    host = target.url.split("://", 1)[1]
-    log = RequestLog(host=host)
-    log.install()
-    results: dict[str, list[tuple[float, int, float]]] = {
-        "integration": [],
-        "library default": [],
-    }
-    # No zeroconf here: resolve names the plain way (as the test harness does).
-    resolver = patch.object(
-        aiohttp_client, "_async_make_resolver", return_value=ThreadedResolver()
-    )
-    with (
-        resolver,
-        tempfile.TemporaryDirectory() as config_dir,
-    ):
-        async with async_test_home_assistant(config_dir=config_dir) as hass:
-            device_id = await _setup_hass(hass, target, args.hours)
-            async with ClientSession() as session:
-                client = FlexMeasuresClient(
-                    session=session,
-                    host=host,
-                    ssl=False,
-                    email=target.email,
-                    password=target.password,
-                )
-                for run in range(args.runs):
-                    for name in (
-                        ("integration", "library default")
-                        if run % 2 == 0
-                        else ("library default", "integration")
-                    ):
-                        if name == "integration":
-                            result = await run_integration(
-                                hass, device_id, target, client, log, args.hours
-                            )
-                        else:
-                            result = await run_library(target, client, log, args.hours)
-                        results[name].append(result)
-                        print(
-                            f"  run {run + 1:>2} {name:<16} lag {result[0]:6.2f} s, "
-                            f"{result[1]} requests",
-                            file=sys.stderr,
-                        )
-            await hass.async_stop(force=True)
+    results = await measure(target, args.runs, args.hours)
     if simulated is not None and simulated.runner is not None:
         await simulated.runner.cleanup()
 

@@ -1,6 +1,6 @@
 """Benchmark the measurement uploader against a naive one-POST-per-change baseline.
 
-Run: ``python benchmarks/bench_uploader.py``. Prints three tables:
+Run: ``python benchmarks/bench_uploader.py [--quick]``. Prints three tables:
 
 1. requests per upload interval as the state-change rate per entity grows;
 2. event-loop time per state change with 500 linked entities changing at 1 Hz
@@ -23,6 +23,8 @@ from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import State
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+
+from bench_report import Figure
 
 from custom_components.flexmeasures.aggregation import contiguous_runs
 from custom_components.flexmeasures.uploader import (
@@ -205,7 +207,51 @@ def memory_per_10k() -> dict[str, float]:
     }
 
 
-def main() -> None:
+def collect(quick: bool = False) -> list[Figure]:
+    """Measure the README's uploader figures (ours and naive in the same run)."""
+    per_second = next(row for row in requests_per_interval() if row[0] == "1/s")
+    loop = loop_time_per_change(seconds=60 if quick else 300)
+    mem = memory_per_10k()
+    return [
+        Figure(
+            key="upload_requests",
+            name="Upload requests per 5-min interval (entity changing 1/s)",
+            ours=per_second[2],
+            baseline=per_second[1],
+            unit="",
+            how="2 h simulated, 15-min slots; baseline: one POST per state change",
+        ),
+        Figure(
+            key="upload_loop_time",
+            name="Event-loop time per state change (500 entities at 1 Hz)",
+            ours=loop["ours_median_us"],
+            baseline=loop["naive_median_us"],
+            unit="µs",
+            how=(
+                f"median over {loop['changes']:,.0f} changes of the uploader's "
+                "state-change handler; baseline: build a POST body per change"
+            ),
+        ),
+        Figure(
+            key="backlog_ram",
+            name="Backlog memory, 10,000 pending values (RAM)",
+            ours=mem["ours_ram_kib"],
+            baseline=mem["naive_ram_kib"],
+            unit="KiB",
+            how="tracemalloc; baseline: a queue of POST bodies",
+        ),
+        Figure(
+            key="backlog_store",
+            name="Backlog memory, 10,000 pending values (Store JSON)",
+            ours=mem["ours_json_kib"],
+            baseline=mem["naive_json_kib"],
+            unit="KiB",
+            how="size of the JSON the Store writes; baseline: the POST bodies",
+        ),
+    ]
+
+
+def main(quick: bool = False) -> None:
     """Run all benchmarks and print the tables."""
     print("## Requests per upload interval (5 min, 15-min slots, one entity)\n")
     print("| changes per entity | naive POSTs | ours POSTs | values per POST |")
@@ -213,8 +259,11 @@ def main() -> None:
     for label, naive, ours, per_post in requests_per_interval():
         print(f"| {label} | {naive:,.1f} | {ours:.2f} | {per_post:.1f} |")
 
-    print("\n## Event-loop time per state change (500 entities at 1 Hz, 30 min)\n")
-    loop = loop_time_per_change()
+    minutes = 1 if quick else 30
+    print(
+        f"\n## Event-loop time per state change (500 entities at 1 Hz, {minutes} min)\n"
+    )
+    loop = loop_time_per_change(seconds=60 * minutes)
     print("| handler | median | p99 |")
     print("|---|---:|---:|")
     print(
@@ -242,4 +291,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(quick="--quick" in sys.argv[1:])
