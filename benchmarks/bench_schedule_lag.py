@@ -52,7 +52,7 @@ with contextlib.suppress(ImportError):
     importlib.import_module("pytest_ha_compat")
 
 from aiohttp import ClientSession, ThreadedResolver, web  # noqa: E402
-from flexmeasures_client import FlexMeasuresClient  # noqa: E402
+from flexmeasures_client.client import FlexMeasuresClient  # noqa: E402
 from homeassistant.config_entries import ConfigSubentryDataWithId  # noqa: E402
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant  # noqa: E402
 from homeassistant.helpers import aiohttp_client, device_registry as dr  # noqa: E402

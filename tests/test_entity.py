@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from homeassistant.const import CONF_EMAIL, CONF_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
@@ -12,7 +13,7 @@ from custom_components.flexmeasures.const import DOMAIN
 from custom_components.flexmeasures.coordinator import Inventory
 from custom_components.flexmeasures.entity import async_sync_devices
 
-from .conftest import SERVER_URL, UNIQUE_ID, FakeFlexMeasures, find_device
+from .conftest import EMAIL, SERVER_URL, UNIQUE_ID, FakeFlexMeasures, find_device
 
 pytestmark = pytest.mark.freeze_time("2026-11-02T10:07:30+00:00")
 
@@ -162,3 +163,62 @@ async def test_parents_created_first_and_cycles_end(
         _device(hass, 5).via_device_id,
         _device(hass, 6).via_device_id,
     } <= {None, _device(hass, 5).id, _device(hass, 6).id}
+
+
+async def test_reconfigure_new_url_keeps_devices_and_entities(
+    hass: HomeAssistant,
+    init_battery: MockConfigEntry,
+) -> None:
+    """A server that moved keeps every device, entity id and entity setting."""
+    # Controlled devices are keyed by their subentry, not the URL: left alone.
+    assert any(
+        entity.config_subentry_id
+        for entity in er.async_entries_for_config_entry(
+            er.async_get(hass), init_battery.entry_id
+        )
+    )
+    entity_registry = er.async_get(hass)
+    device_registry = dr.async_get(hass)
+    before = er.async_entries_for_config_entry(entity_registry, init_battery.entry_id)
+    devices = {
+        device.id
+        for device in dr.async_entries_for_config_entry(
+            device_registry, init_battery.entry_id
+        )
+    }
+    assert any(entity.unique_id.startswith(UNIQUE_ID) for entity in before)
+    renamed = before[0].entity_id
+    entity_registry.async_update_entity(renamed, name="My name")
+
+    result = await init_battery.start_reconfigure_flow(hass)
+    new_url = "https://flexmeasures.example.org"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: new_url, CONF_EMAIL: EMAIL}
+    )
+    await hass.async_block_till_done()
+    assert result["reason"] == "reconfigure_successful"
+
+    after = er.async_entries_for_config_entry(entity_registry, init_battery.entry_id)
+    assert {entity.entity_id for entity in after} == {
+        entity.entity_id for entity in before
+    }
+    assert not any(entity.unique_id.startswith(UNIQUE_ID) for entity in after)
+    assert entity_registry.async_get(renamed).name == "My name"  # type: ignore[union-attr]
+    assert {
+        device.id
+        for device in dr.async_entries_for_config_entry(
+            device_registry, init_battery.entry_id
+        )
+    } == devices
+    for device_id in devices:
+        device = device_registry.async_get(device_id)
+        assert device is not None
+        for domain, identifier in device.identifiers:
+            assert domain == DOMAIN
+            assert not identifier.startswith(UNIQUE_ID)
+            assert identifier.startswith(
+                ("https://flexmeasures.example.org_", "controlled_device_")
+            )
+    for entity in after:
+        state = hass.states.get(entity.entity_id)
+        assert state is None or state.state != "unavailable", entity.entity_id

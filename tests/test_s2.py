@@ -487,6 +487,10 @@ async def test_entities(
         "battery",
         "heat_pump",
     ]
+    # The last-instruction time is a diagnostic, disabled until the user wants it.
+    assert {entity.translation_key for entity in s2_entities if entity.disabled_by} == {
+        "s2_last_instruction"
+    }
     for entity in s2_entities:
         device = dr.async_get(hass).async_get(entity.device_id or "")
         assert device is not None
@@ -689,6 +693,7 @@ async def test_power_measurement_reaches_flexmeasures(
     assert datetime.fromisoformat(payload["start"]) == slot
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_instruction_from_schedule(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,

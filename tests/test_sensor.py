@@ -501,3 +501,21 @@ async def test_uploader_sensors(
     assert await hass.config_entries.async_reload(linked_entry.entry_id)
     await hass.async_block_till_done()
     assert hass.states.get(LAST_UPLOAD).state == uploaded.isoformat()  # type: ignore[union-attr]
+
+
+async def test_history_upload_progress_enabled(
+    hass: HomeAssistant,
+    entity_registry_enabled_by_default: None,
+    linked_entry: MockConfigEntry,
+) -> None:
+    """Once enabled, the history upload progress follows the uploader."""
+    linked_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(linked_entry.entry_id)
+    await hass.async_block_till_done()
+    progress = "sensor.home_history_upload_progress"
+    assert hass.states.get(progress).state == STATE_UNKNOWN  # type: ignore[union-attr]
+
+    uploader = linked_entry.runtime_data.uploader
+    uploader.history_progress = 42.0
+    uploader._notify()
+    assert hass.states.get(progress).state == "42.0"  # type: ignore[union-attr]

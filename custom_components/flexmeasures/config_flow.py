@@ -107,6 +107,7 @@ from .const import (
 )
 from .coordinator import Inventory, exposed_sensors, scan_interval
 from .data import FlexMeasuresConfigEntry
+from .entity import async_rekey_registries
 from .scheduling import DeviceKind, SocUnit
 
 PASSWORD_SELECTOR = TextSelector(
@@ -253,6 +254,7 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
                 if new_unique_id != entry.unique_id:
                     await self.async_set_unique_id(new_unique_id)
                     self._abort_if_unique_id_configured()
+                    async_rekey_registries(self.hass, entry, new_unique_id)
                 return self.async_update_reload_and_abort(
                     entry,
                     unique_id=new_unique_id,

@@ -74,6 +74,8 @@ SENSORS: tuple[S2SensorEntityDescription, ...] = (
         key="s2_last_instruction",
         translation_key="s2_last_instruction",
         device_class=SensorDeviceClass.TIMESTAMP,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         value_fn=lambda status: status.last_instruction,
     ),
 )

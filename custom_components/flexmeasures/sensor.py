@@ -605,6 +605,8 @@ UPLOADER_SENSORS: tuple[FlexMeasuresUploaderSensorEntityDescription, ...] = (
         key="history_upload_progress",
         translation_key="history_upload_progress",
         entity_category=EntityCategory.DIAGNOSTIC,
+        # Idle except while an upload_history action runs.
+        entity_registry_enabled_default=False,
         native_unit_of_measurement=PERCENTAGE,
         value_fn=lambda uploader: uploader.history_progress,
     ),

@@ -7,6 +7,7 @@ from datetime import timedelta
 import random
 
 from aiohttp import WSServerHandshakeError
+from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -72,15 +73,36 @@ async def _add_s2_battery(
     return subentry_id
 
 
-async def test_refused_without_token(
+async def _revoked_token(hass: HomeAssistant) -> str:
+    """Return a long-lived token of an administrator, revoked."""
+    user = await hass.auth.async_create_user("Revoked", group_ids=["system-admin"])
+    refresh_token = await hass.auth.async_create_refresh_token(
+        user,
+        client_name="revoked resource manager",
+        token_type=TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN,
+    )
+    token = hass.auth.async_create_access_token(refresh_token)
+    hass.auth.async_remove_refresh_token(refresh_token)
+    return token
+
+
+@pytest.mark.parametrize("credential", ["missing", "invalid", "revoked"])
+async def test_refused_without_valid_token(
     hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
     hass_client_no_auth: ClientSessionGenerator,
     live_server: LiveServer,
     loaded_entry: FlexMeasuresConfigEntry,
+    credential: str,
 ) -> None:
-    """A resource manager without an access token is refused before any S2."""
+    """A resource manager without a valid token is refused before any S2."""
     subentry_id = await _add_s2_battery(hass, loaded_entry, live_server)
-    client = await hass_client_no_auth()
+    if credential == "missing":
+        client = await hass_client_no_auth()
+    elif credential == "invalid":
+        client = await hass_client("not-a-token")
+    else:
+        client = await hass_client(await _revoked_token(hass))
     with pytest.raises(WSServerHandshakeError) as err:
         await client.ws_connect(s2_path(loaded_entry.entry_id, subentry_id))
     assert err.value.status == 401
