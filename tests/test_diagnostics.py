@@ -18,6 +18,9 @@ from custom_components.flexmeasures.s2 import s2_path
 
 from .conftest import BATTERY_SUBENTRY_ID, EMAIL, PASSWORD, TOKEN
 
+# Logs at debug level, asserted free of the password, token and e-mail.
+pytestmark = pytest.mark.usefixtures("no_secrets_logged")
+
 
 async def test_diagnostics(
     hass: HomeAssistant,
