@@ -66,9 +66,7 @@ def async_rekey_registries(
             for domain, identifier in device.identifiers
         }
         if identifiers != device.identifiers:
-            device_registry.async_update_device(
-                device.id, new_identifiers=identifiers
-            )
+            device_registry.async_update_device(device.id, new_identifiers=identifiers)
 
 
 def asset_device_info(entry: FlexMeasuresConfigEntry, asset: Asset) -> DeviceInfo:
