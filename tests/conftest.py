@@ -538,11 +538,8 @@ def no_secrets_logged(caplog: pytest.LogCaptureFixture) -> Generator[None]:
     yield
     # At teardown caplog.text holds teardown records only: format the test's own.
     formatter = logging.Formatter()
-    text = "\n".join(
-        formatter.format(record)
-        for phase in ("setup", "call")
-        for record in caplog.get_records(phase)
-    )
+    records = [*caplog.get_records("setup"), *caplog.get_records("call")]
+    text = "\n".join(formatter.format(record) for record in records)
     for secret in SECRETS:
         assert secret not in text, f"{secret!r} was logged"
     if "requestAuthToken" in text:  # the library dumped a login: it was redacted

@@ -752,7 +752,7 @@ def server_failure(
         status, body = failure
         return fake_server._respond(method.upper(), url, status, body)
 
-    aioclient_mock.clear_requests()
+    aioclient_mock.clear_requests()  # type: ignore[no-untyped-call]
     for method in ("get", "post", "patch", "delete"):
         aioclient_mock.request(  # type: ignore[no-untyped-call]
             method, re.compile(".*"), side_effect=answer

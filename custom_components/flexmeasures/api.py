@@ -369,8 +369,12 @@ class FlexMeasuresApi:
                 request_retry_timeout=max(REQUEST_RETRY_BUDGET, 2 * request_timeout),
                 request_retry_interval=0.5,
                 max_request_attempts=REQUEST_ATTEMPTS,
-                logger=_LibraryLogger(
-                    lambda: (email, password, self._client.access_token)
+                # The library only calls debug, info, warning and error on it.
+                logger=cast(
+                    "logging.Logger",
+                    _LibraryLogger(
+                        lambda: (email, password, self._client.access_token)
+                    ),
                 ),
             )
         except (EmailValidationError, EmptyPasswordError) as err:
