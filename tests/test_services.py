@@ -689,9 +689,14 @@ def moment(base: datetime, minutes: int = 2 * 1440) -> Field:
     def shapes(value: datetime) -> st.SearchStrategy[Any]:
         return st.sampled_from([value, value.isoformat(), str(value)])
 
+    def texts(value: datetime) -> st.SearchStrategy[Any]:
+        # As text only: with debug logging, Home Assistant 2025.4's event bus
+        # fails to show an aware datetime object that local time cannot hold.
+        return st.sampled_from([value.isoformat(), str(value)])
+
     return Field(
         good=st.builds(near, st.integers(-minutes, minutes), _OFFSETS).flatmap(shapes),
-        wide=st.datetimes(timezones=_OFFSETS).flatmap(shapes),
+        wide=st.datetimes(timezones=_OFFSETS).flatmap(texts),
     )
 
 
