@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+import json
 import math
 from typing import Any, Final
 
@@ -78,6 +79,17 @@ def _finite(value: float) -> float:
     return value
 
 
+def _json_object(value: Any) -> dict[str, Any]:
+    """Accept a dict that JSON can carry: no inf, NaN or other objects inside."""
+    if not isinstance(value, dict):
+        raise vol.Invalid("expected an object")
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise vol.Invalid("expected JSON: finite numbers, text, lists") from err
+    return value
+
+
 _NUMBER = vol.All(_in_range(vol.Coerce(float)), _finite)
 _NON_NEGATIVE = vol.All(_NUMBER, vol.Range(min=0))
 
@@ -99,8 +111,8 @@ TRIGGER_SCHEDULE_SCHEMA: Final = vol.Schema(
         vol.Optional(ATTR_SOC_MAX): _NON_NEGATIVE,
         vol.Optional(ATTR_CHARGE_POWER): _NON_NEGATIVE,
         vol.Optional(ATTR_DISCHARGE_POWER): _NON_NEGATIVE,
-        vol.Optional(ATTR_FLEX_MODEL): dict,
-        vol.Optional(ATTR_FLEX_CONTEXT): dict,
+        vol.Optional(ATTR_FLEX_MODEL): _json_object,
+        vol.Optional(ATTR_FLEX_CONTEXT): _json_object,
         vol.Optional(ATTR_FORCE, default=False): cv.boolean,
     }
 )
