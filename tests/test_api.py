@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+import gc
 from typing import Any
 
 from aiohttp import ClientConnectionError
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 import pytest
+from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 from yarl import URL
 
 from custom_components.flexmeasures.api import (
@@ -16,6 +18,7 @@ from custom_components.flexmeasures.api import (
     FlexMeasuresApi,
     FlexMeasuresAuthenticationError,
     FlexMeasuresConnectionError,
+    FlexMeasuresHttpStatusError,
     FlexMeasuresInvalidUrlError,
     FlexMeasuresRejectedError,
     FlexMeasuresResponseError,
@@ -27,7 +30,7 @@ from custom_components.flexmeasures.api import (
     normalize_url,
 )
 
-from .conftest import EMAIL, ENTRY_DATA, PASSWORD, FakeFlexMeasures
+from .conftest import EMAIL, ENTRY_DATA, JSON_HEADERS, PASSWORD, FakeFlexMeasures
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -318,6 +321,61 @@ async def test_login_errors(
         await api.async_login()
 
 
+# --- Outages (issue 9): "not now" answers are never refusals ---------------------
+
+INTERNAL_ERROR = {"errors": ["An internal error has occurred."], "status": 500}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "text"),
+    [
+        (500, INTERNAL_ERROR, "HTTP 500: An internal error has occurred."),
+        (502, {"message": "Bad gateway"}, "HTTP 502: Bad gateway"),
+        (503, {"message": "Maintenance", "status": 503}, "HTTP 503: Maintenance"),
+        (429, {"message": "Too many requests"}, "HTTP 429: Too many requests"),
+        (408, {}, "HTTP 408"),
+        (500, ["not", "a", "dict"], "HTTP 500"),
+    ],
+)
+async def test_server_trouble_is_a_status_error(
+    api: FlexMeasuresApi,
+    fake_server: FakeFlexMeasures,
+    status: int,
+    body: Any,
+    text: str,
+) -> None:
+    """5xx, 408 and 429 with a JSON body mean "later", not "rejected"."""
+    fake_server.statuses["POST /api/v3_0/sensors/20/data"] = status
+    fake_server.responses["POST /api/v3_0/sensors/20/data"] = body
+    with pytest.raises(FlexMeasuresHttpStatusError) as caught:
+        await api.async_post_sensor_data(
+            20, start=START, resolution=timedelta(minutes=15), values=[1.0], unit="kW"
+        )
+    assert caught.value.status == status
+    assert str(caught.value) == f"FlexMeasures answered {text}"
+    # Sent once: the integration retries on its own schedule, not the library.
+    assert fake_server.count("POST /api/v3_0/sensors/20/data") == 1
+
+
+async def test_login_during_a_database_outage(
+    api: FlexMeasuresApi, fake_server: FakeFlexMeasures
+) -> None:
+    """Token refused and login failing with 500 (no database) is not a bad password.
+
+    FlexMeasures cannot check a token without its database (401), and its login
+    then answers 500: the credentials are fine, the server is not.
+    """
+    await api.async_login()
+    fake_server.unauthorized_requests = 1
+    fake_server.statuses["POST /api/requestAuthToken"] = 500
+    fake_server.responses["POST /api/requestAuthToken"] = INTERNAL_ERROR
+    with pytest.raises(FlexMeasuresHttpStatusError) as caught:
+        await api.async_get_sensors()
+    assert caught.value.status == 500
+    with pytest.raises(FlexMeasuresHttpStatusError):
+        await api.async_login()
+
+
 async def test_connect_needs_account(
     api: FlexMeasuresApi, fake_server: FakeFlexMeasures
 ) -> None:
@@ -340,3 +398,66 @@ def load_sensor(sensor_id: int) -> dict[str, Any]:
 def test_url_type() -> None:
     """normalize_url returns a yarl URL."""
     assert isinstance(normalize_url("fm.example.com"), URL)
+
+
+# --- Broken answers (issue 9): server errors and non-JSON are connection errors ---
+
+HTML = "<!DOCTYPE html><html><body><h1>Bad Gateway</h1></body></html>"
+SERVER_ERROR_JSON = '{"message": "Internal Server Error", "status": 500}'
+
+
+# flexmeasures-client's content-type check calls response.text() without awaiting it.
+@pytest.mark.filterwarnings("ignore:coroutine .*text' was never awaited:RuntimeWarning")
+@pytest.mark.parametrize("login_fails", [True, False], ids=["login", "data"])
+@pytest.mark.parametrize(
+    ("status", "text", "content_type", "error_status"),
+    [
+        (500, SERVER_ERROR_JSON, "application/json", 500),
+        (503, '{"message": "Service Unavailable"}', "application/json", 503),
+        (502, "[]", "application/json", 502),
+        (502, HTML, "text/html", None),
+        (200, HTML, "application/json", None),
+        (200, "[]", "text/html", None),
+    ],
+    ids=[
+        "json-500",
+        "json-503",
+        "list-502",
+        "html-502",
+        "html-as-json",
+        "json-as-html",
+    ],
+)
+async def test_broken_answers_are_connection_errors(
+    hass: HomeAssistant,
+    aioclient_mock: AiohttpClientMocker,
+    login_fails: bool,
+    status: int,
+    text: str,
+    content_type: str,
+    error_status: int | None,
+) -> None:
+    """A 5xx or a body that is not JSON is never a refusal or a wrong password."""
+    broken = {"status": status, "text": text, "headers": {"Content-Type": content_type}}
+    login = f"{ENTRY_DATA['url']}/api/requestAuthToken"
+    sensors = f"{ENTRY_DATA['url']}/api/v3_0/sensors"
+    if login_fails:
+        aioclient_mock.post(login, **broken)  # type: ignore[no-untyped-call]
+    else:
+        aioclient_mock.post(  # type: ignore[no-untyped-call]
+            login, text='{"auth_token": "token"}', headers=JSON_HEADERS
+        )
+        aioclient_mock.get(sensors, **broken)  # type: ignore[no-untyped-call]
+    api = async_create_api(hass, ENTRY_DATA)
+    with pytest.raises(FlexMeasuresConnectionError) as caught:
+        await api.async_get_sensors()
+    if error_status is None:
+        assert not isinstance(caught.value, FlexMeasuresHttpStatusError)
+        assert "JSON" in str(caught.value)
+    else:
+        assert isinstance(caught.value, FlexMeasuresHttpStatusError)
+        assert caught.value.status == error_status
+    assert len(aioclient_mock.mock_calls) == 1 + (not login_fails)
+    # The library's error holds the unawaited text(): let it warn here, filtered.
+    del caught
+    gc.collect()

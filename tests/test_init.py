@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 import logging
+from types import MappingProxyType
 
 from aiohttp import ClientConnectionError
-from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState, ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
@@ -13,9 +15,13 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.flexmeasures import async_remove_config_entry_device
-from custom_components.flexmeasures.const import DOMAIN
+from custom_components.flexmeasures.const import (
+    CONF_SCAN_INTERVAL,
+    DOMAIN,
+    SUBENTRY_MEASUREMENT_LINK,
+)
 
-from .conftest import UNIQUE_ID, FakeFlexMeasures, find_device
+from .conftest import UNIQUE_ID, FakeFlexMeasures, find_device, link_subentry
 
 # Logs at debug level, asserted free of the password, token and e-mail.
 pytestmark = pytest.mark.usefixtures("no_secrets_logged")
@@ -155,6 +161,74 @@ async def test_runtime_outage_logged_once_and_recovers(
     await hass.async_block_till_done()
     assert coordinator.last_update_success
     assert caplog.text.count("Fetching flexmeasures inventory data recovered") == 1
+
+
+# --- Outages and entry updates (issue 9) -------------------------------------------
+
+INTERNAL_ERROR = {"errors": ["An internal error has occurred."], "status": 500}
+
+
+async def test_runtime_database_outage_is_not_a_reauth(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_server: FakeFlexMeasures,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Tokens refused and login failing with 500 (no database): an outage, no reauth."""
+    coordinator = init_integration.runtime_data.sensor_values
+    answers = dict(fake_server.responses)
+    fake_server.unauthorized_requests = 10_000
+    fake_server.statuses["POST /api/requestAuthToken"] = 500
+    fake_server.responses["POST /api/requestAuthToken"] = INTERNAL_ERROR
+    for _ in range(3):
+        await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert not coordinator.last_update_success
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert _errors_mentioning(caplog, "HTTP 500") == 1
+
+    fake_server.unauthorized_requests = 0
+    fake_server.statuses.clear()
+    fake_server.responses.update(answers)
+    await coordinator.async_refresh()
+    assert coordinator.last_update_success
+    assert caplog.text.count("Fetching flexmeasures sensor values data recovered") == 1
+
+
+def _value_reads(fake_server: FakeFlexMeasures) -> int:
+    """Return how many sensor values were read."""
+    return sum(
+        1
+        for method, path, _ in fake_server.calls
+        if method == "GET" and path.startswith("/api/v3_0/sensors/")
+    )
+
+
+async def test_only_changed_options_refresh_the_values(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_server: FakeFlexMeasures,
+) -> None:
+    """Entry changes other than options (a subentry, the title) read nothing."""
+    entry = init_integration
+    reads = _value_reads(fake_server)
+    hass.config_entries.async_update_entry(entry, title="Renamed")
+    hass.config_entries.async_add_subentry(
+        entry,
+        ConfigSubentry(
+            data=MappingProxyType(link_subentry()["data"]),
+            subentry_type=SUBENTRY_MEASUREMENT_LINK,
+            title="A link",
+            unique_id=None,
+        ),
+    )
+    await hass.async_block_till_done()
+    assert _value_reads(fake_server) == reads
+
+    hass.config_entries.async_update_entry(entry, options={CONF_SCAN_INTERVAL: 2})
+    await hass.async_block_till_done()
+    assert _value_reads(fake_server) > reads
+    assert entry.runtime_data.sensor_values.period == timedelta(minutes=2)
 
 
 def _errors_mentioning(caplog: pytest.LogCaptureFixture, text: str) -> int:

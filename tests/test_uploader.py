@@ -541,3 +541,56 @@ async def test_flush_in_progress_is_not_repeated(
     assert posted(fake_server, 20) == []
     await uploader.async_flush()
     assert slot_values(posted(fake_server, 20)) == {START: 2.0}
+
+
+# --- Outages (issue 9) -------------------------------------------------------------
+
+INTERNAL_ERROR = {"errors": ["An internal error has occurred."], "status": 500}
+
+
+@pytest.mark.parametrize(
+    "outage",
+    ["server_error", "database_down"],
+)
+async def test_server_errors_are_an_outage_not_a_rejection(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_server: FakeFlexMeasures,
+    linked_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+    caplog: pytest.LogCaptureFixture,
+    outage: str,
+) -> None:
+    """HTTP 500 (with FlexMeasures' JSON errors) is retried, not rejected or reauth.
+
+    Without its database, FlexMeasures refuses every token (401) and its login
+    answers 500: that is an outage too, not a changed password.
+    """
+    caplog.set_level(logging.INFO)
+    hass.states.async_set(POWER_ENTITY, "2", KW)
+    await setup(hass, freezer, linked_entry)
+    answers = dict(fake_server.responses)
+    if outage == "server_error":
+        fake_server.statuses[POWER_PATH] = 500
+        fake_server.responses[POWER_PATH] = INTERNAL_ERROR
+    else:
+        fake_server.unauthorized_requests = 10_000
+        fake_server.statuses["POST /api/requestAuthToken"] = 500
+        fake_server.responses["POST /api/requestAuthToken"] = INTERNAL_ERROR
+    await walk(hass, freezer, START + timedelta(minutes=50))
+    uploader = linked_entry.runtime_data.uploader
+    assert uploader.server_down
+    assert uploader.pending_count == 3
+    assert not issue_registry.issues
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+
+    # Back: sent at the next retry of the backoff (at most 30 minutes later).
+    fake_server.unauthorized_requests = 0
+    fake_server.statuses.clear()
+    fake_server.responses.update(answers)
+    await walk(hass, freezer, START + timedelta(minutes=96))
+    assert not uploader.server_down
+    assert uploader.pending_count == 0
+    assert caplog.text.count("is unavailable") == 1
+    assert caplog.text.count("is available again") == 1
+    assert not issue_registry.issues

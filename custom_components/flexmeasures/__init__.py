@@ -92,7 +92,21 @@ async def async_setup_entry(
 
     _async_sync_devices()
     entry.async_on_unload(inventory.async_add_listener(_async_sync_devices))
-    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+
+    # Options apply in place. The listener also runs for every added or changed
+    # subentry; those leave the options alone and cost no refresh of all sensors.
+    applied_options = dict(entry.options)
+
+    async def _async_entry_updated(
+        hass: HomeAssistant, entry: FlexMeasuresConfigEntry
+    ) -> None:
+        """Apply the options if they changed."""
+        nonlocal applied_options
+        if entry.options != applied_options:
+            applied_options = dict(entry.options)
+            await _async_options_updated(hass, entry)
+
+    entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
 
     # Measurements: the durable queue of linked entities' states.
     uploader = MeasurementUploader(hass, entry, api)

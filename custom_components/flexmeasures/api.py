@@ -270,6 +270,16 @@ class TimeSeries:
         return cls(start=start, resolution=resolution, unit=unit, values=values)
 
 
+def _error_text(payload: Any) -> str:
+    """Return the errors or the message of an error answer's JSON, if any."""
+    if not isinstance(payload, Mapping):
+        return ""
+    errors = payload.get("errors")
+    if isinstance(errors, list) and errors:
+        return ", ".join(map(str, errors))
+    return str(payload.get("message") or "")
+
+
 def _optional_int(value: Any) -> int | None:
     """Return ``int(value)`` or None."""
     return None if value is None else int(value)
@@ -315,8 +325,50 @@ class _LibraryLogger(logging.LoggerAdapter[logging.Logger]):
         self.logger.debug("%s", text, **kwargs)
 
 
+# Answers that say "not now" rather than "no": the server is unwell, busy or
+# restarting, whatever the body says. FlexMeasures answers 500 with an "errors" list
+# (and, without its database, a login with 500), which the library would raise as a
+# refusal or, at login, as wrong credentials. They come back to us and end up as
+# FlexMeasuresHttpStatusError, a connection error: retried later, never a reason to
+# reject data or to ask for the password. A 503 with Retry-After is then not retried
+# within the call: the coordinators and the uploader retry on their own schedule.
+RETRY_LATER_STATUSES: Final = frozenset({408, 429, *range(500, 600)})
+
+
 class _Client(FlexMeasuresClient):
     """The library client, with login failures told apart from other refusals."""
+
+    async def request(
+        self,
+        uri: str,
+        *,
+        pass_through_statuses: frozenset[int] = frozenset(),
+        **kwargs: Any,
+    ) -> tuple[Any, int]:
+        """Send a request; "not now" statuses and non-JSON are connection errors."""
+        try:
+            payload, status = await super().request(
+                uri,
+                pass_through_statuses=pass_through_statuses | RETRY_LATER_STATUSES,
+                **kwargs,
+            )
+        except json.JSONDecodeError as err:
+            # An HTML error page labelled as JSON: not an answer.
+            raise FlexMeasuresConnectionError(
+                f"The server's answer is not JSON: {err}"
+            ) from err
+        except ClientResponseError as err:
+            # The library's own content-type check; its error cannot be printed.
+            raise FlexMeasuresConnectionError(
+                "The server's answer is not labelled as JSON"
+            ) from err
+        if status in RETRY_LATER_STATUSES and status not in pass_through_statuses:
+            text = _error_text(payload)
+            raise FlexMeasuresHttpStatusError(
+                f"FlexMeasures answered HTTP {status}{': ' if text else ''}{text}",
+                status=status,
+            )
+        return payload, status
 
     async def get_access_token(self) -> None:
         """Log in; a refusal here always means the credentials are wrong."""

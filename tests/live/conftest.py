@@ -11,12 +11,13 @@ host restriction. Home Assistant's shared aiohttp session talks to the server.
 
 Fixtures to build on (one entry per test, set up against the real server):
 ``live_server`` (the seed), ``live_entry`` (an entry not set up yet) and
-``loaded_entry`` (that entry, loaded).
+``loaded_entry`` (that entry, loaded), ``proxy`` (a loopback proxy to the server
+that fails on purpose, see proxy.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 import json
@@ -36,7 +37,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.flexmeasures.const import CONF_ACCOUNT_ID, DOMAIN
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
 
-LOOPBACK = "127.0.0.1"
+from .proxy import LOOPBACK, FaultProxy
+
 DEFAULT_SERVER_DIR = Path.home() / ".cache" / "flexmeasures-ha" / "server"
 HOW_TO_START = (
     "Start it with `scripts/flexmeasures-server start` (or run "
@@ -212,6 +214,15 @@ async def loaded_entry(
     return live_entry
 
 
+@pytest.fixture
+async def proxy(live_server: LiveServer) -> AsyncIterator[FaultProxy]:
+    """Return a running fault proxy to the live server; closed after the test."""
+    proxy = FaultProxy(live_server.url)
+    await proxy.up()
+    yield proxy
+    await proxy.close()
+
+
 def quarter_floor(moment: datetime) -> datetime:
     """Return the start of the 15-minute slot ``moment`` falls in, in UTC."""
     moment = moment.astimezone(UTC)
@@ -240,3 +251,19 @@ def simulate_soc(
         energy = power * hours
         soc.append(soc[-1] + (energy * one_way if energy > 0 else energy / one_way))
     return soc
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """List the waits the fault tests measured (``fault_wait`` properties)."""
+    lines = [
+        str(value)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in report.user_properties
+        if name == "fault_wait"
+    ]
+    if lines:
+        terminalreporter.section("measured waits under faults")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 import random
 from typing import Any
 from unittest.mock import patch
-from urllib.parse import urlsplit
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
@@ -29,104 +27,13 @@ from custom_components.flexmeasures.const import (
 )
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
 
-from .conftest import LOOPBACK, LiveServer
+from .conftest import LiveServer
+from .proxy import FaultProxy
 
 LINKS = 20
 STEP = timedelta(minutes=1)  # the new sensors' resolution
 KW = {"unit_of_measurement": "kW"}
 MAX_RECOVERY_MINUTES = 10  # backoff after a few failures stays below this
-
-
-class Relay:
-    """A loopback TCP relay to the server that can be cut off and restored.
-
-    The live tier shares its server (scripts/test starts one for every stage), so
-    an outage is simulated here rather than by stopping that server: while the
-    relay is down its port refuses connections and open connections are reset,
-    which is what the integration sees when the web server is stopped.
-    """
-
-    def __init__(self, target: str) -> None:
-        """Relay to ``target`` (a URL) once started."""
-        parts = urlsplit(target)
-        self._host = parts.hostname or LOOPBACK
-        self._port = parts.port or 80
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        """Return the relay's URL."""
-        return f"http://{LOOPBACK}:{self.port}"
-
-    async def up(self) -> None:
-        """Accept connections (on the same port as before, if any)."""
-        self._server = await asyncio.start_server(
-            self._accept, LOOPBACK, self.port, reuse_address=True
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def down(self) -> None:
-        """Refuse new connections and reset the open ones."""
-        if self._server is None:
-            return
-        self._server.close()
-        for writer in self._writers:
-            writer.transport.abort()
-        if self._tasks:
-            await asyncio.wait(self._tasks)
-        await self._server.wait_closed()
-        self._server = None
-
-    async def _accept(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        """Connect to the server and copy bytes both ways until either side ends."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self._writers.add(writer)
-        try:
-            try:
-                up_reader, up_writer = await asyncio.open_connection(
-                    self._host, self._port
-                )
-            except OSError:
-                writer.transport.abort()
-                return
-            self._writers.add(up_writer)
-            await asyncio.gather(
-                self._copy(reader, up_writer),
-                self._copy(up_reader, writer),
-                return_exceptions=True,
-            )
-            self._writers.discard(up_writer)
-            up_writer.transport.abort()
-        finally:
-            self._writers.discard(writer)
-            writer.transport.abort()
-            self._tasks.discard(task)
-
-    @staticmethod
-    async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Copy until end of stream, then close the other side."""
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.transport.abort()
-
-
-@pytest.fixture
-async def relay(live_server: LiveServer) -> Any:
-    """Return a running relay to the live server; stopped after the test."""
-    relay = Relay(live_server.url)
-    await relay.up()
-    yield relay
-    await relay.down()
 
 
 @pytest.fixture
@@ -214,7 +121,7 @@ async def test_twenty_links_survive_an_outage_and_a_reload(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
     live_server: LiveServer,
-    relay: Relay,
+    proxy: FaultProxy,
     posts: list[tuple[int, datetime, int]],
 ) -> None:
     """Every complete slot arrives once, with the right mean, across both."""
@@ -223,9 +130,9 @@ async def test_twenty_links_survive_an_outage_and_a_reload(
     freezer.move_to(begin)
     entry = MockConfigEntry(
         domain=DOMAIN,
-        title="Home (relay)",
-        unique_id=f"{relay.url}_{live_server.home.account_id}",
-        data={**live_server.entry_data(), CONF_URL: relay.url},
+        title="Home (proxy)",
+        unique_id=f"{proxy.url}_{live_server.home.account_id}",
+        data={**live_server.entry_data(), CONF_URL: proxy.url},
         version=1,
     )
     entry.add_to_hass(hass)
@@ -269,7 +176,7 @@ async def test_twenty_links_survive_an_outage_and_a_reload(
     assert sent_before_outage >= LINKS
 
     # Down for four upload intervals: nothing is lost, the queue grows.
-    await relay.down()
+    await proxy.down()
     pending: list[int] = []
     for minute in range(4, 8):
         await _at(hass, freezer, begin + minute * STEP + timedelta(seconds=20))
@@ -282,7 +189,7 @@ async def test_twenty_links_survive_an_outage_and_a_reload(
     assert pending[-1] >= 4 * LINKS
 
     # Back: the backlog goes out once the backoff allows it.
-    await relay.up()
+    await proxy.up()
     for _ in range(MAX_RECOVERY_MINUTES):
         minute += 1
         await _at(hass, freezer, begin + minute * STEP + timedelta(seconds=20))
@@ -294,7 +201,7 @@ async def test_twenty_links_survive_an_outage_and_a_reload(
     assert uploader.pending_count == 0
 
     # A backlog across a reload: queued while down, sent by the reloaded entry.
-    await relay.down()
+    await proxy.down()
     for _ in range(2):
         minute += 1
         await _at(hass, freezer, begin + minute * STEP + timedelta(seconds=20))
@@ -302,7 +209,7 @@ async def test_twenty_links_survive_an_outage_and_a_reload(
         await _flush(hass, entry)
     backlog = uploader.pending_count
     assert backlog >= 2 * LINKS
-    await relay.up()
+    await proxy.up()
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
