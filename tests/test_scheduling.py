@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from http import HTTPStatus
 from itertools import islice, pairwise
 from typing import Any
 from unittest.mock import patch
@@ -12,8 +13,14 @@ from unittest.mock import patch
 from aiohttp import ClientConnectionError
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigSubentryDataWithId
-from homeassistant.core import HomeAssistant
+from homeassistant.const import (
+    EVENT_HOMEASSISTANT_FINAL_WRITE,
+    EVENT_HOMEASSISTANT_STARTED,
+    STATE_UNKNOWN,
+)
+from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -30,9 +37,13 @@ from custom_components.flexmeasures.scheduling import (
     DeviceConfig,
     DeviceKind,
     DeviceScheduler,
+    FailureReason,
+    PendingJob,
     Schedule,
+    ScheduleRecovery,
     ScheduleRequest,
     ScheduleStatus,
+    ScheduleStore,
     SocTarget,
     SocUnit,
     WindowKind,
@@ -789,6 +800,488 @@ async def test_remove_entry_with_devices(
     await hass.config_entries.async_remove(init_battery.entry_id)
     await hass.async_block_till_done()
     assert key not in hass_storage
+
+
+# ------------------------------------------------ a job in flight at a restart
+
+STORE_KEY = f"{DOMAIN}.schedule.{BATTERY_SUBENTRY_ID}"
+OLD_JOB = "11111111-1111-4111-8111-111111111111"
+OLD_REQUEST = ScheduleRequest(
+    start=START,
+    duration=timedelta(hours=2),
+    soc_at_start_kwh=3.0,
+    soc_min_kwh=2.0,
+    soc_max_kwh=8.0,
+    targets=(SocTarget(at=START + timedelta(hours=1), kwh=6.0),),
+    charge_power_kw=4.0,
+    discharge_power_kw=3.0,
+    roundtrip_efficiency=0.81,
+    flex_model={"storage-efficiency": "99.9%"},
+    flex_context={"consumption-price": {"sensor": 30}},
+)
+
+
+def _pending_job(
+    *, age: timedelta = timedelta(minutes=2), request: ScheduleRequest = OLD_REQUEST
+) -> dict[str, Any]:
+    """Return a stored job in flight, queued ``age`` before NOW."""
+    return PendingJob(job_id=OLD_JOB, triggered_at=NOW - age, request=request).as_dict()
+
+
+def _store(data: dict[str, Any], minor_version: int = 2) -> dict[str, Any]:
+    """Return a scheduler store as Home Assistant keeps it."""
+    return {
+        "version": 1,
+        "minor_version": minor_version,
+        "key": STORE_KEY,
+        "data": data,
+    }
+
+
+def _serve_old_job(
+    server: Any, status: int, body: dict[str, Any] | None = None
+) -> list[str]:
+    """Answer look-ups of the old job (and its schedule); return the looked-up paths."""
+    looked_up: list[str] = []
+
+    def _job(method: str, url: Any, data: Any) -> tuple[int, Any]:
+        looked_up.append(url.path)
+        return status, body or {}
+
+    def _schedule(method: str, url: Any, data: Any) -> tuple[int, Any]:
+        looked_up.append(url.path)
+        return HTTPStatus.OK, {
+            "values": [3.0] * 8,
+            "start": START.isoformat(),
+            "duration": "PT2H",
+            "unit": "kW",
+        }
+
+    server.handlers[f"GET /api/v3_0/jobs/{OLD_JOB}"] = _job
+    server.handlers[
+        f"GET /api/v3_0/sensors/{BATTERY_SENSOR_ID}/schedules/{OLD_JOB}"
+    ] = _schedule
+    return looked_up
+
+
+async def _restart_with(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    entry: MockConfigEntry,
+    stored: dict[str, Any],
+    soc: str | None = "50",
+    *,
+    wait: bool = True,
+) -> DeviceScheduler:
+    """Set the entry up as after a restart with ``stored`` in the store."""
+    hass_storage[STORE_KEY] = stored
+    if soc is not None:
+        hass.states.async_set(SOC_ENTITY, soc, {"unit_of_measurement": "%"})
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=wait)
+    return _scheduler(entry)
+
+
+async def _write_store(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
+    """Run the store's delayed write."""
+    freezer.tick(timedelta(seconds=5))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+
+
+async def test_job_in_flight_is_picked_up_after_a_restart(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """A job queued before a reload is stored, then finished, not triggered anew."""
+    fake_scheduling.hold = True
+    before = _scheduler(init_battery)
+    await hass.services.async_call(
+        DOMAIN, "trigger_schedule", {"device_id": _device_id(hass)}, blocking=True
+    )
+    await _until(lambda: fake_scheduling.polls.get(job_id(1), 0) > 0)
+    await _write_store(hass, freezer)
+    stored = hass_storage[STORE_KEY]
+    assert stored["minor_version"] == 2
+    assert stored["data"]["pending_job"]["job_id"] == job_id(1)
+    assert before.pending_job is not None
+    request = stored["data"]["pending_job"]["request"]
+    assert ScheduleRequest.from_dict(request) == before.pending_job.request
+
+    # The reload cancels the wait but keeps the job; the new scheduler picks it up.
+    assert await hass.config_entries.async_reload(init_battery.entry_id)
+    await hass.async_block_till_done()
+    after = _scheduler(init_battery)
+    assert after is not before
+    assert after.busy
+    assert after.recovery is ScheduleRecovery.RESUMED
+    status = hass.states.get("sensor.home_battery_schedule_status")
+    assert status is not None
+    assert status.state == ScheduleStatus.COMPUTING
+    assert status.attributes["recovery"] == "resumed"
+
+    fake_scheduling.hold = False
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert after.status is ScheduleStatus.READY
+    assert after.schedule is not None
+    assert after.schedule.job_id == job_id(1)
+    assert len(fake_scheduling.triggers) == 1
+    assert after.pending_job is None
+    await _write_store(hass, freezer)
+    assert hass_storage[STORE_KEY]["data"]["pending_job"] is None
+    assert hass_storage[STORE_KEY]["data"]["schedule"]["job_id"] == job_id(1)
+
+    # The next round is an ordinary one again.
+    await _trigger(hass)
+    assert after.recovery is None
+
+
+async def test_finished_job_is_fetched_after_a_restart(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    fake_scheduling: FakeScheduling,
+    battery_entry: MockConfigEntry,
+) -> None:
+    """A job that finished while Home Assistant was down is fetched, nothing more."""
+    looked_up = _serve_old_job(
+        fake_scheduling.server, HTTPStatus.OK, {"status": "FINISHED"}
+    )
+    scheduler = await _restart_with(
+        hass, hass_storage, battery_entry, _store({"pending_job": _pending_job()})
+    )
+    assert scheduler.status is ScheduleStatus.READY
+    assert scheduler.recovery is ScheduleRecovery.RESUMED
+    assert scheduler.last_request == OLD_REQUEST
+    assert scheduler.schedule is not None
+    assert scheduler.schedule.job_id == OLD_JOB
+    # Planned from the stored request: its SoC at start, not today's.
+    assert scheduler.schedule.soc_at_start_kwh == 3.0
+    assert scheduler.schedule.soc[0] == pytest.approx(3.0 + 3.0 * 0.25 * 0.9)
+    assert fake_scheduling.triggers == []
+    assert len(looked_up) == 2
+    state = hass.states.get("sensor.home_battery_planned_power")
+    assert state is not None
+    assert state.state == STATE_UNKNOWN  # the plan starts at START
+    status = hass.states.get("sensor.home_battery_schedule_status")
+    assert status is not None
+    assert status.attributes["job_id"] == OLD_JOB
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "age", "polled"),
+    [
+        pytest.param(None, None, timedelta(minutes=2), True, id="job_unknown"),
+        pytest.param(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            {"status": "FAILED", "message": "worker died"},
+            timedelta(minutes=2),
+            True,
+            id="job_failed",
+        ),
+        pytest.param(
+            HTTPStatus.OK,
+            {"status": "CANCELED", "message": "canceled"},
+            timedelta(minutes=2),
+            True,
+            id="job_canceled",
+        ),
+        pytest.param(
+            HTTPStatus.OK,
+            {"status": "FINISHED"},
+            timedelta(hours=2),
+            False,
+            id="too_old",
+        ),
+    ],
+)
+async def test_useless_job_is_recomputed_once(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+    fake_scheduling: FakeScheduling,
+    battery_entry: MockConfigEntry,
+    status: HTTPStatus | None,
+    body: dict[str, Any] | None,
+    age: timedelta,
+    polled: bool,
+) -> None:
+    """An unknown, failed or too old job is replaced by one fresh job."""
+    looked_up = (
+        _serve_old_job(fake_scheduling.server, status, body)
+        if status is not None
+        else []
+    )
+    scheduler = await _restart_with(
+        hass,
+        hass_storage,
+        battery_entry,
+        _store({"pending_job": _pending_job(age=age)}),
+    )
+    assert len(fake_scheduling.triggers) == 1
+    assert bool(looked_up) is (polled and status is not None)
+    assert scheduler.status is ScheduleStatus.READY
+    assert scheduler.recovery is ScheduleRecovery.RECOMPUTED
+    assert scheduler.schedule is not None
+    assert scheduler.schedule.job_id == job_id(1)
+    assert f"job {OLD_JOB} from before the restart is of no use" in caplog.text
+    # The stored request again, planned from the SoC now (50 % of 10 kWh).
+    trigger = fake_scheduling.triggers[0]
+    assert trigger["start"] == START.isoformat()
+    assert dt_util.parse_duration(trigger["duration"]) == timedelta(hours=2)
+    assert trigger["flex-context"] == {"consumption-price": {"sensor": 30}}
+    model = fake_scheduling.last_flex_model
+    assert model["soc-at-start"] == "5 kWh"
+    assert model["soc-min"] == "2 kWh"
+    assert model["soc-max"] == "8 kWh"
+    assert model["consumption-capacity"] == "4 kW"
+    assert model["production-capacity"] == "3 kW"
+    assert model["storage-efficiency"] == "99.9%"
+    assert model["soc-targets"] == [
+        {"datetime": (START + timedelta(hours=1)).isoformat(), "value": "6 kWh"}
+    ]
+    status_state = hass.states.get("sensor.home_battery_schedule_status")
+    assert status_state is not None
+    assert status_state.state == ScheduleStatus.READY
+    assert status_state.attributes["recovery"] == "recomputed"
+    await _write_store(hass, freezer)
+    assert hass_storage[STORE_KEY]["data"]["pending_job"] is None
+
+
+async def test_ended_plan_is_recomputed_from_the_next_slot(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    fake_scheduling: FakeScheduling,
+    battery_entry: MockConfigEntry,
+) -> None:
+    """A job whose plan already ended starts again at the next slot, same length."""
+    looked_up = _serve_old_job(
+        fake_scheduling.server, HTTPStatus.OK, {"status": "FINISHED"}
+    )
+    request = ScheduleRequest(
+        start=NOW - timedelta(minutes=50),
+        duration=timedelta(minutes=30),
+        soc_at_start_kwh=3.0,
+        soc_min_kwh=1.0,
+        soc_max_kwh=9.0,
+        targets=(SocTarget(at=NOW - timedelta(minutes=20), kwh=4.0),),
+        charge_power_kw=5.0,
+        discharge_power_kw=5.0,
+        force=True,
+    )
+    scheduler = await _restart_with(
+        hass,
+        hass_storage,
+        battery_entry,
+        _store({"pending_job": _pending_job(request=request)}),
+    )
+    assert looked_up == []
+    assert scheduler.recovery is ScheduleRecovery.RECOMPUTED
+    trigger = fake_scheduling.triggers[0]
+    assert trigger["start"] == START.isoformat()
+    assert dt_util.parse_duration(trigger["duration"]) == timedelta(minutes=30)
+    assert "prior" in trigger
+    assert "soc-targets" not in fake_scheduling.last_flex_model
+
+
+async def test_recompute_waits_until_started(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    fake_scheduling: FakeScheduling,
+    battery_entry: MockConfigEntry,
+) -> None:
+    """At start-up the SoC entity may come late: the new job waits for started."""
+    hass.set_state(CoreState.starting)
+    scheduler = await _restart_with(
+        hass,
+        hass_storage,
+        battery_entry,
+        _store({"pending_job": _pending_job(age=timedelta(hours=3))}),
+        soc=None,
+        wait=False,
+    )
+    assert scheduler.busy
+    assert scheduler.status == "computing"  # not narrowed: it changes below
+    assert fake_scheduling.triggers == []
+    hass.states.async_set(SOC_ENTITY, "40", {"unit_of_measurement": "%"})
+    hass.set_state(CoreState.running)
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STARTED)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert scheduler.status is ScheduleStatus.READY
+    assert fake_scheduling.last_flex_model["soc-at-start"] == "4 kWh"
+
+
+async def test_recompute_without_soc_fails(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    fake_scheduling: FakeScheduling,
+    battery_entry: MockConfigEntry,
+) -> None:
+    """No SoC to plan from: the status says so, nothing is triggered."""
+    scheduler = await _restart_with(
+        hass,
+        hass_storage,
+        battery_entry,
+        _store({"pending_job": _pending_job(age=timedelta(hours=3))}),
+        soc=None,
+    )
+    assert fake_scheduling.triggers == []
+    assert scheduler.status is ScheduleStatus.FAILED
+    assert scheduler.failure_reason is FailureReason.SOC_UNAVAILABLE
+    assert scheduler.failure_message == SOC_ENTITY
+    assert scheduler.pending_job is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        pytest.param(
+            ClientConnectionError("refused"),
+            FailureReason.COMMUNICATION_ERROR,
+            id="unreachable",
+        ),
+        pytest.param(
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            FailureReason.COMMUNICATION_ERROR,
+            id="server_error",
+        ),
+    ],
+)
+async def test_resume_failure_is_reported(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    fake_scheduling: FakeScheduling,
+    battery_entry: MockConfigEntry,
+    answer: Exception | HTTPStatus,
+    reason: FailureReason,
+) -> None:
+    """A server that cannot say how the job went: a failure, not a new job."""
+    path = f"GET /api/v3_0/jobs/{OLD_JOB}"
+    if isinstance(answer, Exception):
+        fake_scheduling.server.errors[path] = answer
+    else:
+        _serve_old_job(fake_scheduling.server, answer)
+    scheduler = await _restart_with(
+        hass, hass_storage, battery_entry, _store({"pending_job": _pending_job()})
+    )
+    assert fake_scheduling.triggers == []
+    assert scheduler.status is ScheduleStatus.FAILED
+    assert scheduler.failure_reason is reason
+    assert scheduler.recovery is ScheduleRecovery.RESUMED
+    assert scheduler.pending_job is None
+
+
+@pytest.mark.parametrize(
+    ("stored", "status"),
+    [
+        pytest.param(
+            {"schedule": None, "pending_job": {"job_id": OLD_JOB}},
+            ScheduleStatus.IDLE,
+            id="unreadable_job",
+        ),
+        pytest.param(
+            {"schedule": "not a schedule", "pending_job": None},
+            ScheduleStatus.IDLE,
+            id="unreadable_schedule",
+        ),
+    ],
+)
+async def test_unreadable_job_in_flight_is_ignored(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    fake_scheduling: FakeScheduling,
+    battery_entry: MockConfigEntry,
+    stored: dict[str, Any],
+    status: ScheduleStatus,
+) -> None:
+    """A damaged store neither crashes the set-up nor triggers a job."""
+    scheduler = await _restart_with(hass, hass_storage, battery_entry, _store(stored))
+    assert scheduler.status is status
+    assert scheduler.pending_job is None
+    assert fake_scheduling.triggers == []
+
+
+async def test_store_from_the_previous_version_loads(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    fake_scheduling: FakeScheduling,
+    battery_entry: MockConfigEntry,
+) -> None:
+    """A 1.1 store (no job in flight) keeps its plan and is migrated to 1.2."""
+    schedule = Schedule(
+        job_id="old",
+        start=START,
+        resolution=QUARTER,
+        values=(1.0, 0.0),
+        soc_at_start_kwh=5.0,
+        soc=(5.225, 5.225),
+        targets=(),
+        computed_at=NOW,
+    )
+    scheduler = await _restart_with(
+        hass,
+        hass_storage,
+        battery_entry,
+        _store(
+            {
+                "schedule": schedule.as_dict(),
+                "last_updated": NOW.isoformat(),
+                "job_seconds_per_slot": 0.05,
+            },
+            minor_version=1,
+        ),
+    )
+    assert scheduler.schedule == schedule
+    assert scheduler.status is ScheduleStatus.READY
+    assert scheduler.job_seconds_per_slot == 0.05
+    assert scheduler.pending_job is None
+    assert fake_scheduling.triggers == []
+    migrated = hass_storage[STORE_KEY]
+    assert migrated["minor_version"] == 2
+    assert migrated["data"]["pending_job"] is None
+    assert migrated["data"]["schedule"] == schedule.as_dict()
+
+
+async def test_store_from_a_newer_major_version_is_refused(
+    hass: HomeAssistant,
+) -> None:
+    """A store this version cannot understand is not silently reshaped."""
+    store = ScheduleStore(hass, BATTERY_SUBENTRY_ID)
+    with pytest.raises(NotImplementedError):
+        await store._async_migrate_func(2, 1, {})
+
+
+async def test_stop_keeps_the_job_in_flight(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """Home Assistant stopping mid-job writes the job in its final write."""
+    scheduler = _scheduler(init_battery)
+    # A plan in hand, then a job in flight.
+    await _trigger(hass)
+    fake_scheduling.hold = True
+    await hass.services.async_call(
+        DOMAIN, "trigger_schedule", {"device_id": _device_id(hass)}, blocking=True
+    )
+    await _until(lambda: fake_scheduling.polls.get(job_id(2), 0) > 0)
+    assert scheduler.pending_job is not None
+    hass.set_state(CoreState.stopping)
+    for task in list(hass._background_tasks):
+        task.cancel()
+    await asyncio.sleep(0)
+    assert not scheduler.busy
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_FINAL_WRITE)
+    await hass.async_block_till_done()
+    hass.set_state(CoreState.running)
+    data = hass_storage[STORE_KEY]["data"]
+    assert data["pending_job"]["job_id"] == job_id(2)
+    assert data["schedule"]["job_id"] == job_id(1)
 
 
 # ------------------------------------------------------- automatic rescheduling

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from http import HTTPStatus
+import logging
 import math
 import time
 from typing import Any, Final
@@ -27,6 +29,7 @@ from homeassistant.const import (
 )
 from homeassistant.core import (
     CALLBACK_TYPE,
+    CoreState,
     Event,
     EventStateChangedData,
     HomeAssistant,
@@ -40,6 +43,7 @@ from homeassistant.helpers.event import (
     async_track_state_change_event,
     async_track_time_interval,
 )
+from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
@@ -47,6 +51,7 @@ from .api import (
     FlexMeasuresApi,
     FlexMeasuresAuthenticationError,
     FlexMeasuresError,
+    FlexMeasuresHttpStatusError,
     FlexMeasuresRejectedError,
     TimeSeries,
     format_duration,
@@ -105,7 +110,13 @@ DEFAULT_PRICE_RESOLUTION: Final = timedelta(hours=1)
 DEFAULT_PRICE_UNIT: Final = "EUR/MWh"
 
 STORAGE_VERSION: Final = 1
+# 1.2 adds the job in flight ("pending_job"), so a restart can pick it up.
+STORAGE_MINOR_VERSION: Final = 2
 STORE_DELAY: Final = 1.0
+# A job still in flight at a restart is picked up if it was queued less than this
+# long ago; an older one was planned from a state of charge too old to trust, so
+# it is replaced by a fresh job (as is a job the server lost or could not finish).
+PENDING_JOB_MAX_AGE: Final = timedelta(hours=1)
 
 ENERGY_TO_KWH: Final[dict[str | None, float]] = {
     UnitOfEnergy.WATT_HOUR: 0.001,
@@ -143,6 +154,13 @@ class ScheduleStatus(StrEnum):
     READY = "ready"
     STALE = "stale"
     FAILED = "failed"
+
+
+class ScheduleRecovery(StrEnum):
+    """How a job in flight at a restart was dealt with."""
+
+    RESUMED = "resumed"
+    RECOMPUTED = "recomputed"
 
 
 class FailureReason(StrEnum):
@@ -309,6 +327,79 @@ class ScheduleRequest:
     def end(self) -> datetime:
         """Return the end of the planning horizon."""
         return self.start + self.duration
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe form for the store."""
+        return {
+            "start": self.start.isoformat(),
+            "duration": self.duration.total_seconds(),
+            "soc_at_start": self.soc_at_start_kwh,
+            "soc_min": self.soc_min_kwh,
+            "soc_max": self.soc_max_kwh,
+            "targets": [
+                {"at": target.at.isoformat(), "kwh": target.kwh}
+                for target in self.targets
+            ],
+            "charge_power": self.charge_power_kw,
+            "discharge_power": self.discharge_power_kw,
+            "roundtrip_efficiency": self.roundtrip_efficiency,
+            "flex_model": dict(self.flex_model),
+            "flex_context": dict(self.flex_context),
+            "force": self.force,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScheduleRequest:
+        """Rebuild a stored request."""
+        efficiency = data.get("roundtrip_efficiency")
+        return cls(
+            start=datetime.fromisoformat(data["start"]),
+            duration=timedelta(seconds=float(data["duration"])),
+            soc_at_start_kwh=float(data["soc_at_start"]),
+            soc_min_kwh=float(data["soc_min"]),
+            soc_max_kwh=float(data["soc_max"]),
+            targets=_targets_from_store(data.get("targets", ())),
+            charge_power_kw=float(data["charge_power"]),
+            discharge_power_kw=float(data["discharge_power"]),
+            roundtrip_efficiency=None if efficiency is None else float(efficiency),
+            flex_model=dict(data.get("flex_model") or {}),
+            flex_context=dict(data.get("flex_context") or {}),
+            force=bool(data.get("force", False)),
+        )
+
+
+def _targets_from_store(items: Sequence[Mapping[str, Any]]) -> tuple[SocTarget, ...]:
+    """Rebuild stored SoC targets."""
+    return tuple(
+        SocTarget(at=datetime.fromisoformat(item["at"]), kwh=float(item["kwh"]))
+        for item in items
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PendingJob:
+    """A job queued on the server whose schedule has not been fetched yet."""
+
+    job_id: str
+    triggered_at: datetime
+    request: ScheduleRequest
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe form for the store."""
+        return {
+            "job_id": self.job_id,
+            "triggered_at": self.triggered_at.isoformat(),
+            "request": self.request.as_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PendingJob:
+        """Rebuild a stored job in flight."""
+        return cls(
+            job_id=str(data["job_id"]),
+            triggered_at=datetime.fromisoformat(data["triggered_at"]),
+            request=ScheduleRequest.from_dict(data["request"]),
+        )
 
 
 def build_flex_model(request: ScheduleRequest) -> dict[str, Any]:
@@ -527,10 +618,7 @@ class Schedule:
             values=tuple(float(value) for value in data["values"]),
             soc_at_start_kwh=float(data["soc_at_start"]),
             soc=tuple(float(value) for value in data["soc"]),
-            targets=tuple(
-                SocTarget(at=datetime.fromisoformat(item["at"]), kwh=float(item["kwh"]))
-                for item in data.get("targets", ())
-            ),
+            targets=_targets_from_store(data.get("targets", ())),
             computed_at=datetime.fromisoformat(data["computed_at"]),
         )
 
@@ -779,6 +867,33 @@ def _consume(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+class ScheduleStore(Store[dict[str, Any]]):
+    """A controlled device's stored schedule, migrated from older versions."""
+
+    def __init__(self, hass: HomeAssistant, subentry_id: str) -> None:
+        """Open the store of one controlled device."""
+        super().__init__(
+            hass,
+            STORAGE_VERSION,
+            f"{DOMAIN}.schedule.{subentry_id}",
+            minor_version=STORAGE_MINOR_VERSION,
+        )
+
+    async def _async_migrate_func(
+        self,
+        old_major_version: int,
+        old_minor_version: int,
+        old_data: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Bring a store from an older version to the current shape."""
+        if old_major_version != STORAGE_VERSION:
+            raise NotImplementedError
+        data = dict(old_data)
+        if old_minor_version < 2:
+            data.setdefault("pending_job", None)
+        return data
+
+
 @dataclass(eq=False, kw_only=True)
 class _Round:
     """One scheduling job: what was asked and who waits for it."""
@@ -787,6 +902,8 @@ class _Round:
     queued: asyncio.Future[str]
     done: asyncio.Future[Schedule]
     superseded: list[_Round] = field(default_factory=list)
+    # A job queued before a restart, to pick up rather than trigger anew.
+    resume: PendingJob | None = None
 
     def all(self) -> list[_Round]:
         """Return this round and those it replaced."""
@@ -810,9 +927,7 @@ class DeviceScheduler:
         self.subentry_id = subentry_id
         self.config = config
         self.api = api
-        self.store: Store[dict[str, Any]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.schedule.{subentry_id}"
-        )
+        self.store = ScheduleStore(hass, subentry_id)
         self.schedule: Schedule | None = None
         self.status = ScheduleStatus.IDLE
         self.failure_reason: FailureReason | None = None
@@ -820,6 +935,9 @@ class DeviceScheduler:
         self.last_updated: datetime | None = None
         self.last_request: ScheduleRequest | None = None
         self.job_seconds_per_slot: float | None = None
+        # The job in flight, stored so that a restart can pick it up.
+        self.pending_job: PendingJob | None = None
+        self.recovery: ScheduleRecovery | None = None
         self._listeners: list[CALLBACK_TYPE] = []
         self._active: _Round | None = None
         self._pending: _Round | None = None
@@ -859,18 +977,32 @@ class DeviceScheduler:
         except (KeyError, TypeError, ValueError):
             LOGGER.warning("Ignoring an unreadable stored schedule for %s", self.name)
             self.schedule = None
-            return
-        if self.schedule is not None:
-            self.status = (
-                ScheduleStatus.READY
-                if dt_util.utcnow() < self.schedule.end
-                else ScheduleStatus.STALE
-            )
+        else:
+            if self.schedule is not None:
+                self.status = (
+                    ScheduleStatus.READY
+                    if dt_util.utcnow() < self.schedule.end
+                    else ScheduleStatus.STALE
+                )
+        if pending := data.get("pending_job"):
+            try:
+                self.pending_job = PendingJob.from_dict(pending)
+            except (KeyError, TypeError, ValueError):
+                LOGGER.warning("Ignoring an unreadable job in flight of %s", self.name)
+            else:
+                # async_start picks it up; until then the plan is being computed.
+                self.status = ScheduleStatus.COMPUTING
 
     @callback
     def async_start(self) -> None:
-        """Start the slot-boundary timer and the automatic triggers."""
+        """Start the slot-boundary timer, a stored job in flight, the triggers."""
         self._schedule_tick()
+        if self.pending_job is not None:
+            # Its targets carry over to automatic replans, as a fresh request's do.
+            self.last_request = self.pending_job.request
+            round_ = self._new_round(self.pending_job.request)
+            round_.resume = self.pending_job
+            self._start(round_)
         auto = self.config.auto
         if not auto.enabled:
             return
@@ -1055,6 +1187,8 @@ class DeviceScheduler:
     def _start(self, round_: _Round) -> None:
         """Run a round in the background."""
         self._active = round_
+        if round_.resume is None:
+            self.recovery = None
         self.status = ScheduleStatus.COMPUTING
         self._notify()
         self.entry.async_create_background_task(
@@ -1065,10 +1199,15 @@ class DeviceScheduler:
         """Compute one schedule, record the outcome, start what queued behind it."""
         cancelled = False
         try:
-            schedule = await self._async_compute(round_)
+            if round_.resume is not None:
+                schedule = await self._async_recover(round_, round_.resume)
+            else:
+                schedule = await self._async_compute(round_)
         except ScheduleFailedError as err:
+            self._job_done()
             self._fail(round_, err, err.reason)
         except asyncio.CancelledError:
+            # Unloaded or stopping: the job stays stored, to be picked up later.
             cancelled = True
             self._fail(
                 round_,
@@ -1079,6 +1218,8 @@ class DeviceScheduler:
                     translation_placeholders={"entry": self.entry.title},
                 ),
                 FailureReason.UNLOADED,
+                # Not worth a warning: a stored job in flight is picked up later.
+                level=logging.DEBUG,
             )
             raise
         else:
@@ -1095,14 +1236,18 @@ class DeviceScheduler:
 
     @callback
     def _fail(
-        self, round_: _Round, err: HomeAssistantError, reason: FailureReason
+        self,
+        round_: _Round,
+        err: HomeAssistantError,
+        reason: FailureReason,
+        level: int = logging.WARNING,
     ) -> None:
         """Record a failed round and hand the error to its waiters."""
         self.status = ScheduleStatus.FAILED
         self.failure_reason = reason
         placeholders = err.translation_placeholders or {}
         self.failure_message = placeholders.get("error") or reason.value
-        LOGGER.warning("Scheduling %s failed: %s", self.name, self.failure_message)
+        LOGGER.log(level, "Scheduling %s failed: %s", self.name, self.failure_message)
         for item in round_.all():
             for future in (item.queued, item.done):
                 if not future.done():
@@ -1136,11 +1281,18 @@ class DeviceScheduler:
             per_slot if previous is None else (previous + per_slot) / 2
         )
 
-    async def _async_wait_for_job(self, job_id: str, slots: int) -> None:
-        """Poll the job adaptively until it finished; raise if it did not."""
+    async def _async_wait_for_job(
+        self, job_id: str, slots: int, *, resumed: bool = False
+    ) -> None:
+        """Poll the job adaptively until it finished; raise if it did not.
+
+        A job picked up after a restart may have run (or ended) long ago: it is
+        looked up at once, and its duration teaches nothing.
+        """
         started = time.monotonic()
         deadline = started + JOB_TIMEOUT
-        for delay in poll_delays(self._expected_job_seconds(slots)):
+        expected = None if resumed else self._expected_job_seconds(slots)
+        for delay in poll_delays(expected):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ScheduleFailedError(
@@ -1152,11 +1304,21 @@ class DeviceScheduler:
             await asyncio.sleep(min(delay, remaining))
             try:
                 job = await self.api.async_get_job_status(job_id)
+            except FlexMeasuresHttpStatusError as err:
+                if err.status != HTTPStatus.NOT_FOUND:
+                    raise self._map_error(err) from err
+                # The server lost the job (its queue was emptied, or it expired).
+                raise _server_error(
+                    "schedule_job_failed", err, FailureReason.JOB_FAILED
+                ) from err
             except FlexMeasuresError as err:
                 raise self._map_error(err) from err
             status = str(job.get("status", "")).upper()
             if status == JOB_FINISHED:
-                self._learn_job_duration(job, time.monotonic() - started, delay, slots)
+                if not resumed:
+                    self._learn_job_duration(
+                        job, time.monotonic() - started, delay, slots
+                    )
                 return
             if status in JOB_UNSUCCESSFUL:
                 message = job.get("message") or status
@@ -1196,11 +1358,27 @@ class DeviceScheduler:
             )
         except FlexMeasuresError as err:
             raise self._map_error(err) from err
+        # Stored at once: a restart from here on picks this job up.
+        self.pending_job = PendingJob(
+            job_id=job_id, triggered_at=dt_util.utcnow(), request=request
+        )
+        self._save(0)
+        return await self._async_finish(round_, job_id, request)
+
+    async def _async_finish(
+        self,
+        round_: _Round,
+        job_id: str,
+        request: ScheduleRequest,
+        *,
+        resumed: bool = False,
+    ) -> Schedule:
+        """Wait for a queued job, then fetch, keep and announce its schedule."""
         for item in round_.all():
             if not item.queued.done():
                 item.queued.set_result(job_id)
         slots = max(int(request.duration / self.config.resolution), 1)
-        await self._async_wait_for_job(job_id, slots)
+        await self._async_wait_for_job(job_id, slots, resumed=resumed)
         try:
             series = await self.api.async_get_schedule(
                 sensor_id=self.config.sensor_id,
@@ -1218,13 +1396,117 @@ class DeviceScheduler:
         )
         self.failure_reason = self.failure_message = None
         self.last_updated = now
+        self.pending_job = None
         self._schedule_tick()
         self._notify()
         self._fire_updated(schedule)
         # Written shortly after, off the path to the entities; flushed at unload.
-        self._unsaved = True
-        self.store.async_delay_save(self._as_store, STORE_DELAY)
+        self._save(STORE_DELAY)
         return schedule
+
+    async def _async_recover(self, round_: _Round, pending: PendingJob) -> Schedule:
+        """Pick up a job queued before a restart, or replace it by a fresh one."""
+        now = dt_util.utcnow()
+        if now - pending.triggered_at > PENDING_JOB_MAX_AGE:
+            why = f"it was queued at {pending.triggered_at.isoformat()}"
+        elif now >= pending.request.end:
+            why = f"its plan ended at {pending.request.end.isoformat()}"
+        else:
+            self.recovery = ScheduleRecovery.RESUMED
+            self._notify()
+            LOGGER.info(
+                "Picking up scheduling job %s of %s after a restart",
+                pending.job_id,
+                self.name,
+            )
+            try:
+                return await self._async_finish(
+                    round_, pending.job_id, pending.request, resumed=True
+                )
+            except ScheduleFailedError as err:
+                if err.reason is not FailureReason.JOB_FAILED:
+                    raise
+                why = (err.translation_placeholders or {}).get("error", "")
+        self.recovery = ScheduleRecovery.RECOMPUTED
+        self._notify()
+        LOGGER.info(
+            "Computing the schedule of %s anew: job %s from before the restart is "
+            "of no use (%s)",
+            self.name,
+            pending.job_id,
+            why,
+        )
+        # The state of charge to plan from may only be known once HA has started.
+        await self._async_until_started()
+        try:
+            round_.request = self._replan_request(pending.request)
+        except ServiceValidationError as err:
+            placeholders = err.translation_placeholders or {}
+            raise ScheduleFailedError(
+                FailureReason.SOC_UNAVAILABLE,
+                translation_domain=DOMAIN,
+                translation_key=err.translation_key,
+                translation_placeholders={
+                    **placeholders,
+                    "error": ", ".join(placeholders.values()),
+                },
+            ) from err
+        self.last_request = round_.request
+        return await self._async_compute(round_)
+
+    def _replan_request(self, stored: ScheduleRequest) -> ScheduleRequest:
+        """Return a stored request again, from the next slot and the SoC now."""
+        config = self.config
+        start = max(
+            stored.start, next_slot_boundary(dt_util.utcnow(), config.resolution)
+        )
+        end = start + stored.duration
+        return self.build_request(
+            start=start,
+            duration=stored.duration,
+            soc_targets=[
+                (target.at, config.from_kwh(target.kwh))
+                for target in stored.targets
+                if start < target.at <= end
+            ],
+            soc_min=config.from_kwh(stored.soc_min_kwh),
+            soc_max=config.from_kwh(stored.soc_max_kwh),
+            charge_power=stored.charge_power_kw,
+            discharge_power=stored.discharge_power_kw,
+            flex_model=stored.flex_model,
+            flex_context=stored.flex_context,
+            force=stored.force,
+        )
+
+    async def _async_until_started(self) -> None:
+        """Return once Home Assistant has started (at once if it has)."""
+        if self.hass.state is CoreState.running:
+            return
+        started: asyncio.Future[None] = self.hass.loop.create_future()
+
+        @callback
+        def _started(_hass: HomeAssistant) -> None:
+            if not started.done():
+                started.set_result(None)
+
+        unsub = async_at_started(self.hass, _started)
+        try:
+            await started
+        finally:
+            unsub()
+
+    @callback
+    def _job_done(self) -> None:
+        """Forget the job in flight: it ended, one way or another."""
+        if self.pending_job is not None:
+            self.pending_job = None
+            self._save(STORE_DELAY)
+
+    @callback
+    def _save(self, delay: float) -> None:
+        """Write the store after ``delay`` s; Home Assistant's final write flushes."""
+        self._unsaved = True
+        self.store.async_delay_save(self._as_store, delay)
 
     async def async_flush(self) -> None:
         """Write a schedule whose delayed save is still pending."""
@@ -1245,6 +1527,7 @@ class DeviceScheduler:
             if self.last_updated
             else None,
             "job_seconds_per_slot": self.job_seconds_per_slot,
+            "pending_job": self.pending_job.as_dict() if self.pending_job else None,
         }
 
     @callback
@@ -1427,6 +1710,4 @@ async def async_remove_schedules(
 ) -> None:
     """Delete the stored schedules of a removed entry."""
     for subentry_id in _controlled_devices(entry):
-        await Store[dict[str, Any]](
-            hass, STORAGE_VERSION, f"{DOMAIN}.schedule.{subentry_id}"
-        ).async_remove()
+        await ScheduleStore(hass, subentry_id).async_remove()

@@ -452,6 +452,8 @@ def _status_attributes(scheduler: DeviceScheduler, now: datetime) -> dict[str, A
         "job_id": schedule.job_id if schedule else None,
         "schedule_start": schedule.start.isoformat() if schedule else None,
         "schedule_end": schedule.end.isoformat() if schedule else None,
+        # Restart: whether a job in flight was picked up or computed anew.
+        "recovery": scheduler.recovery.value if scheduler.recovery else None,
     }
 
 
