@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from http import HTTPStatus
 import json
+import logging
 from pathlib import Path
 import re
 from typing import Any
@@ -25,6 +26,7 @@ from pytest_homeassistant_custom_component.test_util.aiohttp import (
 )
 from yarl import URL
 
+from custom_components.flexmeasures.api import REDACTED
 from custom_components.flexmeasures.const import CONF_ACCOUNT_ID, DOMAIN
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -511,3 +513,34 @@ def posted(server: FakeFlexMeasures, sensor_id: int) -> list[dict[str, Any]]:
     return [
         data for method, url, data in server.calls if (method, url) == ("POST", path)
     ]
+
+
+# --- Secrets: logs never show the password, the access token or the e-mail ----
+
+SECRETS: tuple[str, ...] = (PASSWORD, TOKEN, EMAIL)
+# Every logger a request passes through; "" is the root logger.
+DEBUG_LOGGERS = (
+    "",
+    "homeassistant",
+    "custom_components.flexmeasures",
+    "flexmeasures_client",
+    "aiohttp",
+)
+
+
+@pytest.fixture
+def no_secrets_logged(caplog: pytest.LogCaptureFixture) -> Generator[None]:
+    """Log everything at debug level; afterwards, assert no secret was logged."""
+    # Distinct values that occur nowhere else, so a leak cannot hide.
+    assert all(len(secret) >= 12 for secret in SECRETS)
+    for name in DEBUG_LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
+    yield
+    # At teardown caplog.text holds teardown records only: format the test's own.
+    formatter = logging.Formatter()
+    records = [*caplog.get_records("setup"), *caplog.get_records("call")]
+    text = "\n".join(formatter.format(record) for record in records)
+    for secret in SECRETS:
+        assert secret not in text, f"{secret!r} was logged"
+    if "requestAuthToken" in text:  # the library dumped a login: it was redacted
+        assert REDACTED in text

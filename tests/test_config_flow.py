@@ -35,7 +35,8 @@ from .conftest import (
     setup_entry,
 )
 
-pytestmark = pytest.mark.usefixtures("mock_setup_entry")
+# Logs at debug level, asserted free of the password, token and e-mail.
+pytestmark = pytest.mark.usefixtures("mock_setup_entry", "no_secrets_logged")
 
 USER_INPUT: dict[str, Any] = {
     CONF_URL: "fm.example.com/",

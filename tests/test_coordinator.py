@@ -38,6 +38,9 @@ from custom_components.flexmeasures.coordinator import (
 
 from .conftest import RECORDED_AT, FakeFlexMeasures
 
+# Logs at debug level, asserted free of the password, token and e-mail.
+pytestmark = pytest.mark.usefixtures("no_secrets_logged")
+
 NOW = datetime(2026, 11, 2, 10, 7, 30, tzinfo=UTC)
 QUARTER = timedelta(minutes=15)
 

@@ -10,13 +10,28 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
+    get_diagnostics_for_device,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.flexmeasures.const import DOMAIN
 from custom_components.flexmeasures.s2 import s2_path
 
-from .conftest import BATTERY_SUBENTRY_ID, EMAIL, PASSWORD, TOKEN
+from .conftest import (
+    BATTERY_SENSOR_ID,
+    BATTERY_SUBENTRY_ID,
+    EMAIL,
+    PASSWORD,
+    TOKEN,
+    UNIQUE_ID,
+    battery_device,
+    find_device,
+    load_fixture,
+)
+
+# Logs at debug level, asserted free of the password, token and e-mail.
+pytestmark = pytest.mark.usefixtures("no_secrets_logged")
 
 
 async def test_diagnostics(
@@ -62,3 +77,35 @@ async def test_diagnostics_with_controlled_device(
         "s2": diagnostics["s2"],
     } == snapshot
     assert diagnostics["measurement_uploads"]["links"] == 0
+
+
+async def test_device_diagnostics(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    init_battery: MockConfigEntry,
+) -> None:
+    """A device's diagnostics describe its asset or controlled device, no secret."""
+    battery = await get_diagnostics_for_device(
+        hass, hass_client, init_battery, battery_device(hass)
+    )
+    assert battery["asset"] is None
+    controlled = battery["controlled_device"]
+    assert isinstance(controlled, dict)
+    assert controlled["sensor_id"] == BATTERY_SENSOR_ID
+    assert battery["s2"] is not None
+    asset = find_device(hass, init_battery.entry_id, (DOMAIN, f"{UNIQUE_ID}_asset_11"))
+    assert asset is not None
+    home_battery = await get_diagnostics_for_device(
+        hass, hass_client, init_battery, asset
+    )
+    sensors = [
+        item for item in load_fixture("sensors.json") if item["generic_asset_id"] == 11
+    ]
+    assert home_battery["asset"] == {
+        "id": 11,
+        "asset_type": "battery",
+        "sensors": len(sensors),
+    }
+    assert home_battery["controlled_device"] is None
+    for secret in (PASSWORD, EMAIL, TOKEN):
+        assert secret not in f"{battery}{home_battery}"

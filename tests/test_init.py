@@ -23,6 +23,9 @@ from custom_components.flexmeasures.const import (
 
 from .conftest import UNIQUE_ID, FakeFlexMeasures, find_device, link_subentry
 
+# Logs at debug level, asserted free of the password, token and e-mail.
+pytestmark = pytest.mark.usefixtures("no_secrets_logged")
+
 
 async def test_setup_and_unload(
     hass: HomeAssistant, init_integration: MockConfigEntry
@@ -289,3 +292,22 @@ async def test_remove_device_server_unreachable(
     with pytest.raises(HomeAssistantError) as excinfo:
         await async_remove_config_entry_device(hass, init_integration, device)
     assert excinfo.value.translation_key == "cannot_check_device"
+
+
+@pytest.mark.parametrize("failure", ["unauthorized", "server_error", "connection"])
+async def test_refresh_failure_logs_no_secrets(
+    hass: HomeAssistant,
+    fake_server: FakeFlexMeasures,
+    init_integration: MockConfigEntry,
+    failure: str,
+) -> None:
+    """A refresh against a failing server fails; its debug logs hold no secret."""
+    if failure == "unauthorized":
+        fake_server.unauthorized_requests = 10
+    elif failure == "server_error":
+        fake_server.handlers["GET /api/v3_0/assets"] = lambda *_: (500, {})
+    else:
+        fake_server.errors["*"] = ClientConnectionError("refused")
+    inventory = init_integration.runtime_data.inventory
+    await inventory.async_refresh()
+    assert not inventory.last_update_success

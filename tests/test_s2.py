@@ -93,6 +93,9 @@ from .conftest import (
     load_fixture,
 )
 
+# Logs at debug level, asserted free of the password, token and e-mail.
+pytestmark = pytest.mark.usefixtures("no_secrets_logged")
+
 type Reported = (
     FRBCActuatorStatus
     | FRBCFillLevelTargetProfile

@@ -67,6 +67,9 @@ from .conftest import (
     job_id,
 )
 
+# Logs at debug level, asserted free of the password, token and e-mail.
+pytestmark = pytest.mark.usefixtures("no_secrets_logged")
+
 NOW = datetime.fromisoformat("2026-11-20T09:50:00+00:00")
 START = datetime.fromisoformat("2026-11-20T10:00:00+00:00")
 QUARTER = timedelta(minutes=15)

@@ -30,6 +30,9 @@ from custom_components.flexmeasures.uploader import (
 
 from .conftest import POWER_ENTITY, FakeFlexMeasures, link_subentry, posted
 
+# Logs at debug level, asserted free of the password, token and e-mail.
+pytestmark = pytest.mark.usefixtures("no_secrets_logged")
+
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 KW = {"unit_of_measurement": "kW"}
 POWER_PATH = "POST /api/v3_0/sensors/20/data"

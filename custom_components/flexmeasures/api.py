@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 import json
 import logging
+import re
 from typing import Any, Final, cast
 from uuid import UUID
 
@@ -289,6 +290,41 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+# The library logs request and response dumps: login payloads (e-mail, password),
+# the Authorization header and the token in the login answer.
+_SECRET_FIELDS: Final = re.compile(
+    r"""(['"](?:auth_token|authorization|password|email|set-cookie|cookie)['"]\s*:\s*)"""
+    r"""(?:'[^']*'|"[^"]*")""",
+    re.IGNORECASE,
+)
+REDACTED: Final = "**REDACTED**"
+
+
+class _LibraryLogger(logging.LoggerAdapter[logging.Logger]):
+    """The library's logger: secrets redacted, everything at debug level.
+
+    Whatever the library reports also surfaces as one of our typed errors, which
+    the integration reports once; the library's own lines are for debugging only.
+    """
+
+    def __init__(self, secrets: Callable[[], Sequence[str | None]]) -> None:
+        """Log to the library's logger; ``secrets`` returns what to hide."""
+        super().__init__(logging.getLogger("flexmeasures_client.client"))
+        self._secrets = secrets
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        """Log a redacted copy of the message at debug level."""
+        if not self.isEnabledFor(logging.DEBUG):
+            return
+        text = str(msg) % args if args else str(msg)
+        text = _SECRET_FIELDS.sub(rf"\1'{REDACTED}'", text)
+        for secret in self._secrets():
+            if secret:
+                text = text.replace(secret, REDACTED)
+        kwargs.pop("exc_info", None)
+        self.logger.debug("%s", text, **kwargs)
+
+
 # Answers that say "not now" rather than "no": the server is unwell, busy or
 # restarting, whatever the body says. FlexMeasures answers 500 with an "errors" list
 # (and, without its database, a login with 500), which the library would raise as a
@@ -385,6 +421,13 @@ class FlexMeasuresApi:
                 request_retry_timeout=max(REQUEST_RETRY_BUDGET, 2 * request_timeout),
                 request_retry_interval=0.5,
                 max_request_attempts=REQUEST_ATTEMPTS,
+                # The library only calls debug, info, warning and error on it.
+                logger=cast(
+                    "logging.Logger",
+                    _LibraryLogger(
+                        lambda: (email, password, self._client.access_token)
+                    ),
+                ),
             )
         except (EmailValidationError, EmptyPasswordError) as err:
             raise FlexMeasuresAuthenticationError(str(err)) from err

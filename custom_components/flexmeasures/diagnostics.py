@@ -8,8 +8,11 @@ from typing import Any, Final
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_TOKEN
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.device_registry import DeviceEntry
 
+from .const import CONTROLLED_DEVICE_PREFIX, DOMAIN
 from .data import FlexMeasuresConfigEntry
+from .entity import asset_id_of
 from .s2 import async_get_s2_diagnostics
 
 TO_REDACT: Final = {CONF_PASSWORD, CONF_EMAIL, CONF_TOKEN, "access_token", "user_name"}
@@ -67,6 +70,40 @@ async def async_get_config_entry_diagnostics(
             for subentry_id, scheduler in data.schedulers.items()
         },
         "s2": async_get_s2_diagnostics(entry),
+    }
+
+
+async def async_get_device_diagnostics(
+    hass: HomeAssistant, entry: FlexMeasuresConfigEntry, device: DeviceEntry
+) -> dict[str, Any]:
+    """Return diagnostics for one device: an asset or a controlled device."""
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    subentry_id = next(
+        (
+            value.removeprefix(CONTROLLED_DEVICE_PREFIX)
+            for domain, value in device.identifiers
+            if domain == DOMAIN and value.startswith(CONTROLLED_DEVICE_PREFIX)
+        ),
+        None,
+    )
+    asset = entry.runtime_data.inventory.data.assets.get(
+        asset_id_of(entry, device) or 0
+    )
+    return {
+        "server": diagnostics["server"],
+        "asset": None
+        if asset is None
+        else {
+            "id": asset.id,
+            "asset_type": asset.asset_type,
+            "sensors": sum(
+                1
+                for sensor in entry.runtime_data.inventory.data.sensors.values()
+                if sensor.asset_id == asset.id
+            ),
+        },
+        "controlled_device": diagnostics["controlled_devices"].get(subentry_id),
+        "s2": diagnostics["s2"]["devices"].get(subentry_id),
     }
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+import json
+import math
 from typing import Any, Final
 
 from homeassistant.config_entries import ConfigEntryState
@@ -52,7 +55,43 @@ ATTR_FORCE: Final = "force"
 ATTR_DATETIME: Final = "datetime"
 ATTR_VALUE: Final = "value"
 
-_NON_NEGATIVE = vol.All(vol.Coerce(float), vol.Range(min=0))
+
+def _in_range[T](validator: Callable[[Any], T]) -> Callable[[Any], T]:
+    """Make a value too large for ``validator`` invalid input instead of a crash.
+
+    Before probatio (2026.10), voluptuous let the OverflowError of ``float(10**400)``
+    or ``timedelta(days=10**10)`` escape from the schema.
+    """
+
+    def validate(value: Any) -> T:
+        try:
+            return validator(value)
+        except OverflowError as err:
+            raise vol.Invalid("value out of range") from err
+
+    return validate
+
+
+def _finite(value: float) -> float:
+    """Refuse inf and NaN: JSON cannot carry them to FlexMeasures."""
+    if not math.isfinite(value):
+        raise vol.Invalid("expected a finite number")
+    return value
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    """Accept a dict that JSON can carry: no inf, NaN or other objects inside."""
+    if not isinstance(value, dict):
+        raise vol.Invalid("expected an object")
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise vol.Invalid("expected JSON: finite numbers, text, lists") from err
+    return value
+
+
+_NUMBER = vol.All(_in_range(vol.Coerce(float)), _finite)
+_NON_NEGATIVE = vol.All(_NUMBER, vol.Range(min=0))
 
 SOC_TARGET_SCHEMA: Final = vol.Schema(
     {
@@ -65,15 +104,15 @@ TRIGGER_SCHEDULE_SCHEMA: Final = vol.Schema(
     {
         vol.Required(ATTR_DEVICE_ID): cv.string,
         vol.Optional(ATTR_START): cv.datetime,
-        vol.Optional(ATTR_DURATION): cv.positive_time_period,
+        vol.Optional(ATTR_DURATION): _in_range(cv.positive_time_period),
         vol.Optional(ATTR_SOC_AT_START): _NON_NEGATIVE,
         vol.Optional(ATTR_SOC_TARGETS): vol.All(cv.ensure_list, [SOC_TARGET_SCHEMA]),
         vol.Optional(ATTR_SOC_MIN): _NON_NEGATIVE,
         vol.Optional(ATTR_SOC_MAX): _NON_NEGATIVE,
         vol.Optional(ATTR_CHARGE_POWER): _NON_NEGATIVE,
         vol.Optional(ATTR_DISCHARGE_POWER): _NON_NEGATIVE,
-        vol.Optional(ATTR_FLEX_MODEL): dict,
-        vol.Optional(ATTR_FLEX_CONTEXT): dict,
+        vol.Optional(ATTR_FLEX_MODEL): _json_object,
+        vol.Optional(ATTR_FLEX_CONTEXT): _json_object,
         vol.Optional(ATTR_FORCE, default=False): cv.boolean,
     }
 )
@@ -205,12 +244,12 @@ UPLOAD_HISTORY_SCHEMA: Final = vol.Schema(
 POST_MEASUREMENTS_SCHEMA: Final = vol.Schema(
     {
         vol.Required(ATTR_CONFIG_ENTRY): cv.string,
-        vol.Required(ATTR_SENSOR_ID): cv.positive_int,
+        vol.Required(ATTR_SENSOR_ID): _in_range(cv.positive_int),
         vol.Required(ATTR_START): cv.datetime,
-        vol.Optional(ATTR_RESOLUTION): cv.time_period,
-        vol.Optional(ATTR_DURATION): cv.time_period,
+        vol.Optional(ATTR_RESOLUTION): _in_range(cv.time_period),
+        vol.Optional(ATTR_DURATION): _in_range(cv.time_period),
         vol.Required(ATTR_VALUES): vol.All(
-            cv.ensure_list, vol.Length(min=1), [vol.Coerce(float)]
+            cv.ensure_list, vol.Length(min=1), [_NUMBER]
         ),
         vol.Optional(ATTR_UNIT): cv.string,
     }
