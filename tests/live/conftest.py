@@ -17,7 +17,7 @@ that fails on purpose, see proxy.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 import json
@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 import socket
 from typing import Any
+from unittest.mock import patch
 
 from aiohttp import ClientError, ClientTimeout
 from homeassistant.config_entries import ConfigEntryState
@@ -34,6 +35,7 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.flexmeasures.api import FlexMeasuresApi
 from custom_components.flexmeasures.const import CONF_ACCOUNT_ID, DOMAIN
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
 
@@ -267,3 +269,35 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("measured waits under faults")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def posts() -> Iterator[list[tuple[int, datetime, int]]]:
+    """Record every accepted POST of sensor data: (sensor id, start, values)."""
+    accepted: list[tuple[int, datetime, int]] = []
+    original = FlexMeasuresApi.async_post_sensor_data
+
+    async def spy(self: FlexMeasuresApi, sensor_id: int, **kwargs: Any) -> None:
+        await original(self, sensor_id, **kwargs)
+        accepted.append((sensor_id, kwargs["start"], len(kwargs["values"])))
+
+    with patch.object(FlexMeasuresApi, "async_post_sensor_data", spy):
+        yield accepted
+
+
+async def stored_values(
+    api: FlexMeasuresApi,
+    sensor_id: int,
+    start: datetime,
+    end: datetime,
+    resolution: timedelta,
+) -> dict[datetime, float]:
+    """Return what the server holds for ``[start, end)`` in kW: slot start -> value."""
+    read = await api.async_get_sensor_data(
+        sensor_id, start=start, duration=end - start, resolution=resolution, unit="kW"
+    )
+    return {
+        read.start + index * read.resolution: value
+        for index, value in enumerate(read.values)
+        if value is not None
+    }

@@ -45,7 +45,7 @@ from custom_components.flexmeasures.const import CONF_EXCLUDED_SENSORS, DOMAIN, 
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
 from custom_components.flexmeasures.sensor import sensor_unique_id
 
-from .conftest import LiveServer
+from .conftest import LiveServer, stored_values
 from .proxy import Fault, FaultProxy
 from .test_scheduling import SOC_ATTRIBUTES, SOC_ENTITY, SOC_NOW, _add_battery
 from .test_uploader import STEP, _link
@@ -463,19 +463,9 @@ async def _upload_through_fault(
         )
     }
     assert len(expected) == 3
-    first = min(expected)
-    read = await entry.runtime_data.api.async_get_sensor_data(
-        sensor_id,
-        start=first,
-        duration=max(expected) + STEP - first,
-        resolution=STEP,
-        unit="kW",
+    stored = await stored_values(
+        entry.runtime_data.api, sensor_id, min(expected), max(expected) + STEP, STEP
     )
-    stored = {
-        read.start + index * read.resolution: value
-        for index, value in enumerate(read.values)
-        if value is not None
-    }
     assert stored == pytest.approx(expected)
 
 

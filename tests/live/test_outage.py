@@ -17,13 +17,11 @@ again"); the inventory coordinator polls every 30 minutes and says nothing.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 import logging
 import random
-from typing import Any
-from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
@@ -39,7 +37,6 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.flexmeasures.aggregation import Aggregation, aggregate
-from custom_components.flexmeasures.api import FlexMeasuresApi
 from custom_components.flexmeasures.const import (
     CONF_EXCLUDED_SENSORS,
     CONF_SCAN_INTERVAL,
@@ -95,20 +92,6 @@ async def control(hass: HomeAssistant) -> AsyncIterator[Control]:
         yield control
     finally:
         await control("restore")
-
-
-@pytest.fixture
-def posts() -> Iterator[list[tuple[int, datetime, int]]]:
-    """Record every accepted POST of sensor data: (sensor id, start, values)."""
-    accepted: list[tuple[int, datetime, int]] = []
-    original = FlexMeasuresApi.async_post_sensor_data
-
-    async def spy(self: FlexMeasuresApi, sensor_id: int, **kwargs: Any) -> None:
-        await original(self, sensor_id, **kwargs)
-        accepted.append((sensor_id, kwargs["start"], len(kwargs["values"])))
-
-    with patch.object(FlexMeasuresApi, "async_post_sensor_data", spy):
-        yield accepted
 
 
 class Run:

@@ -52,7 +52,7 @@ from custom_components.flexmeasures.scheduling import (
     ScheduleStatus,
 )
 
-from .conftest import LiveServer
+from .conftest import LiveServer, stored_values
 from .proxy import Fault, FaultProxy
 
 LINKS = 4
@@ -462,19 +462,7 @@ async def test_restart_with_backlog_and_job_in_flight(
                 assert {slot: values[sensor_id][slot] for slot in wanted} == (
                     pytest.approx(wanted)
                 ), entity_id
-                first = min(wanted)
-                read = await api.async_get_sensor_data(
-                    sensor_id,
-                    start=first,
-                    duration=stop_at - first,
-                    resolution=STEP,
-                    unit="kW",
-                )
-                stored = {
-                    read.start + index * read.resolution: value
-                    for index, value in enumerate(read.values)
-                    if value is not None
-                }
+                stored = await stored_values(api, sensor_id, min(wanted), stop_at, STEP)
                 assert stored == pytest.approx(wanted), entity_id
             await hass2.async_stop()
 

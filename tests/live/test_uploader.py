@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 import random
-from typing import Any
-from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
@@ -19,7 +16,6 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.flexmeasures.aggregation import Aggregation, aggregate
-from custom_components.flexmeasures.api import FlexMeasuresApi
 from custom_components.flexmeasures.const import (
     CONF_SENSOR_ID,
     DOMAIN,
@@ -27,27 +23,13 @@ from custom_components.flexmeasures.const import (
 )
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
 
-from .conftest import LiveServer
+from .conftest import LiveServer, stored_values
 from .proxy import FaultProxy
 
 LINKS = 20
 STEP = timedelta(minutes=1)  # the new sensors' resolution
 KW = {"unit_of_measurement": "kW"}
 MAX_RECOVERY_MINUTES = 10  # backoff after a few failures stays below this
-
-
-@pytest.fixture
-def posts() -> Iterator[list[tuple[int, datetime, int]]]:
-    """Record every accepted POST of sensor data: (sensor id, start, values)."""
-    accepted: list[tuple[int, datetime, int]] = []
-    original = FlexMeasuresApi.async_post_sensor_data
-
-    async def spy(self: FlexMeasuresApi, sensor_id: int, **kwargs: Any) -> None:
-        await original(self, sensor_id, **kwargs)
-        accepted.append((sensor_id, kwargs["start"], len(kwargs["values"])))
-
-    with patch.object(FlexMeasuresApi, "async_post_sensor_data", spy):
-        yield accepted
 
 
 async def _at(
@@ -248,17 +230,7 @@ async def test_twenty_links_survive_an_outage_and_a_reload(
         assert set(slots_sent[sensor_id]) == set(expected), entity_id
         assert set(slots_sent[sensor_id].values()) == {1}, entity_id
         # ... and the server holds exactly those values at those times.
-        first = min(expected)
-        read = await api.async_get_sensor_data(
-            sensor_id,
-            start=first,
-            duration=max(expected) + STEP - first,
-            resolution=STEP,
-            unit="kW",
+        stored = await stored_values(
+            api, sensor_id, min(expected), max(expected) + STEP, STEP
         )
-        stored = {
-            read.start + index * read.resolution: value
-            for index, value in enumerate(read.values)
-            if value is not None
-        }
         assert stored == pytest.approx(expected), entity_id
