@@ -136,6 +136,10 @@ class Run:
                 self.hass, self.entry, entity_id, site_id, f"Outage meter {index:02}"
             )
         await self.hass.async_block_till_done()
+        # Sensors the flow created (a fresh server) come with the next inventory
+        # refresh, which the flow asks for; the frozen clock holds its debounce.
+        await self.entry.runtime_data.inventory.async_refresh()
+        await self.hass.async_block_till_done()
         mine = set(self.sensor_of.values())
         others = set(self.entry.runtime_data.inventory.data.sensors) - mine
         self.hass.config_entries.async_update_entry(
