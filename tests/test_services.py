@@ -455,24 +455,29 @@ async def test_upload_history_validation(
     assert err.value.translation_key == translation_key
 
 
+async def _post_one_value(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Post one value to sensor 20 through the action."""
+    await hass.services.async_call(
+        DOMAIN,
+        "post_measurements",
+        {
+            "config_entry": entry.entry_id,
+            "sensor_id": 20,
+            "start": MEASURED_AT.isoformat(),
+            "resolution": "00:15:00",
+            "values": [1],
+        },
+        blocking=True,
+    )
+
+
 async def test_measurements_entry_not_loaded(
     hass: HomeAssistant, linked: MockConfigEntry
 ) -> None:
     """An unloaded entry cannot take actions."""
     assert await hass.config_entries.async_unload(linked.entry_id)
     with pytest.raises(ServiceValidationError) as err:
-        await hass.services.async_call(
-            DOMAIN,
-            "post_measurements",
-            {
-                "config_entry": linked.entry_id,
-                "sensor_id": 20,
-                "start": MEASURED_AT.isoformat(),
-                "resolution": "00:15:00",
-                "values": [1],
-            },
-            blocking=True,
-        )
+        await _post_one_value(hass, linked)
     assert err.value.translation_key == "entry_not_loaded"
 
 
@@ -576,18 +581,7 @@ async def test_post_measurements_server_errors(
     else:
         fake_server.errors[path] = failure["error"]
     with pytest.raises(HomeAssistantError) as err:
-        await hass.services.async_call(
-            DOMAIN,
-            "post_measurements",
-            {
-                "config_entry": linked.entry_id,
-                "sensor_id": 20,
-                "start": MEASURED_AT.isoformat(),
-                "resolution": "00:15:00",
-                "values": [1],
-            },
-            blocking=True,
-        )
+        await _post_one_value(hass, linked)
     assert err.value.translation_key == translation_key
 
 
