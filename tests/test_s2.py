@@ -22,6 +22,7 @@ from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -1066,6 +1067,8 @@ async def test_unload_closes_the_socket(
     assert frame.extra == "Unloading"
     assert s2_integration.state is ConfigEntryState.NOT_LOADED
     assert not hub.status["battery"].connected
+    # Closing the CEM left Home Assistant's shared HTTP session open.
+    assert not async_get_clientsession(hass).closed
 
 
 # --- The action ---------------------------------------------------------------------

@@ -43,7 +43,7 @@ from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_URL, CONF_VERIFY
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util import dt as dt_util
-import pandas as pd
+import pandas as pd  # imported with this module, in HA's import executor
 from s2python.common import (
     CommodityQuantity,
     ControlType,
@@ -1053,4 +1053,6 @@ class S2Session:
     async def async_close(self) -> None:
         """Stop the CEM and everything it started."""
         self._uploads.cancel()
+        # CEM.close only marks the CEM closed and closes its control-type handlers;
+        # it does not touch the HTTP client, so Home Assistant's session stays open.
         await self._cem.close()  # type: ignore[no-untyped-call]
