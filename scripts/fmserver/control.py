@@ -17,8 +17,8 @@ A command is ``ping`` or one of the server script's subcommands in COMMANDS, run
 the same state dir with an argument list (no shell). One request at a time, oldest
 first; a request older than STALE seconds (its writer is gone) is refused.
 
-Leases: a disruptive command (stop-web, stop-db, set-password) opens a lease of
-``lease`` seconds (default 300). Unless a ``restore`` succeeds before it runs out,
+Leases: a disruptive command (stop-web, stop-db, freeze-web, set-password) opens a
+lease of ``lease`` seconds (default 300). Unless a ``restore`` succeeds before it runs out,
 the agent runs ``restore`` itself: a test that crashed or was killed never leaves the
 shared server broken for the tests after it.
 """
@@ -44,6 +44,8 @@ COMMANDS: dict[str, tuple[int, int, bool]] = {
     "start-web": (0, 0, False),
     "stop-db": (0, 0, True),
     "start-db": (0, 0, False),
+    "freeze-web": (0, 0, True),
+    "thaw-web": (0, 0, False),
     "set-password": (2, 2, True),
     "restore": (0, 0, False),
     "beliefs": (2, 1000, False),
