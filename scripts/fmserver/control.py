@@ -18,9 +18,9 @@ the same state dir with an argument list (no shell). One request at a time, olde
 first; a request older than STALE seconds (its writer is gone) is refused.
 
 Leases: a disruptive command (stop-web, stop-db, freeze-web, set-password) opens a
-lease of ``lease`` seconds (default 300). Unless a ``restore`` succeeds before it runs out,
-the agent runs ``restore`` itself: a test that crashed or was killed never leaves the
-shared server broken for the tests after it.
+lease of ``lease`` seconds (default 300). Unless a ``restore`` succeeds before it runs
+out, the agent runs ``restore`` itself: a test that crashed or was killed never leaves
+the shared server broken for the tests after it.
 """
 
 from __future__ import annotations
