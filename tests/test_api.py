@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 import gc
 from typing import Any
 
 from aiohttp import ClientConnectionError
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
@@ -461,3 +463,50 @@ async def test_broken_answers_are_connection_errors(
     # The library's error holds the unawaited text(): let it warn here, filtered.
     del caught
     gc.collect()
+
+
+async def test_a_call_is_bounded_as_a_whole(
+    api: FlexMeasuresApi, fake_server: FakeFlexMeasures
+) -> None:
+    """A trigger asks for the sensor, then posts: both within one budget.
+
+    Each request alone may take the library's whole retry budget; the call does
+    not get one budget per request.
+    """
+    never = asyncio.Event()
+
+    async def hang(*_: Any, **__: Any) -> Any:
+        await never.wait()
+
+    api.call_budget = 0.05
+    # The library's own bound would let each request hang for a minute.
+    api._client.request_timeout = 60
+    api._client.request_retry_timeout = 60
+    api._client.request_once = hang  # type: ignore[method-assign]
+    with pytest.raises(FlexMeasuresConnectionError, match=r"within 0\.05 s"):
+        await api.async_trigger_schedule(
+            sensor_id=1,
+            start=START,
+            duration=timedelta(hours=1),
+            flex_model={"soc-at-start": "1 kWh"},
+        )
+
+
+async def test_budget_follows_the_request_timeout(hass: HomeAssistant) -> None:
+    """Two attempts fit in a call's budget, never less than the default."""
+    short = FlexMeasuresApi(
+        session=async_get_clientsession(hass),
+        url="http://127.0.0.1:5000",
+        email=EMAIL,
+        password=PASSWORD,
+        request_timeout=1.0,
+    )
+    long = FlexMeasuresApi(
+        session=async_get_clientsession(hass),
+        url="http://127.0.0.1:5000",
+        email=EMAIL,
+        password=PASSWORD,
+        request_timeout=30.0,
+    )
+    assert short.call_budget == 20.0
+    assert long.call_budget == 60.0

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 import json
+import logging
 import math
 from typing import Any
 import uuid
@@ -62,7 +63,7 @@ from s2python.frbc import (
 from s2python.message import S2Message
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.flexmeasures.api import TimeSeries
+from custom_components.flexmeasures.api import S2_REASK_INTERVAL, TimeSeries
 from custom_components.flexmeasures.compat import vol
 from custom_components.flexmeasures.const import (
     CONF_S2,
@@ -856,12 +857,61 @@ async def test_flexmeasures_failures_keep_the_connection(
     s2_integration: MockConfigEntry,
     fake_s2_server: FakeFlexMeasures,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Refused uploads and schedules are logged; the resource manager stays served."""
-    del fake_s2_server.responses[f"POST /api/v3_0/sensors/{FILL_LEVEL_SENSOR}/data"]
-    fake_s2_server.errors[f"GET /api/v3_0/sensors/{SCHEDULE_SENSOR}"] = (
-        ClientConnectionError("refused")
+    """An absent server is logged once and asked again once it answers."""
+    caplog.set_level(logging.INFO, logger="custom_components.flexmeasures")
+    clock = [1000.0]
+    monkeypatch.setattr(
+        "custom_components.flexmeasures.api.monotonic", lambda: clock[0]
     )
+    lookup = f"GET /api/v3_0/sensors/{SCHEDULE_SENSOR}"
+    fake_s2_server.errors[lookup] = ClientConnectionError("refused")
+    set_schedule(fake_s2_server, dt_util.utcnow(), [5.0, 5.0, -2.5, None])
+    rm = await connect_frbc(hass, hass_client, s2_integration)
+    await rm.send(FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0))
+    description = storage_description(dt_util.utcnow())
+    await rm.send(description)
+    assert (await rm.expect_status(str(description.message_id)))["status"] == "OK"
+    await wait_for(lambda: "asking for a plan again when it answers" in caplog.text)
+    asked = fake_s2_server.count(lookup)
+    # Within the interval, more statuses do not ask again; nor log again.
+    for _ in range(3):
+        await rm.send(FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0))
+    assert (await rm.handshake())["message_type"] == "HandshakeResponse"
+    assert fake_s2_server.count(lookup) == asked
+    # The server answers again: the next status after the interval asks once.
+    del fake_s2_server.errors[lookup]
+    clock[0] += S2_REASK_INTERVAL
+    await rm.send(FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0))
+    await rm.expect("FRBC.Instruction")
+    assert fake_s2_server.count(lookup) == asked + 1
+    assert caplog.text.count("S2: FlexMeasures at ") == 2
+    assert caplog.text.count("is available again") == 1
+    assert "did not plan" not in caplog.text
+
+
+async def test_refusals_are_warnings(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+    fake_s2_server: FakeFlexMeasures,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A refused upload or plan is a warning each time; the connection stays."""
+    fake_s2_server.statuses[f"POST /api/v3_0/sensors/{FILL_LEVEL_SENSOR}/data"] = 422
+    fake_s2_server.responses[f"POST /api/v3_0/sensors/{FILL_LEVEL_SENSOR}/data"] = {
+        "message": {"json": {"values": ["Not a number."]}},
+        "status": 422,
+    }
+    trigger = next(
+        key for key in fake_s2_server.responses if key.endswith("/schedules/trigger")
+    )
+    fake_s2_server.statuses[trigger] = 422
+    fake_s2_server.responses[trigger] = {
+        "message": {"json": {"flex-model": ["Unknown field."]}},
+        "status": 422,
+    }
     rm = await connect_frbc(hass, hass_client, s2_integration)
     await rm.send(FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0))
     description = storage_description(dt_util.utcnow())
@@ -869,6 +919,7 @@ async def test_flexmeasures_failures_keep_the_connection(
     assert (await rm.expect_status(str(description.message_id)))["status"] == "OK"
     await wait_for(lambda: "FlexMeasures did not plan the S2 device" in caplog.text)
     await wait_for(lambda: "Could not post S2 data to sensor 21" in caplog.text)
+    assert "is unavailable" not in caplog.text
     assert (await rm.handshake())["message_type"] == "HandshakeResponse"
 
 

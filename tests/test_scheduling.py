@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from http import HTTPStatus
 from itertools import islice, pairwise
+import logging
 from typing import Any
 from unittest.mock import patch
 
@@ -30,9 +31,12 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.flexmeasures.const import DOMAIN, EVENT_SCHEDULE_UPDATED
 from custom_components.flexmeasures.scheduling import (
+    AUTO_MIN_INTERVAL,
     POLL_FINE,
     POLL_FIRST,
     POLL_MAX,
+    RETRY_FIRST,
+    RETRY_MAX,
     AutoReschedule,
     DeviceConfig,
     DeviceKind,
@@ -1419,15 +1423,121 @@ async def test_auto_reschedule_server_down(
     freezer: FrozenDateTimeFactory,
     fake_scheduling: FakeScheduling,
     init_battery: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A failing automatic replan is recorded, not raised."""
+    """An outage is one line down and one back; the round is taken up unchanged."""
+    caplog.set_level(logging.INFO, logger="custom_components.flexmeasures")
     freezer.move_to(NOW)
-    fake_scheduling.server.errors["POST /api/v3_0/assets/11/schedules/trigger"] = (
-        ClientConnectionError("down")
-    )
+    trigger = "POST /api/v3_0/assets/11/schedules/trigger"
+    fake_scheduling.server.errors[trigger] = ClientConnectionError("down")
     hass.states.async_set(AUTO_ENTITY, "on")
     await _advance(hass, freezer, timedelta(seconds=11))
-    assert _scheduler(init_battery).failure_reason == "communication_error"
+    scheduler = _scheduler(init_battery)
+    assert scheduler.failure_reason == "communication_error"
+    assert fake_scheduling.server.count(trigger) == 1
+    # Retries back off from 15 s; replans wait for them instead of adding jobs.
+    hass.states.async_set(AUTO_ENTITY, "off")
+    await _advance(hass, freezer, timedelta(seconds=RETRY_FIRST))
+    assert fake_scheduling.server.count(trigger) == 2
+    await _advance(hass, freezer, timedelta(seconds=RETRY_FIRST))
+    assert fake_scheduling.server.count(trigger) == 2
+    await _advance(hass, freezer, timedelta(seconds=RETRY_FIRST))
+    assert fake_scheduling.server.count(trigger) == 3
+    hass.states.async_set(AUTO_ENTITY, "on")
+    await _advance(hass, freezer, AUTO_MIN_INTERVAL)
+    assert fake_scheduling.server.count(trigger) == 4  # the retry, not a replan
+    assert scheduler.status == "failed"
+    # Back: the same request once more, whose job is followed to its plan.
+    del fake_scheduling.server.errors[trigger]
+    await _advance(hass, freezer, timedelta(seconds=4 * RETRY_FIRST * 2))
+    assert scheduler.status is ScheduleStatus.READY
+    bodies = [
+        data
+        for method, path, data in fake_scheduling.server.calls
+        if f"{method} {path}" == trigger
+    ]
+    assert len(bodies) == 5
+    assert all(body == bodies[0] for body in bodies)
+    assert caplog.text.count("is unavailable, keeping the current plan") == 1
+    assert caplog.text.count("Scheduling Home battery: FlexMeasures at") == 2
+    assert caplog.text.count("is available again") == 1
+    assert "Scheduling Home battery failed" not in caplog.text
+    # Nothing left to retry.
+    await _advance(hass, freezer, timedelta(seconds=RETRY_MAX))
+    assert fake_scheduling.server.count(trigger) == 5
+
+
+async def test_a_job_that_lost_the_server_is_followed(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """A job queued before the outage is looked up again, never triggered anew."""
+    fake_scheduling.hold = True
+    scheduler = _scheduler(init_battery)
+    await hass.services.async_call(
+        DOMAIN, "trigger_schedule", {"device_id": _device_id(hass)}, blocking=True
+    )
+    status = f"GET /api/v3_0/jobs/{job_id(1)}"
+    fake_scheduling.server.errors[status] = ClientConnectionError("gone")
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert scheduler.failure_reason == "communication_error"
+    assert scheduler.status == "failed"
+    del fake_scheduling.server.errors[status]
+    fake_scheduling.hold = False
+    await _advance(hass, freezer, timedelta(seconds=RETRY_FIRST))
+    assert scheduler.status is ScheduleStatus.READY
+    assert scheduler.schedule is not None
+    assert scheduler.schedule.job_id == job_id(1)
+    assert len(fake_scheduling.triggers) == 1
+
+
+async def test_a_retry_ends_with_its_plan(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """No retry for a plan that would be over; a new round replaces a waiting one."""
+    trigger = "POST /api/v3_0/assets/11/schedules/trigger"
+    fake_scheduling.server.errors[trigger] = ClientConnectionError("down")
+    with pytest.raises(HomeAssistantError):
+        await _trigger(hass, duration={"minutes": 30})
+    assert fake_scheduling.server.count(trigger) == 1
+    # A user's round while one waits: the waiting one backs off behind it.
+    scheduler = _scheduler(init_battery)
+    hold = asyncio.Event()
+    original = scheduler.api.async_trigger_schedule
+
+    async def slow(**kwargs: Any) -> str:
+        await hold.wait()
+        return await original(**kwargs)
+
+    with patch.object(scheduler.api, "async_trigger_schedule", slow):
+        call = hass.async_create_background_task(
+            hass.services.async_call(
+                DOMAIN,
+                "trigger_schedule",
+                {"device_id": _device_id(hass), "duration": {"minutes": 30}},
+                blocking=True,
+            ),
+            "a user's call",
+        )
+        await _until(lambda: scheduler.busy)
+        freezer.tick(timedelta(seconds=RETRY_FIRST))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+        assert fake_scheduling.server.count(trigger) == 1
+        hold.set()
+        with pytest.raises(HomeAssistantError):
+            await call
+        await hass.async_block_till_done(wait_background_tasks=True)
+    # Both failed; past the plan's end nothing is retried.
+    await _advance(hass, freezer, timedelta(hours=1))
+    count = fake_scheduling.server.count(trigger)
+    await _advance(hass, freezer, timedelta(seconds=RETRY_MAX))
+    assert fake_scheduling.server.count(trigger) == count
 
 
 async def test_validation_is_typed(

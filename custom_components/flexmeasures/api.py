@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import json
 import logging
 import re
+from time import monotonic
 from typing import Any, Final, cast
 from uuid import UUID
 
@@ -55,6 +56,7 @@ from s2python.common import (
 )
 from yarl import URL
 
+from .availability import ServerAvailability
 from .const import (
     MIN_SERVER_VERSION,
     REQUEST_ATTEMPTS,
@@ -410,6 +412,10 @@ class FlexMeasuresApi:
         parsed = normalize_url(url)
         self.url = str(parsed)
         self.email = email
+        # One library call may send several requests (a trigger looks up the
+        # sensor's asset first, any request may log in first): the budget bounds
+        # the whole call, not each of them.
+        self.call_budget = max(REQUEST_RETRY_BUDGET, 2 * request_timeout)
         try:
             self._client = _Client(
                 session=session,
@@ -418,7 +424,7 @@ class FlexMeasuresApi:
                 email=email,
                 password=password,
                 request_timeout=request_timeout,
-                request_retry_timeout=max(REQUEST_RETRY_BUDGET, 2 * request_timeout),
+                request_retry_timeout=self.call_budget,
                 request_retry_interval=0.5,
                 max_request_attempts=REQUEST_ATTEMPTS,
                 # The library only calls debug, info, warning and error on it.
@@ -433,9 +439,14 @@ class FlexMeasuresApi:
             raise FlexMeasuresAuthenticationError(str(err)) from err
 
     async def _call[T](self, func: Callable[[], Awaitable[T]]) -> T:
-        """Run one library call and translate its exceptions."""
+        """Run one library call, bounded by the call budget; translate its errors."""
         try:
-            return await func()
+            async with asyncio.timeout(self.call_budget):
+                return await func()
+        except TimeoutError as err:
+            raise FlexMeasuresConnectionError(
+                f"No answer from the server within {self.call_budget:g} s"
+            ) from err
         except FlexMeasuresError:
             raise
         except (WrongAPIVersionError, InsufficientServerVersionError) as err:
@@ -623,6 +634,9 @@ S2_NIL_ID: Final = "00000000-0000-0000-0000-000000000000"
 S2_DEFAULT_RESOLUTION: Final = timedelta(minutes=5)
 # Uploads waiting per connection; more are dropped (with a warning), never queued.
 S2_UPLOAD_QUEUE_SIZE: Final = 32
+# A plan that could not be asked for because the server was away is asked for
+# again with the next storage status, at most this often (seconds).
+S2_REASK_INTERVAL: Final = 15.0
 
 _S2_PHASES: Final = (
     CommodityQuantity.ELECTRIC_POWER_L1,
@@ -706,6 +720,8 @@ class _S2Uploads:
         """Prepare an idle uploader."""
         self._api = api
         self._create_task = create_task
+        # Shared by the connection's uploads and plans: one line down, one back.
+        self.availability = ServerAvailability(S2_LOGGER, "S2", api.url)
         self._queue: asyncio.Queue[tuple[S2SensorTarget, datetime, list[float], str]]
         self._queue = asyncio.Queue(maxsize=S2_UPLOAD_QUEUE_SIZE)
         self._task: asyncio.Task[None] | None = None
@@ -737,10 +753,16 @@ class _S2Uploads:
                     values=values,
                     unit=unit,
                 )
+            except FlexMeasuresConnectionError as err:
+                self.availability.mark_down(
+                    f"S2 data for sensor {target.id} is not kept: {err}"
+                )
             except FlexMeasuresError as err:
                 S2_LOGGER.warning(
                     "Could not post S2 data to sensor %s: %s", target.id, err
                 )
+            else:
+                self.availability.mark_up()
 
     def cancel(self) -> None:
         """Stop posting."""
@@ -761,6 +783,8 @@ class _FRBC(FRBC):
         self._uploads = uploads
         self._schedule_lock = asyncio.Lock()
         self._waiting_description: str | None = None
+        # A description the server was away for, and when to ask again.
+        self._reask: tuple[str, float] | None = None
         # Instructions sent, by id, with their execution time: revoked when replaced.
         self._sent_instructions: dict[str, datetime] = {}
 
@@ -776,6 +800,8 @@ class _FRBC(FRBC):
         if (description_id := self._waiting_description) is not None:
             self._waiting_description = None
             await self.trigger_schedule(description_id)
+        elif self._reask is not None and monotonic() >= self._reask[1]:
+            await self.trigger_schedule(self._reask[0])
 
     async def send_actuator_status(self, status: Any) -> None:
         """Post the actuator's operation mode factor (0-1)."""
@@ -840,9 +866,21 @@ class _FRBC(FRBC):
                 schedule = await self._api.async_get_schedule(
                     sensor_id=target.id, job_id=job_id, duration=duration
                 )
+            except FlexMeasuresConnectionError as err:
+                self._reask = (
+                    system_description_id,
+                    monotonic() + S2_REASK_INTERVAL,
+                )
+                self._uploads.availability.mark_down(
+                    f"asking for a plan again when it answers: {err}"
+                )
+                return
             except FlexMeasuresError as err:
+                self._reask = None
                 S2_LOGGER.warning("FlexMeasures did not plan the S2 device: %s", err)
                 return
+        self._reask = None
+        self._uploads.availability.mark_up()
         await self.send_schedule(schedule)
 
     async def send_schedule(self, schedule: TimeSeries) -> int:

@@ -39,6 +39,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.event import (
+    async_call_later,
     async_track_point_in_utc_time,
     async_track_state_change_event,
     async_track_time_interval,
@@ -56,6 +57,7 @@ from .api import (
     TimeSeries,
     format_duration,
 )
+from .availability import ServerAvailability
 from .const import (
     CONF_AUTO_ENTITIES,
     CONF_AUTO_INTERVAL,
@@ -103,6 +105,10 @@ JOB_UNSUCCESSFUL: Final = frozenset({"FAILED", "STOPPED", "CANCELED"})
 # automatic job starts per AUTO_MIN_INTERVAL.
 AUTO_DEBOUNCE: Final = 10.0
 AUTO_MIN_INTERVAL: Final = timedelta(minutes=2)
+# A round that lost the server is taken up again once it answers: first after
+# RETRY_FIRST s, doubling to RETRY_MAX s, until its plan would have ended.
+RETRY_FIRST: Final = 15.0
+RETRY_MAX: Final = 300.0
 
 # Consumption prices for the dashboard card: a price sensor the inventory does
 # not know is read per hour in EUR/MWh.
@@ -904,6 +910,11 @@ class _Round:
     superseded: list[_Round] = field(default_factory=list)
     # A job queued before a restart, to pick up rather than trigger anew.
     resume: PendingJob | None = None
+    # The moment sent with the trigger: a repeat with the same moment is the same
+    # request, which the server answers with the job it already made for it.
+    sent_at: datetime | None = None
+    # The job the server made for this round, once known.
+    job_id: str | None = None
 
     def all(self) -> list[_Round]:
         """Return this round and those it replaced."""
@@ -949,6 +960,13 @@ class DeviceScheduler:
         self._unsaved = False
         # Consumption prices over the schedule's window, by the job they belong to.
         self._prices: tuple[str, TimeSeries] | None = None
+        self._availability = ServerAvailability(
+            LOGGER, f"Scheduling {config.name}", api.url
+        )
+        # A round that lost the server, to take up again when it answers.
+        self._retry: _Round | None = None
+        self._retry_delay = RETRY_FIRST
+        self._unsub_retry: CALLBACK_TYPE | None = None
 
     @property
     def device_identifier(self) -> tuple[str, str]:
@@ -1042,10 +1060,10 @@ class DeviceScheduler:
         for unsub in self._unsubs:
             unsub()
         self._unsubs.clear()
-        for timer in (self._unsub_tick, self._unsub_deferred):
+        for timer in (self._unsub_tick, self._unsub_deferred, self._unsub_retry):
             if timer is not None:
                 timer()
-        self._unsub_tick = self._unsub_deferred = None
+        self._unsub_tick = self._unsub_deferred = self._unsub_retry = None
         if self._debouncer is not None:
             self._debouncer.async_shutdown()
 
@@ -1201,11 +1219,18 @@ class DeviceScheduler:
         try:
             if round_.resume is not None:
                 schedule = await self._async_recover(round_, round_.resume)
+            elif round_.job_id is not None:
+                # Taken up after an outage: the job is the server's, follow it.
+                schedule = await self._async_finish(
+                    round_, round_.job_id, round_.request, resumed=True
+                )
             else:
                 schedule = await self._async_compute(round_)
         except ScheduleFailedError as err:
             self._job_done()
             self._fail(round_, err, err.reason)
+            if err.reason is FailureReason.COMMUNICATION_ERROR:
+                self._retry_later(round_)
         except asyncio.CancelledError:
             # Unloaded or stopping: the job stays stored, to be picked up later.
             cancelled = True
@@ -1223,6 +1248,7 @@ class DeviceScheduler:
             )
             raise
         else:
+            self._cancel_retry()
             for item in round_.all():
                 if not item.done.done():
                     item.done.set_result(schedule)
@@ -1247,11 +1273,63 @@ class DeviceScheduler:
         self.failure_reason = reason
         placeholders = err.translation_placeholders or {}
         self.failure_message = placeholders.get("error") or reason.value
-        LOGGER.log(level, "Scheduling %s failed: %s", self.name, self.failure_message)
+        if reason is FailureReason.COMMUNICATION_ERROR:
+            self._availability.mark_down(
+                f"keeping the current plan: {self.failure_message}"
+            )
+        else:
+            LOGGER.log(
+                level, "Scheduling %s failed: %s", self.name, self.failure_message
+            )
         for item in round_.all():
             for future in (item.queued, item.done):
                 if not future.done():
                     future.set_exception(err)
+
+    @callback
+    def _retry_later(self, round_: _Round) -> None:
+        """Take a round that lost the server up again later, while it matters.
+
+        The trigger may have reached the server even though no answer came back:
+        the retry repeats it unchanged (the server answers with the job it made)
+        or follows the job already known, so the outage leaves no orphan job.
+        """
+        if dt_util.utcnow() >= round_.request.end:
+            self._cancel_retry()
+            return
+        if self._retry is not round_:
+            self._retry_delay = RETRY_FIRST
+        else:
+            self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
+        self._retry = round_
+        if self._unsub_retry is not None:
+            self._unsub_retry()
+        self._unsub_retry = async_call_later(
+            self.hass, self._retry_delay, self._handle_retry
+        )
+
+    @callback
+    def _cancel_retry(self) -> None:
+        """Forget a round waiting for the server."""
+        self._retry = None
+        self._retry_delay = RETRY_FIRST
+        if self._unsub_retry is not None:
+            self._unsub_retry()
+            self._unsub_retry = None
+
+    @callback
+    def _handle_retry(self, _now: datetime) -> None:
+        """Take the waiting round up again, unless another one is running."""
+        self._unsub_retry = None
+        if (waiting := self._retry) is None:
+            return
+        if self._active is not None:
+            self._retry_later(waiting)
+            return
+        round_ = self._new_round(waiting.request)
+        round_.sent_at, round_.job_id = waiting.sent_at, waiting.job_id
+        self._retry = round_
+        self._start(round_)
 
     def _expected_job_seconds(self, slots: int) -> float | None:
         """Return how long a job of ``slots`` slots is expected to run."""
@@ -1346,6 +1424,8 @@ class DeviceScheduler:
     async def _async_compute(self, round_: _Round) -> Schedule:
         """Trigger, poll, fetch, keep and announce one schedule."""
         request = round_.request
+        if round_.sent_at is None:
+            round_.sent_at = dt_util.utcnow()
         try:
             job_id = await self.api.async_trigger_schedule(
                 sensor_id=self.config.sensor_id,
@@ -1354,10 +1434,11 @@ class DeviceScheduler:
                 flex_model=build_flex_model(request),
                 flex_context=request.flex_context,
                 force=request.force,
-                now=dt_util.utcnow(),
+                now=round_.sent_at,
             )
         except FlexMeasuresError as err:
             raise self._map_error(err) from err
+        round_.job_id = job_id
         # Stored at once: a restart from here on picks this job up.
         self.pending_job = PendingJob(
             job_id=job_id, triggered_at=dt_util.utcnow(), request=request
@@ -1395,6 +1476,7 @@ class DeviceScheduler:
             ScheduleStatus.READY if now < schedule.end else ScheduleStatus.STALE
         )
         self.failure_reason = self.failure_message = None
+        self._availability.mark_up()
         self.last_updated = now
         self.pending_job = None
         self._schedule_tick()
@@ -1419,6 +1501,7 @@ class DeviceScheduler:
                 pending.job_id,
                 self.name,
             )
+            round_.job_id = pending.job_id
             try:
                 return await self._async_finish(
                     round_, pending.job_id, pending.request, resumed=True
@@ -1427,6 +1510,7 @@ class DeviceScheduler:
                 if err.reason is not FailureReason.JOB_FAILED:
                     raise
                 why = (err.translation_placeholders or {}).get("error", "")
+            round_.job_id = None
         self.recovery = ScheduleRecovery.RECOMPUTED
         self._notify()
         LOGGER.info(
@@ -1610,6 +1694,10 @@ class DeviceScheduler:
                     self._handle_deferred,
                     self._last_auto + AUTO_MIN_INTERVAL,
                 )
+            return
+        if self._retry is not None:
+            # The round that lost the server is taken up when it answers.
+            LOGGER.debug("Not replanning %s while waiting for the server", self.name)
             return
         self._last_auto = now
         try:

@@ -55,6 +55,7 @@ from .api import (
     FlexMeasuresError,
     FlexMeasuresRejectedError,
 )
+from .availability import ServerAvailability
 from .const import (
     CONF_AGGREGATION,
     CONF_INVERT,
@@ -261,7 +262,7 @@ class MeasurementUploader:
         self.links: dict[str, Link] = {}
         self.last_upload: datetime | None = None
         self.history_progress: float | None = None
-        self.server_down = False
+        self._availability = ServerAvailability(LOGGER, "Uploads", api.url)
         self._failures = 0
         self._retry_at = 0.0
         self._last_error = ""
@@ -492,27 +493,25 @@ class MeasurementUploader:
             },
         )
 
+    @property
+    def server_down(self) -> bool:
+        """Return whether the last attempt to reach the server failed."""
+        return self._availability.down
+
     def _mark_down(self, now: float) -> None:
         """Back off; say once that the server is down."""
         self._failures += 1
         delay = min(RETRY_MIN * 2 ** (self._failures - 1), RETRY_MAX)
         self._retry_at = now + delay
-        if not self.server_down:
-            self.server_down = True
-            LOGGER.info(
-                "FlexMeasures at %s is unavailable, keeping %s measurements until it "
-                "is back: %s",
-                self.api.url,
-                self.pending_count,
-                self._last_error,
-            )
+        self._availability.mark_down(
+            f"keeping {self.pending_count} measurements until it is back: "
+            f"{self._last_error}"
+        )
 
     def _mark_up(self) -> None:
         """Say once that the server is back."""
         self._failures = 0
-        if self.server_down:
-            self.server_down = False
-            LOGGER.info("FlexMeasures at %s is available again", self.api.url)
+        self._availability.mark_up()
 
     @callback
     def async_discard(self, subentry_id: str) -> int:
