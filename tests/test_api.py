@@ -510,3 +510,33 @@ async def test_budget_follows_the_request_timeout(hass: HomeAssistant) -> None:
     )
     assert short.call_budget == 20.0
     assert long.call_budget == 60.0
+
+
+async def test_a_trigger_is_sent_once(
+    api: FlexMeasuresApi, fake_server: FakeFlexMeasures
+) -> None:
+    """A trigger that gets no answer is not repeated by the library.
+
+    A server that was only slow would run both; the scheduler repeats it itself,
+    unchanged, once the server answers again.
+    """
+    never = asyncio.Event()
+    sent: list[str] = []
+
+    async def hang(*_: Any, **kwargs: Any) -> Any:
+        sent.append(str(kwargs["url"]))
+        await never.wait()
+
+    api._client.request_timeout = 0.05
+    api._client.access_token = "token"  # noqa: S105 - logged in already
+    api._client._sensor_asset_id_cache[1] = 11
+    api._client.request_once = hang  # type: ignore[method-assign]
+    with pytest.raises(FlexMeasuresConnectionError):
+        await api.async_trigger_schedule(
+            sensor_id=1,
+            start=START,
+            duration=timedelta(hours=1),
+            flex_model={"soc-at-start": "1 kWh"},
+        )
+    assert len(sent) == 1
+    assert sent[0].endswith("/schedules/trigger")

@@ -1435,28 +1435,37 @@ async def test_auto_reschedule_server_down(
     scheduler = _scheduler(init_battery)
     assert scheduler.failure_reason == "communication_error"
     assert fake_scheduling.server.count(trigger) == 1
-    # Retries back off from 15 s; replans wait for them instead of adding jobs.
+    # Retries back off from 15 s, asking something harmless before repeating
+    # the trigger; replans wait for them instead of adding jobs.
+    versions = "GET /api/"
+    asked = fake_scheduling.server.count(versions)
+    fake_scheduling.server.errors[versions] = ClientConnectionError("down")
     hass.states.async_set(AUTO_ENTITY, "off")
     await _advance(hass, freezer, timedelta(seconds=RETRY_FIRST))
-    assert fake_scheduling.server.count(trigger) == 2
+    assert fake_scheduling.server.count(versions) == asked + 1
     await _advance(hass, freezer, timedelta(seconds=RETRY_FIRST))
-    assert fake_scheduling.server.count(trigger) == 2
+    assert fake_scheduling.server.count(versions) == asked + 1
     await _advance(hass, freezer, timedelta(seconds=RETRY_FIRST))
-    assert fake_scheduling.server.count(trigger) == 3
+    assert fake_scheduling.server.count(versions) == asked + 2
     hass.states.async_set(AUTO_ENTITY, "on")
     await _advance(hass, freezer, AUTO_MIN_INTERVAL)
-    assert fake_scheduling.server.count(trigger) == 4  # the retry, not a replan
+    assert fake_scheduling.server.count(versions) == asked + 3  # a retry, no replan
+    assert fake_scheduling.server.count(trigger) == 1
     assert scheduler.status == "failed"
+    # It answers, but triggers still fail: repeated, at most once per retry.
+    del fake_scheduling.server.errors[versions]
+    await _advance(hass, freezer, timedelta(seconds=200))
+    assert fake_scheduling.server.count(trigger) == 2
     # Back: the same request once more, whose job is followed to its plan.
     del fake_scheduling.server.errors[trigger]
-    await _advance(hass, freezer, timedelta(seconds=4 * RETRY_FIRST * 2))
+    await _advance(hass, freezer, timedelta(seconds=2 * RETRY_MAX))
     assert scheduler.status is ScheduleStatus.READY
     bodies = [
         data
         for method, path, data in fake_scheduling.server.calls
         if f"{method} {path}" == trigger
     ]
-    assert len(bodies) == 5
+    assert len(bodies) == 3
     assert all(body == bodies[0] for body in bodies)
     assert caplog.text.count("is unavailable, keeping the current plan") == 1
     assert caplog.text.count("Scheduling Home battery: FlexMeasures at") == 2
@@ -1464,7 +1473,7 @@ async def test_auto_reschedule_server_down(
     assert "Scheduling Home battery failed" not in caplog.text
     # Nothing left to retry.
     await _advance(hass, freezer, timedelta(seconds=RETRY_MAX))
-    assert fake_scheduling.server.count(trigger) == 5
+    assert fake_scheduling.server.count(trigger) == 3
 
 
 async def test_a_job_that_lost_the_server_is_followed(

@@ -335,6 +335,9 @@ class _LibraryLogger(logging.LoggerAdapter[logging.Logger]):
 # reject data or to ask for the password. A 503 with Retry-After is then not retried
 # within the call: the coordinators and the uploader retry on their own schedule.
 RETRY_LATER_STATUSES: Final = frozenset({408, 429, *range(500, 600)})
+# A trigger's one attempt may log in first; the library's repeat comes a second
+# after the attempt's timeout, so this ends the call before it is sent.
+TRIGGER_GRACE: Final = 0.5
 
 
 class _Client(FlexMeasuresClient):
@@ -347,13 +350,22 @@ class _Client(FlexMeasuresClient):
         pass_through_statuses: frozenset[int] = frozenset(),
         **kwargs: Any,
     ) -> tuple[Any, int]:
-        """Send a request; "not now" statuses and non-JSON are connection errors."""
+        """Send a request; "not now" statuses and non-JSON are connection errors.
+
+        A trigger is sent at most once per call: the library would repeat it
+        after a timeout, and a server that was only slow would then run both.
+        The caller repeats it later, unchanged, once the server answers again.
+        """
+        send_once = uri.endswith("schedules/trigger")
         try:
-            payload, status = await super().request(
-                uri,
-                pass_through_statuses=pass_through_statuses | RETRY_LATER_STATUSES,
-                **kwargs,
-            )
+            async with asyncio.timeout(
+                self.request_timeout + TRIGGER_GRACE if send_once else None
+            ):
+                payload, status = await super().request(
+                    uri,
+                    pass_through_statuses=pass_through_statuses | RETRY_LATER_STATUSES,
+                    **kwargs,
+                )
         except json.JSONDecodeError as err:
             # An HTML error page labelled as JSON: not an answer.
             raise FlexMeasuresConnectionError(

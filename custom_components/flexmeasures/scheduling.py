@@ -1225,6 +1225,8 @@ class DeviceScheduler:
                     round_, round_.job_id, round_.request, resumed=True
                 )
             else:
+                if round_.sent_at is not None:
+                    await self._async_until_answering()
                 schedule = await self._async_compute(round_)
         except ScheduleFailedError as err:
             self._job_done()
@@ -1330,6 +1332,18 @@ class DeviceScheduler:
         round_.sent_at, round_.job_id = waiting.sent_at, waiting.job_id
         self._retry = round_
         self._start(round_)
+
+    async def _async_until_answering(self) -> None:
+        """Ask the server something harmless before repeating a trigger.
+
+        While it does not answer, a repeated trigger would only wait in its
+        queue beside the first, and a server running both at once may make two
+        jobs of one request.
+        """
+        try:
+            await self.api.async_get_server_version()
+        except FlexMeasuresError as err:
+            raise self._map_error(err) from err
 
     def _expected_job_seconds(self, slots: int) -> float | None:
         """Return how long a job of ``slots`` slots is expected to run."""
