@@ -309,3 +309,55 @@ describe("chartModel", () => {
     assert.ok(m.price.y(80) > m.plot.top && m.price.y(80) < m.plot.bottom);
   });
 });
+
+describe("live refresh", () => {
+  /** A card outside a DOM: no shadow root, a fake connection and callWS. */
+  function cardWith(connection, calls) {
+    const Card = class extends FlexMeasuresScheduleCard {
+      attachShadow() {}
+    };
+    const card = new Card();
+    card.setConfig({ device_id: "dev1" });
+    card._hass = {
+      connection,
+      callWS: async (msg) => {
+        calls.push(msg);
+        return schedule([1]);
+      },
+    };
+    return card;
+  }
+
+  it("subscribes with the integration's command, not to the bus event", async () => {
+    const subscriptions = [];
+    let unsubscribed = 0;
+    const connection = {
+      subscribeMessage: async (callback, msg) => {
+        subscriptions.push({ callback, msg });
+        return () => unsubscribed++;
+      },
+      subscribeEvents: async () => assert.fail("the bus event is for administrators only"),
+    };
+    const calls = [];
+    const card = cardWith(connection, calls);
+    await card._subscribe();
+    assert.deepEqual(subscriptions.map((s) => s.msg), [{ type: "flexmeasures/schedule/subscribe" }]);
+
+    subscriptions[0].callback({ device_id: "other" });
+    assert.deepEqual(calls, []);
+    subscriptions[0].callback({ device_id: "dev1", name: "Home battery" });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(calls, [{ type: "flexmeasures/schedule/get", device_id: "dev1" }]);
+
+    card._unsubscribe();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(unsubscribed, 1);
+  });
+
+  it("still loads when the subscription is refused", async () => {
+    const connection = { subscribeMessage: async () => Promise.reject(new Error("unknown_command")) };
+    const card = cardWith(connection, []);
+    await card._subscribe();
+    assert.equal(card._unsub, undefined);
+  });
+});

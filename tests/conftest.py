@@ -27,7 +27,11 @@ from pytest_homeassistant_custom_component.test_util.aiohttp import (
 from yarl import URL
 
 from custom_components.flexmeasures.api import REDACTED
-from custom_components.flexmeasures.const import CONF_ACCOUNT_ID, DOMAIN
+from custom_components.flexmeasures.const import (
+    CONF_ACCOUNT_ID,
+    CONFIG_ENTRY_MINOR_VERSION,
+    DOMAIN,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -191,6 +195,7 @@ def mock_config_entry() -> MockConfigEntry:
         unique_id=UNIQUE_ID,
         data=dict(ENTRY_DATA),
         version=1,
+        minor_version=CONFIG_ENTRY_MINOR_VERSION,
     )
 
 
@@ -416,7 +421,7 @@ def battery_subentry() -> ConfigSubentryDataWithId:
         subentry_id=BATTERY_SUBENTRY_ID,
         subentry_type="controlled_device",
         title="Home battery",
-        unique_id=str(BATTERY_SENSOR_ID),
+        unique_id=f"controlled_device_{BATTERY_SENSOR_ID}",
     )
 
 
@@ -429,6 +434,7 @@ def battery_entry(battery_subentry: ConfigSubentryDataWithId) -> MockConfigEntry
         unique_id=UNIQUE_ID,
         data=dict(ENTRY_DATA),
         version=1,
+        minor_version=CONFIG_ENTRY_MINOR_VERSION,
         subentries_data=[battery_subentry],
     )
 
@@ -479,7 +485,7 @@ def link_subentry(**changes: Any) -> ConfigSubentryData:
         data=data,
         subentry_type="measurement_link",
         title=f"{data['entity_id']} -> {data['sensor_id']}",
-        unique_id=str(data["sensor_id"]),
+        unique_id=f"measurement_link_{data['sensor_id']}",
     )
 
 
@@ -503,6 +509,7 @@ def linked_entry(
         unique_id=UNIQUE_ID,
         data=dict(ENTRY_DATA),
         version=1,
+        minor_version=CONFIG_ENTRY_MINOR_VERSION,
         subentries_data=measurement_links,
     )
 

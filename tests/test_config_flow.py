@@ -115,7 +115,9 @@ async def test_user_flow_input_errors(
         ("server_error", "cannot_connect"),
         ("old_server", "server_too_old"),
         ("wrong_api", "server_too_old"),
-        ("garbage", "unknown"),
+        ("garbage", "unexpected_response"),
+        ("not_flexmeasures", "unexpected_response"),
+        ("bug", "unknown"),
     ],
 )
 async def test_user_flow_server_errors(
@@ -137,6 +139,11 @@ async def test_user_flow_server_errors(
         }
     elif failure == "wrong_api":
         fake_server.responses["GET /api/"] = {**versions, "versions": ["v2_0"]}
+    elif failure == "not_flexmeasures":
+        # Another JSON API at this address (a proxy's status page, say).
+        fake_server.responses["GET /api/"] = {"status": "ok", "name": "router"}
+    elif failure == "bug":
+        fake_server.errors["GET /api/"] = RuntimeError("a bug")
     else:
         fake_server.responses["GET /api/v3_0/users"] = {"unexpected": True}
 
@@ -179,7 +186,7 @@ async def test_user_flow_unexpected_user_or_account(
         DOMAIN, context={"source": SOURCE_USER}, data=USER_INPUT
     )
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "unknown"}
+    assert result["errors"] == {"base": "unexpected_response"}
 
 
 async def test_user_flow_duplicate(
@@ -588,7 +595,7 @@ async def test_subentry_user_flow(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     (subentry,) = entry.subentries.values()
     assert subentry.title == "Home battery"
-    assert subentry.unique_id == "20"
+    assert subentry.unique_id == "controlled_device_20"
     assert subentry.data["power_sensor"] == 20
     assert subentry.data["consumption_price_sensor"] == 30
     assert subentry.data["auto_reschedule"] == {"interval": 0, "soc_drift": 0}
@@ -621,7 +628,7 @@ async def test_subentry_user_flow_errors(
             data=MappingProxyType({**DEVICE_INPUT, "power_sensor": 22}),
             subentry_type="controlled_device",
             title="EV charger",
-            unique_id="22",
+            unique_id="controlled_device_22",
         ),
     )
     result = await hass.config_entries.subentries.async_init(

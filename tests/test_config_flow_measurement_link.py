@@ -112,7 +112,7 @@ async def test_add_link(hass: HomeAssistant, entry: MockConfigEntry) -> None:
         "upload_interval": {"hours": 0, "minutes": 10, "seconds": 0},
     }
     (subentry,) = entry.subentries.values()
-    assert subentry.unique_id == "20"
+    assert subentry.unique_id == "measurement_link_20"
     assert set(entry.runtime_data.uploader.links) == {subentry.subentry_id}
 
 

@@ -213,7 +213,7 @@ def test_config_from_subentry() -> None:
         subentry_id="x",
         subentry_type="controlled_device",
         title="Car",
-        unique_id="20",
+        unique_id="controlled_device_20",
     )
     entry = MockConfigEntry(domain=DOMAIN, subentries_data=[subentry])
     config = DeviceConfig.from_subentry(entry.subentries["x"], timedelta(hours=1))

@@ -779,7 +779,7 @@ async def fuzz_entry(
         data={**BATTERY_DATA, "s2": {"s2_enabled": True}},
         subentry_type="controlled_device",
         title="Home battery",
-        unique_id=str(BATTERY_SENSOR_ID),
+        unique_id=f"controlled_device_{BATTERY_SENSOR_ID}",
     )
     loaded = MockConfigEntry(
         domain=DOMAIN,

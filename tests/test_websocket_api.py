@@ -21,7 +21,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 from yarl import URL
 
@@ -504,3 +504,140 @@ async def test_schedule_prices_defaults(
         "unit": unit,
         "values": [1.0, 2.0, 3.0],
     }
+
+
+# --- Live refresh: the integration's own subscription -------------------------
+
+
+async def trigger_battery(hass: HomeAssistant) -> None:
+    """Ask a two-hour plan for the battery and wait for it."""
+    await hass.services.async_call(
+        DOMAIN,
+        "trigger_schedule",
+        {"device_id": battery_device(hass).id, "duration": {"hours": 2}},
+        blocking=True,
+        return_response=True,
+    )
+
+
+@pytest.mark.usefixtures("fake_scheduling")
+@pytest.mark.parametrize("subscribe_to", ["device", "all"])
+async def test_subscribe_non_admin(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_read_only_access_token: str,
+    init_battery: MockConfigEntry,
+    subscribe_to: str,
+) -> None:
+    """A user who is no administrator hears of each new plan of the device."""
+    device = battery_device(hass)
+    client = await hass_ws_client(hass, hass_read_only_access_token)
+    message: dict[str, Any] = {"type": "flexmeasures/schedule/subscribe"}
+    if subscribe_to == "device":
+        message["device_id"] = device.id
+    await client.send_json_auto_id(message)
+    subscribed = await client.receive_json()
+    assert subscribed["success"]
+
+    # The bus event itself stays out of reach of this user.
+    await client.send_json_auto_id(
+        {"type": "subscribe_events", "event_type": "flexmeasures_schedule_updated"}
+    )
+    refused = await client.receive_json()
+    assert refused["error"]["code"] == "unauthorized"
+
+    await trigger_battery(hass)
+    event = await client.receive_json()
+
+    assert event["id"] == subscribed["id"]
+    assert event["type"] == "event"
+    assert event["event"]["device_id"] == device.id
+    assert event["event"]["name"] == "Home battery"
+    assert event["event"]["start"] < event["event"]["end"]
+
+    # Unsubscribed, the next plan sends nothing more on this subscription.
+    await client.send_json_auto_id(
+        {"type": "unsubscribe_events", "subscription": subscribed["id"]}
+    )
+    assert (await client.receive_json())["success"]
+    await trigger_battery(hass)
+    await client.send_json_auto_id({"type": "ping"})
+    assert (await client.receive_json())["type"] == "pong"
+
+
+async def test_subscribe_filters(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    devices: dict[str, dr.DeviceEntry],
+) -> None:
+    """A device subscription hears only its device; odd events are skipped."""
+    client = await hass_ws_client(hass)
+    await client.send_json_auto_id(
+        {"type": "flexmeasures/schedule/subscribe", "device_id": devices["car"].id}
+    )
+    subscribed = await client.receive_json()
+    assert subscribed["success"]
+
+    for data in ({"device_id": devices["battery"].id}, {"device_id": None}, {}):
+        hass.bus.async_fire("flexmeasures_schedule_updated", data)
+    hass.bus.async_fire(
+        "flexmeasures_schedule_updated",
+        {"device_id": devices["car"].id, "name": "EV", "start": "a", "end": "b"},
+    )
+    await hass.async_block_till_done()
+
+    event = await client.receive_json()
+    assert event["event"] == {
+        "device_id": devices["car"].id,
+        "name": "EV",
+        "start": "a",
+        "end": "b",
+    }
+
+
+@pytest.mark.parametrize("device", ["asset", "other", "stray", None])
+async def test_subscribe_unknown_device(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    devices: dict[str, dr.DeviceEntry],
+    device: str | None,
+) -> None:
+    """Only controlled devices of this integration can be subscribed to."""
+    device_id = devices[device].id if device else "nonexistent"
+    client = await hass_ws_client(hass)
+    await client.send_json_auto_id(
+        {"type": "flexmeasures/schedule/subscribe", "device_id": device_id}
+    )
+    msg = await client.receive_json()
+
+    assert not msg["success"]
+    assert msg["error"]["code"] == "not_found"
+
+
+@pytest.mark.usefixtures("fake_scheduling")
+async def test_subscribe_without_permission(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_read_only_user: MockUser,
+    hass_read_only_access_token: str,
+    init_battery: MockConfigEntry,
+) -> None:
+    """A user who may not read the device's entities is refused and told nothing."""
+    device = battery_device(hass)
+    readable = "sensor.not_the_battery"
+    hass_read_only_user.mock_policy({"entities": {"entity_ids": {readable: True}}})
+    client = await hass_ws_client(hass, hass_read_only_access_token)
+
+    await client.send_json_auto_id(
+        {"type": "flexmeasures/schedule/subscribe", "device_id": device.id}
+    )
+    refused = await client.receive_json()
+    assert refused["error"]["code"] == "unauthorized"
+
+    # Subscribed to all devices, this user hears nothing of the battery.
+    await client.send_json_auto_id({"type": "flexmeasures/schedule/subscribe"})
+    subscribed = await client.receive_json()
+    assert subscribed["success"]
+    await trigger_battery(hass)
+    await client.send_json_auto_id({"type": "ping"})
+    assert (await client.receive_json())["type"] == "pong"

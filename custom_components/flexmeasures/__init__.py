@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import (
@@ -20,7 +22,16 @@ from .api import (
     async_create_api,
 )
 from .card import async_setup_card
-from .const import DOMAIN
+from .config_flow import subentry_unique_id
+from .const import (
+    CONF_POWER_SENSOR,
+    CONF_SENSOR_ID,
+    CONFIG_ENTRY_MINOR_VERSION,
+    DOMAIN,
+    LOGGER,
+    SUBENTRY_CONTROLLED_DEVICE,
+    SUBENTRY_MEASUREMENT_LINK,
+)
 from .coordinator import (
     FlexMeasuresInventoryCoordinator,
     FlexMeasuresSensorValuesCoordinator,
@@ -48,6 +59,48 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_services(hass)
     async_setup_s2(hass)
     async_setup_measurement_services(hass)
+    return True
+
+
+# The data key holding the FlexMeasures sensor that names each subentry type.
+_SUBENTRY_SENSOR_KEYS: Final = {
+    SUBENTRY_CONTROLLED_DEVICE: CONF_POWER_SENSOR,
+    SUBENTRY_MEASUREMENT_LINK: CONF_SENSOR_ID,
+}
+
+
+async def async_migrate_entry(
+    hass: HomeAssistant, entry: FlexMeasuresConfigEntry
+) -> bool:
+    """Migrate an entry stored by an older version of the integration."""
+    if entry.version > 1:
+        # Stored by a newer version: nothing here can read it.
+        return False
+    if entry.minor_version < 2:
+        # 1.1 -> 1.2: subentry unique ids name their type, so one sensor can
+        # be both a controlled device and a measurement link.
+        taken = {subentry.unique_id for subentry in entry.subentries.values()}
+        for subentry in list(entry.subentries.values()):
+            key = _SUBENTRY_SENSOR_KEYS.get(subentry.subentry_type)
+            if key is None or subentry.data.get(key) is None:
+                continue
+            unique_id = subentry_unique_id(subentry.subentry_type, subentry.data[key])
+            # Two subentries without unique id may name the same sensor; the
+            # first keeps it, Home Assistant refuses a unique id twice.
+            if unique_id not in taken:
+                taken.add(unique_id)
+                hass.config_entries.async_update_subentry(
+                    entry, subentry, unique_id=unique_id
+                )
+    hass.config_entries.async_update_entry(
+        entry, minor_version=CONFIG_ENTRY_MINOR_VERSION
+    )
+    LOGGER.debug(
+        "Migrated entry %s to version %s.%s",
+        entry.title,
+        entry.version,
+        CONFIG_ENTRY_MINOR_VERSION,
+    )
     return True
 
 

@@ -58,6 +58,7 @@ from .api import (
     FlexMeasuresError,
     FlexMeasuresInvalidUrlError,
     FlexMeasuresRejectedError,
+    FlexMeasuresResponseError,
     FlexMeasuresServerTooOldError,
     Sensor,
     ServerInfo,
@@ -97,6 +98,7 @@ from .const import (
     CONF_SOC_MIN,
     CONF_SOC_UNIT,
     CONF_UPLOAD_INTERVAL,
+    CONFIG_ENTRY_MINOR_VERSION,
     DEFAULT_UPLOAD_INTERVAL,
     DOMAIN,
     LOGGER,
@@ -143,10 +145,21 @@ def unique_id_for(server: ServerInfo) -> str:
     return f"{server.url}_{server.account_id}"
 
 
+def subentry_unique_id(subentry_type: str, sensor_id: int | str) -> str:
+    """Return a subentry's unique id: its type and FlexMeasures sensor.
+
+    Home Assistant refuses a unique id twice within an entry whatever the
+    subentry type, so the type is part of it: one sensor can be both measured
+    (a measurement link) and planned (a controlled device).
+    """
+    return f"{subentry_type}_{sensor_id}"
+
+
 class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
     """Handle a config flow for FlexMeasures."""
 
     VERSION = 1
+    MINOR_VERSION = CONFIG_ENTRY_MINOR_VERSION
 
     @staticmethod
     @callback
@@ -180,6 +193,10 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
             errors["base"] = "server_too_old"
         except FlexMeasuresConnectionError:
             errors["base"] = "cannot_connect"
+        except FlexMeasuresResponseError as err:
+            # Something answers, in JSON, but it is not FlexMeasures.
+            LOGGER.debug("Not a FlexMeasures answer at %s: %s", data[CONF_URL], err)
+            errors["base"] = "unexpected_response"
         except Exception:  # noqa: BLE001
             LOGGER.exception("Unexpected error while connecting to FlexMeasures")
             errors["base"] = "unknown"
@@ -518,7 +535,9 @@ class ControlledDeviceSubentryFlow(ConfigSubentryFlow):
         errors: dict[str, str] = {}
         if user_input is not None:
             errors = _validate_device(user_input)
-            unique_id = user_input[CONF_POWER_SENSOR]
+            unique_id = subentry_unique_id(
+                SUBENTRY_CONTROLLED_DEVICE, user_input[CONF_POWER_SENSOR]
+            )
             if any(
                 other.unique_id == unique_id
                 and other.subentry_type == SUBENTRY_CONTROLLED_DEVICE
@@ -808,6 +827,7 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
             step_id="new_sensor",
             data_schema=self.add_suggested_values_to_schema(schema, defaults),
             errors=errors,
+            description_placeholders={"entity": _entity_name(state, self._entity_id)},
         )
 
     def _linked_elsewhere(self, sensor_id: int) -> bool:
@@ -844,15 +864,16 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
             CONF_AGGREGATION: link[CONF_AGGREGATION],
             CONF_UPLOAD_INTERVAL: link[CONF_UPLOAD_INTERVAL],
         }
+        unique_id = subentry_unique_id(SUBENTRY_MEASUREMENT_LINK, sensor.id)
         if self.source == SOURCE_RECONFIGURE:
             return self.async_update_and_abort(
                 self._entry,
                 self._get_reconfigure_subentry(),
                 title=title,
                 data=data,
-                unique_id=str(sensor.id),
+                unique_id=unique_id,
             )
-        return self.async_create_entry(title=title, data=data, unique_id=str(sensor.id))
+        return self.async_create_entry(title=title, data=data, unique_id=unique_id)
 
 
 def _is_numeric(state: State) -> bool:

@@ -41,6 +41,10 @@ INSTANTANEOUS_RESOLUTION: Final = timedelta(minutes=5)
 
 # --- Scheduling: controlled devices (config subentries) ---
 
+# Minor version 2: subentry unique ids name their type ("controlled_device_20",
+# "measurement_link_20") instead of the bare sensor id.
+CONFIG_ENTRY_MINOR_VERSION: Final = 2
+
 SUBENTRY_CONTROLLED_DEVICE: Final = "controlled_device"
 
 CONF_KIND: Final = "kind"

@@ -252,6 +252,7 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
   const consoleErrors = [];
   const foreignRequests = [];
   const wsFramesSent = [];
+  const wsFramesReceived = [];
 
   /** Collect a page's console errors and uncaught exceptions, with details. */
   function watch(target) {
@@ -317,7 +318,10 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
     await context.clock.setFixedTime(clock);
     page = await context.newPage();
     watch(page);
-    page.on("websocket", (socket) => socket.on("framesent", ({ payload }) => wsFramesSent.push(String(payload))));
+    page.on("websocket", (socket) => {
+      socket.on("framesent", ({ payload }) => wsFramesSent.push(String(payload)));
+      socket.on("framereceived", ({ payload }) => wsFramesReceived.push(String(payload)));
+    });
     await page.goto(`${base}/${DASHBOARD}/plan`);
     await page.locator(`${CARD} svg`).waitFor({ timeout: 60_000 });
   });
@@ -388,10 +392,30 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
   });
 
   it("refreshes when a new schedule is announced", async () => {
+    // The card's own subscription (any user who may read the device), not the
+    // admin-only bus event: a real plan must arrive as an event frame on it.
+    const subscribe = wsFramesSent.map((f) => JSON.parse(f)).find((m) => m.type === "flexmeasures/schedule/subscribe");
+    assert.ok(subscribe, "the card subscribed with flexmeasures/schedule/subscribe");
+    assert.ok(!wsFramesSent.some((f) => f.includes('"subscribe_events"') && f.includes("flexmeasures_schedule_updated")));
+    const announced = () =>
+      wsFramesReceived.some((f) => {
+        const messages = [].concat(JSON.parse(f));
+        return messages.some((m) => m.id === subscribe.id && m.type === "event" && m.event.device_id === device.device_id);
+      });
     const asked = () => wsFramesSent.filter((f) => f.includes('"flexmeasures/schedule/get"')).length;
     const before = asked();
-    await ws.call({ type: "fire_event", event_type: "flexmeasures_schedule_updated", event_data: { device_id: device.device_id } });
-    for (let i = 0; i < 40 && asked() === before; i++) await sleep(250);
+    const target = new Date(Date.now() + 18 * 3600_000);
+    target.setUTCMinutes(0, 0, 0);
+    const { response } = await ws.call({
+      type: "call_service",
+      domain: "flexmeasures",
+      service: "trigger_schedule",
+      service_data: { device_id: device.device_id, soc_targets: [{ datetime: target.toISOString(), value: 80 }] },
+      return_response: true,
+    });
+    assert.equal(response.status, "ready", JSON.stringify(response));
+    for (let i = 0; i < 40 && !(announced() && asked() > before); i++) await sleep(250);
+    assert.ok(announced(), "the subscription's event frame reached the page");
     assert.ok(asked() > before, "the card asked for the schedule again");
   });
 

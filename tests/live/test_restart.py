@@ -149,7 +149,7 @@ def _battery(live_server: LiveServer) -> ConfigSubentryDataWithId:
         subentry_id=BATTERY_SUBENTRY,
         subentry_type=SUBENTRY_CONTROLLED_DEVICE,
         title="Restart battery",
-        unique_id=str(live_server.sensors["battery_power"]),
+        unique_id=f"controlled_device_{live_server.sensors['battery_power']}",
     )
 
 
@@ -168,7 +168,7 @@ def _link(index: int, sensor_id: int) -> ConfigSubentryDataWithId:
         subentry_id=f"restartlink{index:02}",
         subentry_type=SUBENTRY_MEASUREMENT_LINK,
         title=f"Restart meter {index}",
-        unique_id=str(sensor_id),
+        unique_id=f"measurement_link_{sensor_id}",
     )
 
 

@@ -538,16 +538,18 @@ export class FlexMeasuresScheduleCard extends Base {
     this._unsubscribe();
     const connection = this._hass && this._hass.connection;
     if (!connection) return;
-    const pending = connection.subscribeEvents((event) => {
-      const id = event && event.data && event.data.device_id;
+    // The integration's own subscription: any user who may read the device's
+    // entities gets it (the bus event itself is for administrators only).
+    const pending = connection.subscribeMessage((event) => {
+      const id = event && event.device_id;
       if (!id || !this._deviceId || id === this._deviceId) this._refresh();
-    }, "flexmeasures_schedule_updated");
+    }, { type: "flexmeasures/schedule/subscribe" });
     this._unsub = pending;
     try {
       await pending;
     } catch (_err) {
-      // Non-admin users may not subscribe to this event: the card still loads
-      // and the minute timer keeps "now" moving.
+      // An integration without the command (an older version still loaded):
+      // the card still loads and the minute timer keeps "now" moving.
       if (this._unsub === pending) this._unsub = undefined;
     }
   }
