@@ -374,7 +374,13 @@ async def save_dashboard(
 ) -> dict[str, Any]:
     """Make the default dashboard show the demo, the plan and the integration."""
     registry = await ws_call(ws, 12, type="config/entity_registry/list")
-    ours = [e for e in registry if e.get("config_entry_id") == entry_id]
+    ours = [
+        e
+        for e in registry
+        if e.get("config_entry_id") == entry_id
+        and not e.get("disabled_by")
+        and not e.get("hidden_by")
+    ]
     planned = sorted(e["entity_id"] for e in ours if e.get("device_id") == device_id)
     others = sorted(e["entity_id"] for e in ours if e.get("device_id") != device_id)
     calendars = [e for e in planned if e.startswith("calendar.")]

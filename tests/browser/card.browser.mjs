@@ -19,13 +19,12 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { chromium } from "playwright-core";
+import { connectWs, launchChromium, postJson, sleep, watchPage } from "../../scripts/lib/ha_client.mjs";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const OUTPUT = path.resolve(REPO, process.env.FM_BROWSER_OUTPUT || "test-output/browser");
 const CONFIG = path.join(OUTPUT, "config");
 const HASS = JSON.parse(process.env.FM_BROWSER_HASS || '["python3", "-P", "-m", "homeassistant"]');
-const CHROMIUM = process.env.FM_BROWSER_CHROMIUM || "/usr/bin/chromium";
 const DASHBOARD = "flexmeasures-card";
 const CARD = "flexmeasures-schedule-card";
 const USER = { name: "Browser Test", username: "browser", password: "browser-test-password" };
@@ -42,8 +41,6 @@ function freePort() {
     });
   });
 }
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A fresh HA config dir: the integration linked in, the battery's SoC as a sensor. */
 function writeConfig(port) {
@@ -121,17 +118,6 @@ async function stopHass(proc) {
   clearTimeout(timer);
 }
 
-async function postJson(base, url, body, token) {
-  const response = await fetch(base + url, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert.ok(response.ok, `POST ${url}: ${response.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
 /** Onboard through HA's REST API; returns the tokens as the frontend stores them. */
 async function onboard(base) {
   const clientId = `${base}/`;
@@ -146,36 +132,6 @@ async function onboard(base) {
   await postJson(base, "/api/onboarding/analytics", {}, tokens.access_token);
   await postJson(base, "/api/onboarding/integration", { client_id: clientId, redirect_uri: `${base}/?auth_callback=1` }, tokens.access_token);
   return { ...tokens, hassUrl: base, clientId, expires: Date.now() + tokens.expires_in * 1000 };
-}
-
-/** A minimal client of HA's websocket API. */
-async function connectWs(base, token) {
-  const ws = new WebSocket(`${base.replace("http", "ws")}/api/websocket`);
-  const pending = new Map();
-  let nextId = 1;
-  await new Promise((resolve, reject) => {
-    ws.onerror = () => reject(new Error("websocket error"));
-    ws.onmessage = (event) => {
-      const msg = JSON.parse(event.data);
-      if (msg.type === "auth_required") ws.send(JSON.stringify({ type: "auth", access_token: token }));
-      else if (msg.type === "auth_ok") resolve();
-      else if (msg.type === "auth_invalid") reject(new Error(msg.message));
-      else if (msg.type === "result" && pending.has(msg.id)) {
-        const { resolve: ok, reject: fail } = pending.get(msg.id);
-        pending.delete(msg.id);
-        if (msg.success) ok(msg.result);
-        else fail(Object.assign(new Error(`${msg.error.code}: ${msg.error.message}`), msg.error));
-      }
-    };
-  });
-  return {
-    call(message) {
-      const id = nextId++;
-      ws.send(JSON.stringify({ id, ...message }));
-      return new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
-    },
-    close: () => ws.close(),
-  };
 }
 
 /** Add the integration through its config flow, as a user would; returns the entry id. */
@@ -253,18 +209,6 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
   const foreignRequests = [];
   const wsFramesSent = [];
 
-  /** Collect a page's console errors and uncaught exceptions, with details. */
-  function watch(target) {
-    target.on("console", async (msg) => {
-      if (msg.type() !== "error") return;
-      const args = await Promise.all(
-        msg.args().map((arg) => arg.evaluate((v) => (v instanceof Error ? v.stack : JSON.stringify(v))).catch(() => "?")),
-      );
-      consoleErrors.push(`${msg.text()} ${args.join(" ")} @ ${msg.location().url}:${msg.location().lineNumber}`);
-    });
-    target.on("pageerror", (err) => consoleErrors.push(`uncaught ${err.name}: ${err.message} ${err.stack || ""} @ ${target.url()}`));
-  }
-
   before(async () => {
     mkdirSync(OUTPUT, { recursive: true });
     const port = await freePort();
@@ -300,10 +244,7 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
       config: { title: "Energy plan", views: [{ title: "Plan", path: "plan", cards: [{ type: `custom:${CARD}`, device_id: device.device_id, horizon }] }] },
     });
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    browser = await launchChromium();
     // Service workers blocked so that every request the page makes is seen here.
     context = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: "block", locale: "en-GB", timezoneId: "Europe/Amsterdam" });
     await context.addInitScript((stored) => localStorage.setItem("hassTokens", JSON.stringify(stored)), tokens);
@@ -316,7 +257,7 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
     clock = Date.parse(schedule.start) + 1.5 * schedule.resolution * 1000;
     await context.clock.setFixedTime(clock);
     page = await context.newPage();
-    watch(page);
+    watchPage(page, consoleErrors);
     page.on("websocket", (socket) => socket.on("framesent", ({ payload }) => wsFramesSent.push(String(payload))));
     await page.goto(`${base}/${DASHBOARD}/plan`);
     await page.locator(`${CARD} svg`).waitFor({ timeout: 60_000 });
@@ -359,7 +300,7 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
     const phone = await context.newPage();
     await phone.setViewportSize({ width: 360, height: 740 });
     await phone.addInitScript(() => localStorage.setItem("selectedTheme", JSON.stringify({ theme: "default", dark: true })));
-    watch(phone);
+    watchPage(phone, consoleErrors);
     await phone.goto(`${base}/${DASHBOARD}/plan`);
     await phone.locator(`${CARD} svg`).waitFor();
     await phone.waitForFunction(() => !document.getElementById("ha-launch-screen"));
