@@ -2,9 +2,20 @@
 // Shared by the real-browser tests (tests/browser/*.browser.mjs) and the demo's
 // check (scripts/lib/demo_landing.mjs): one websocket client, one REST helper,
 // one way to start Chromium and to collect what a page complains about.
+import { spawn } from "node:child_process";
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import path from "node:path";
+
+import { fileURLToPath } from "node:url";
+
 import { chromium } from "playwright-core";
 
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
 export const CHROMIUM = process.env.FM_BROWSER_CHROMIUM || "/usr/bin/chromium";
+
+const STARTUP_TIMEOUT = 120_000;
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -78,3 +89,107 @@ export async function logIn(page, username, password) {
   await page.locator('input[name="password"]').fill(password);
   await page.locator('input[name="password"]').press("Enter");
 }
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A fresh HA config dir: the integration linked in, the battery's SoC as a sensor. */
+export function writeConfig(CONFIG, port, name) {
+  rmSync(CONFIG, { recursive: true, force: true });
+  mkdirSync(path.join(CONFIG, "custom_components"), { recursive: true });
+  const link = (target, name) =>
+    symlinkSync(path.relative(path.join(CONFIG, "custom_components"), target), path.join(CONFIG, "custom_components", name));
+  link(path.join(REPO, "custom_components/flexmeasures"), "flexmeasures");
+  writeFileSync(
+    path.join(CONFIG, "configuration.yaml"),
+    `homeassistant:
+  name: ${name}
+  time_zone: Europe/Amsterdam
+  country: NL
+  currency: EUR
+  unit_system: metric
+  latitude: 52.37
+  longitude: 4.89
+http:
+  server_host: 127.0.0.1
+  server_port: ${port}
+frontend:
+recorder:
+  purge_keep_days: 1
+template:
+  - sensor:
+      - name: Home battery SoC
+        unique_id: home_battery_soc
+        unit_of_measurement: "%"
+        device_class: battery
+        state_class: measurement
+        state: "40"
+logger:
+  default: warning
+`,
+  );
+}
+
+/** Start `hass` (the command line HASS) on a config dir; resolves once its API answers. */
+export async function startHass({ hass: HASS, repo: REPO, config: CONFIG, base, log }) {
+  const out = [];
+  // Paths relative to the repo: the same inside scripts/in-env's chroot (/src).
+  const proc = spawn(HASS[0], [...HASS.slice(1), "--config", path.relative(REPO, CONFIG), "--skip-pip"], {
+    cwd: REPO,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  for (const stream of [proc.stdout, proc.stderr]) stream.on("data", (chunk) => out.push(chunk));
+  proc.writeLog = () => writeFileSync(log, Buffer.concat(out));
+  proc.logText = () => Buffer.concat(out).toString();
+  const deadline = Date.now() + STARTUP_TIMEOUT;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) {
+      proc.writeLog();
+      throw new Error(`hass exited with ${proc.exitCode}; see ${log}`);
+    }
+    try {
+      const response = await fetch(`${base}/api/onboarding`);
+      if (response.ok) return proc;
+    } catch {
+      // not listening yet
+    }
+    await sleep(250);
+  }
+  proc.kill("SIGTERM");
+  throw new Error(`hass did not answer within ${STARTUP_TIMEOUT / 1000} s`);
+}
+
+export async function stopHass(proc) {
+  if (!proc || proc.exitCode !== null) return;
+  const exited = new Promise((resolve) => proc.once("exit", resolve));
+  proc.kill("SIGTERM");
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Onboard through HA's REST API; returns the tokens as the frontend stores them. */
+export async function onboard(base, USER) {
+  const clientId = `${base}/`;
+  const { auth_code: code } = await postJson(base, "/api/onboarding/users", { client_id: clientId, language: "en", ...USER });
+  const response = await fetch(`${base}/auth/token`, {
+    method: "POST",
+    body: new URLSearchParams({ grant_type: "authorization_code", code, client_id: clientId }),
+  });
+  if (!response.ok) throw new Error(`token: ${response.status}`);
+  const tokens = await response.json();
+  await postJson(base, "/api/onboarding/core_config", {}, tokens.access_token);
+  await postJson(base, "/api/onboarding/analytics", {}, tokens.access_token);
+  await postJson(base, "/api/onboarding/integration", { client_id: clientId, redirect_uri: `${base}/?auth_callback=1` }, tokens.access_token);
+  return { ...tokens, hassUrl: base, clientId, expires: Date.now() + tokens.expires_in * 1000 };
+}
+
