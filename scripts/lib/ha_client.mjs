@@ -109,6 +109,13 @@ export function writeConfig(CONFIG, port, name) {
   const link = (target, name) =>
     symlinkSync(path.relative(path.join(CONFIG, "custom_components"), target), path.join(CONFIG, "custom_components", name));
   link(path.join(REPO, "custom_components/flexmeasures"), "flexmeasures");
+  // Onboarding's core-config step done: it would start config flows (met,
+  // google_translate, ...) whose packages the test env does not install.
+  mkdirSync(path.join(CONFIG, ".storage"));
+  writeFileSync(
+    path.join(CONFIG, ".storage", "onboarding"),
+    JSON.stringify({ version: 4, minor_version: 1, key: "onboarding", data: { done: ["core_config"] } }),
+  );
   writeFileSync(
     path.join(CONFIG, "configuration.yaml"),
     `homeassistant:
@@ -187,9 +194,38 @@ export async function onboard(base, USER) {
   });
   if (!response.ok) throw new Error(`token: ${response.status}`);
   const tokens = await response.json();
-  await postJson(base, "/api/onboarding/core_config", {}, tokens.access_token);
-  await postJson(base, "/api/onboarding/analytics", {}, tokens.access_token);
+  const done = new Set((await (await fetch(`${base}/api/onboarding`)).json()).filter((s) => s.done).map((s) => s.step));
+  for (const step of ["core_config", "analytics"]) {
+    if (!done.has(step)) await postJson(base, `/api/onboarding/${step}`, {}, tokens.access_token);
+  }
   await postJson(base, "/api/onboarding/integration", { client_id: clientId, redirect_uri: `${base}/?auth_callback=1` }, tokens.access_token);
   return { ...tokens, hassUrl: base, clientId, expires: Date.now() + tokens.expires_in * 1000 };
 }
 
+
+/** All text a page shows, shadow roots included (what `innerText` of a host misses). */
+export function deepText(page) {
+  return page.evaluate(() => {
+    const parts = [];
+    const walk = (node) => {
+      if (node.nodeType === Node.TEXT_NODE) {
+        if (node.textContent.trim()) parts.push(node.textContent.trim());
+        return;
+      }
+      if (node.nodeType === Node.ELEMENT_NODE && ["SCRIPT", "STYLE"].includes(node.tagName)) return;
+      if (node.shadowRoot) walk(node.shadowRoot);
+      for (const child of node.childNodes) walk(child);
+    };
+    walk(document.body);
+    return parts.join("\n");
+  });
+}
+
+/** Texts that show a translation went wrong: HA's error text, raw keys, unfilled placeholders. */
+export function translationProblems(text) {
+  const problems = [];
+  if (text.includes("Translation error")) problems.push("Translation error");
+  for (const m of text.matchAll(/component\.flexmeasures\.[\w.]+/g)) problems.push(`raw key ${m[0]}`);
+  for (const m of text.matchAll(/\{[a-z_]+\}/g)) problems.push(`placeholder ${m[0]}`);
+  return problems;
+}
