@@ -449,7 +449,8 @@ def _device_schema(
                 ),
                 {"collapsed": True},
             ),
-            vol.Optional(CONF_S2, default={}): section(
+            # The frontend submits a section only with its required fields set.
+            vol.Optional(CONF_S2, default={CONF_S2_ENABLED: False}): section(
                 vol.Schema(
                     {
                         vol.Required(CONF_S2_ENABLED, default=False): BooleanSelector(),

@@ -30,3 +30,21 @@ fmha_venv() {
 
 fmha_seconds() { date +%s.%N | cut -c1-14; }
 fmha_elapsed() { awk -v a="$1" -v b="$(fmha_seconds)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# Chromium (Debian's) and playwright-core (npm ci from package-lock.json), for
+# the real-browser checks; each installed only when missing or stale.
+fmha_ensure_browser() {
+  if [ ! -x /usr/bin/chromium ]; then
+    fmha_log "installing Debian's chromium"
+    # (a snapshot mirror's Release files may have expired: see .ci/run)
+    local apt_opts=(-o Acquire::Check-Valid-Until=false -o Dpkg::Use-Pty=0 -qq)
+    DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update
+    DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y --no-install-recommends chromium >/dev/null
+  fi
+  local lock_hash
+  lock_hash=$(sha256sum "$FMHA_REPO/package-lock.json" | cut -c1-16)
+  if [ "$(cat "$FMHA_REPO/node_modules/.browser-test-stamp" 2>/dev/null)" != "$lock_hash" ]; then
+    (cd "$FMHA_REPO" && npm ci --no-audit --no-fund --loglevel=error) >&2
+    echo "$lock_hash" >"$FMHA_REPO/node_modules/.browser-test-stamp"
+  fi
+}

@@ -18,9 +18,12 @@ Steps, each through the API a person's browser would use:
    -> the seeded SoC sensor, demo charger power -> the seeded charger sensor;
 5. a first schedule: `flexmeasures.trigger_schedule` (websocket, with
    return_response, so it waits for the server's plan);
-6. the dashboard (websocket): the default dashboard shows the demo entities,
-   the schedule card, the controlled device's entities and its plan calendar,
-   and every other entity of the flexmeasures entry.
+6. the dashboard (websocket): a dashboard "FlexMeasures" in the sidebar
+   (`lovelace/dashboards/create`) with the schedule card, the demo entities, the
+   controlled device's entities and its plan calendar, and every other entity
+   of the flexmeasures entry; the default dashboard of the demo user and of
+   the system (`frontend/set_user_data`, `frontend/set_system_data`, key
+   `core`, `default_panel`), so it is where the user lands.
 Writes the login, the schedule status entity and timings to --out and prints
 one line per step.
 """
@@ -47,9 +50,6 @@ DEMO_ENTITIES = [
     "sensor.demo_charger_power",
     "input_number.demo_charger_power",
 ]
-# Onboarding's core-config step starts flows for these; the demo env lacks their
-# packages (and the internet), so their entries would only show as failed.
-ONBOARDING_EXTRAS = ("google_translate", "met", "radio_browser")
 T0 = time.monotonic()
 
 
@@ -110,7 +110,12 @@ async def onboard(session: aiohttp.ClientSession, base: str) -> str:
     ) as response:
         token = (await _json(response, "log in"))["access_token"]
     auth = {"Authorization": f"Bearer {token}"}
+    async with session.get(f"{base}/api/onboarding") as response:
+        done = {s["step"] for s in await _json(response, "onboarding") if s["done"]}
+    # ha_prepare.py marked core_config done: its flows (met, ...) never start.
     for step in ("core_config", "analytics"):
+        if step in done:
+            continue
         async with session.post(
             f"{base}/api/onboarding/{step}", headers=auth
         ) as response:
@@ -184,6 +189,8 @@ async def wait_loaded(
 
 
 DEMO_BATTERY = "Demo battery"
+DASHBOARD = "flexmeasures-demo"
+DASHBOARD_TITLE = "FlexMeasures"
 DEMO_SOC = "sensor.demo_battery_state_of_charge"
 DEMO_CHARGER = "sensor.demo_charger_power"
 
@@ -336,9 +343,10 @@ async def first_schedule(
                 raise DemoError("the controlled device did not appear")
             await asyncio.sleep(0.25)
     device = devices[0]
-    target = (datetime.now(UTC) + timedelta(hours=20)).replace(
-        minute=0, second=0, microsecond=0
-    )
+    now = datetime.now(UTC)
+    # From the quarter-hour that is running, so the card has a bar for now.
+    start = now.replace(minute=now.minute // 15 * 15, second=0, microsecond=0)
+    target = (now + timedelta(hours=20)).replace(minute=0, second=0, microsecond=0)
     result = await ws_call(
         ws,
         11,
@@ -347,6 +355,7 @@ async def first_schedule(
         service="trigger_schedule",
         service_data={
             "device_id": device["device_id"],
+            "start": start.isoformat(),
             "soc_targets": [{"datetime": target.isoformat(), "value": 90}],
         },
         return_response=True,
@@ -365,7 +374,13 @@ async def save_dashboard(
 ) -> dict[str, Any]:
     """Make the default dashboard show the demo, the plan and the integration."""
     registry = await ws_call(ws, 12, type="config/entity_registry/list")
-    ours = [e for e in registry if e.get("config_entry_id") == entry_id]
+    ours = [
+        e
+        for e in registry
+        if e.get("config_entry_id") == entry_id
+        and not e.get("disabled_by")
+        and not e.get("hidden_by")
+    ]
     planned = sorted(e["entity_id"] for e in ours if e.get("device_id") == device_id)
     others = sorted(e["entity_id"] for e in ours if e.get("device_id") != device_id)
     calendars = [e for e in planned if e.startswith("calendar.")]
@@ -420,34 +435,45 @@ async def save_dashboard(
         }
     )
     config = {
-        "title": "FlexMeasures demo",
-        "views": [{"title": "Home", "path": "home", "cards": cards}],
+        "title": DASHBOARD_TITLE,
+        "views": [{"title": "Plan", "path": "plan", "cards": cards}],
     }
-    await ws_call(ws, 13, type="lovelace/config/save", config=config)
+    await ws_call(
+        ws,
+        13,
+        type="lovelace/dashboards/create",
+        url_path=DASHBOARD,
+        title=DASHBOARD_TITLE,
+        icon="mdi:home-battery",
+        mode="storage",
+        show_in_sidebar=True,
+        require_admin=False,
+    )
+    await ws_call(
+        ws, 14, type="lovelace/config/save", url_path=DASHBOARD, config=config
+    )
+    # The dashboard a user lands on: the demo user's own choice (Profile ->
+    # Dashboard) and the system default (Settings -> Dashboards), both the
+    # frontend's `core` data; HA 2026.11 otherwise opens the generated Overview.
+    system = await ws_call(ws, 15, type="frontend/get_system_data", key="core")
+    await ws_call(
+        ws,
+        16,
+        type="frontend/set_system_data",
+        key="core",
+        value={**((system or {}).get("value") or {}), "default_panel": DASHBOARD},
+    )
+    await ws_call(
+        ws,
+        17,
+        type="frontend/set_user_data",
+        key="core",
+        value={"default_panel": DASHBOARD},
+    )
     return {
         "entities": len(ours),
         "schedule_status_entity": status[0] if status else None,
     }
-
-
-async def remove_onboarding_extras(
-    session: aiohttp.ClientSession, base: str, auth: dict[str, str]
-) -> list[str]:
-    """Delete the entries onboarding created for integrations the demo lacks."""
-    async with session.get(
-        f"{base}/api/config/config_entries/entry", headers=auth
-    ) as response:
-        entries = await _json(response, "list config entries")
-    removed = []
-    for entry in entries:
-        if entry["domain"] in ONBOARDING_EXTRAS:
-            async with session.delete(
-                f"{base}/api/config/config_entries/entry/{entry['entry_id']}",
-                headers=auth,
-            ) as response:
-                await _json(response, f"remove the {entry['domain']} entry")
-            removed.append(entry["domain"])
-    return removed
 
 
 async def main() -> int:
@@ -495,9 +521,6 @@ async def main() -> int:
                     ws, entry_id, planned["device"]["device_id"], seed
                 )
             say(f"dashboard saved ({dashboard['entities']} flexmeasures entities)")
-            removed = await remove_onboarding_extras(session, base, auth)
-            if removed:
-                say(f"removed the entries onboarding added: {', '.join(removed)}")
     except DemoError as err:
         print(f"[demo-ha] ERROR: {err}", file=sys.stderr)
         return 1
@@ -510,6 +533,7 @@ async def main() -> int:
                 "access_token": token,
                 "entry_id": entry_id,
                 "schedule_status_entity": dashboard["schedule_status_entity"],
+                "dashboard": f"/{DASHBOARD}/plan",
                 **figures,
             },
             indent=2,

@@ -12,171 +12,20 @@
 //   FM_BROWSER_SEED      the server's seed.json (default $FLEXMEASURES_SERVER_DIR/seed.json)
 //   FM_BROWSER_OUTPUT    where screenshots and the HA log go (test-output/browser)
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { chromium } from "playwright-core";
+import { connectWs, freePort, launchChromium, onboard, postJson, sleep, startHass, stopHass, watchPage, writeConfig } from "../../scripts/lib/ha_client.mjs";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const OUTPUT = path.resolve(REPO, process.env.FM_BROWSER_OUTPUT || "test-output/browser");
 const CONFIG = path.join(OUTPUT, "config");
 const HASS = JSON.parse(process.env.FM_BROWSER_HASS || '["python3", "-P", "-m", "homeassistant"]');
-const CHROMIUM = process.env.FM_BROWSER_CHROMIUM || "/usr/bin/chromium";
 const DASHBOARD = "flexmeasures-card";
 const CARD = "flexmeasures-schedule-card";
 const USER = { name: "Browser Test", username: "browser", password: "browser-test-password" };
-const STARTUP_TIMEOUT = 120_000;
-
-/** A free TCP port on 127.0.0.1. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A fresh HA config dir: the integration linked in, the battery's SoC as a sensor. */
-function writeConfig(port) {
-  rmSync(CONFIG, { recursive: true, force: true });
-  mkdirSync(path.join(CONFIG, "custom_components"), { recursive: true });
-  const link = (target, name) =>
-    symlinkSync(path.relative(path.join(CONFIG, "custom_components"), target), path.join(CONFIG, "custom_components", name));
-  link(path.join(REPO, "custom_components/flexmeasures"), "flexmeasures");
-  writeFileSync(
-    path.join(CONFIG, "configuration.yaml"),
-    `homeassistant:
-  name: FlexMeasures card test
-  time_zone: Europe/Amsterdam
-  country: NL
-  currency: EUR
-  unit_system: metric
-  latitude: 52.37
-  longitude: 4.89
-http:
-  server_host: 127.0.0.1
-  server_port: ${port}
-frontend:
-recorder:
-  purge_keep_days: 1
-template:
-  - sensor:
-      - name: Home battery SoC
-        unique_id: home_battery_soc
-        unit_of_measurement: "%"
-        device_class: battery
-        state_class: measurement
-        state: "40"
-logger:
-  default: warning
-`,
-  );
-}
-
-/** Start `hass` on the config dir; resolves once its API answers. */
-async function startHass(base) {
-  const log = path.join(OUTPUT, "home-assistant.log");
-  const out = [];
-  // Paths relative to the repo: the same inside scripts/in-env's chroot (/src).
-  const proc = spawn(HASS[0], [...HASS.slice(1), "--config", path.relative(REPO, CONFIG), "--skip-pip"], {
-    cwd: REPO,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  for (const stream of [proc.stdout, proc.stderr]) stream.on("data", (chunk) => out.push(chunk));
-  proc.writeLog = () => writeFileSync(log, Buffer.concat(out));
-  proc.logText = () => Buffer.concat(out).toString();
-  const deadline = Date.now() + STARTUP_TIMEOUT;
-  while (Date.now() < deadline) {
-    if (proc.exitCode !== null) {
-      proc.writeLog();
-      throw new Error(`hass exited with ${proc.exitCode}; see ${log}`);
-    }
-    try {
-      const response = await fetch(`${base}/api/onboarding`);
-      if (response.ok) return proc;
-    } catch {
-      // not listening yet
-    }
-    await sleep(250);
-  }
-  proc.kill("SIGTERM");
-  throw new Error(`hass did not answer within ${STARTUP_TIMEOUT / 1000} s`);
-}
-
-async function stopHass(proc) {
-  if (!proc || proc.exitCode !== null) return;
-  const exited = new Promise((resolve) => proc.once("exit", resolve));
-  proc.kill("SIGTERM");
-  const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function postJson(base, url, body, token) {
-  const response = await fetch(base + url, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert.ok(response.ok, `POST ${url}: ${response.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
-/** Onboard through HA's REST API; returns the tokens as the frontend stores them. */
-async function onboard(base) {
-  const clientId = `${base}/`;
-  const { auth_code: code } = await postJson(base, "/api/onboarding/users", { client_id: clientId, language: "en", ...USER });
-  const response = await fetch(`${base}/auth/token`, {
-    method: "POST",
-    body: new URLSearchParams({ grant_type: "authorization_code", code, client_id: clientId }),
-  });
-  assert.ok(response.ok, `token: ${response.status}`);
-  const tokens = await response.json();
-  await postJson(base, "/api/onboarding/core_config", {}, tokens.access_token);
-  await postJson(base, "/api/onboarding/analytics", {}, tokens.access_token);
-  await postJson(base, "/api/onboarding/integration", { client_id: clientId, redirect_uri: `${base}/?auth_callback=1` }, tokens.access_token);
-  return { ...tokens, hassUrl: base, clientId, expires: Date.now() + tokens.expires_in * 1000 };
-}
-
-/** A minimal client of HA's websocket API. */
-async function connectWs(base, token) {
-  const ws = new WebSocket(`${base.replace("http", "ws")}/api/websocket`);
-  const pending = new Map();
-  let nextId = 1;
-  await new Promise((resolve, reject) => {
-    ws.onerror = () => reject(new Error("websocket error"));
-    ws.onmessage = (event) => {
-      const msg = JSON.parse(event.data);
-      if (msg.type === "auth_required") ws.send(JSON.stringify({ type: "auth", access_token: token }));
-      else if (msg.type === "auth_ok") resolve();
-      else if (msg.type === "auth_invalid") reject(new Error(msg.message));
-      else if (msg.type === "result" && pending.has(msg.id)) {
-        const { resolve: ok, reject: fail } = pending.get(msg.id);
-        pending.delete(msg.id);
-        if (msg.success) ok(msg.result);
-        else fail(Object.assign(new Error(`${msg.error.code}: ${msg.error.message}`), msg.error));
-      }
-    };
-  });
-  return {
-    call(message) {
-      const id = nextId++;
-      ws.send(JSON.stringify({ id, ...message }));
-      return new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
-    },
-    close: () => ws.close(),
-  };
-}
 
 /** Add the integration through its config flow, as a user would; returns the entry id. */
 async function addIntegration(base, tokens, { url, email, password }) {
@@ -254,27 +103,15 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
   const wsFramesSent = [];
   const wsFramesReceived = [];
 
-  /** Collect a page's console errors and uncaught exceptions, with details. */
-  function watch(target) {
-    target.on("console", async (msg) => {
-      if (msg.type() !== "error") return;
-      const args = await Promise.all(
-        msg.args().map((arg) => arg.evaluate((v) => (v instanceof Error ? v.stack : JSON.stringify(v))).catch(() => "?")),
-      );
-      consoleErrors.push(`${msg.text()} ${args.join(" ")} @ ${msg.location().url}:${msg.location().lineNumber}`);
-    });
-    target.on("pageerror", (err) => consoleErrors.push(`uncaught ${err.name}: ${err.message} ${err.stack || ""} @ ${target.url()}`));
-  }
-
   before(async () => {
     mkdirSync(OUTPUT, { recursive: true });
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    writeConfig(port);
+    writeConfig(CONFIG, port, "FlexMeasures card test");
     const t0 = Date.now();
-    hass = await startHass(base);
+    hass = await startHass({ hass: HASS, repo: REPO, config: CONFIG, base, log: path.join(OUTPUT, "home-assistant.log") });
     console.log(`# hass answered after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    tokens = await onboard(base);
+    tokens = await onboard(base, USER);
     ws = await connectWs(base, tokens.access_token);
     // The API answers during start-up: wait until every integration is set up.
     for (let i = 0; i < 240 && (await ws.call({ type: "get_config" })).state !== "RUNNING"; i++) await sleep(250);
@@ -301,10 +138,7 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
       config: { title: "Energy plan", views: [{ title: "Plan", path: "plan", cards: [{ type: `custom:${CARD}`, device_id: device.device_id, horizon }] }] },
     });
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    browser = await launchChromium();
     // Service workers blocked so that every request the page makes is seen here.
     context = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: "block", locale: "en-GB", timezoneId: "Europe/Amsterdam" });
     await context.addInitScript((stored) => localStorage.setItem("hassTokens", JSON.stringify(stored)), tokens);
@@ -317,7 +151,7 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
     clock = Date.parse(schedule.start) + 1.5 * schedule.resolution * 1000;
     await context.clock.setFixedTime(clock);
     page = await context.newPage();
-    watch(page);
+    watchPage(page, consoleErrors);
     page.on("websocket", (socket) => {
       socket.on("framesent", ({ payload }) => wsFramesSent.push(String(payload)));
       socket.on("framereceived", ({ payload }) => wsFramesReceived.push(String(payload)));
@@ -363,7 +197,7 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
     const phone = await context.newPage();
     await phone.setViewportSize({ width: 360, height: 740 });
     await phone.addInitScript(() => localStorage.setItem("selectedTheme", JSON.stringify({ theme: "default", dark: true })));
-    watch(phone);
+    watchPage(phone, consoleErrors);
     await phone.goto(`${base}/${DASHBOARD}/plan`);
     await phone.locator(`${CARD} svg`).waitFor();
     await phone.waitForFunction(() => !document.getElementById("ha-launch-screen"));
