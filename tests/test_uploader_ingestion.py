@@ -7,6 +7,7 @@ worker it stores them at once (200), which the rest of the uploader tests cover.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -359,3 +360,82 @@ async def test_stored_at_once_without_an_ingestion_worker(
     assert not any(
         path.startswith("/api/v3_0/jobs/") for _, path, _ in fake_server.calls
     )
+
+
+async def test_server_trouble_while_asking(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    ingestion: FakeIngestion,
+    linked_entry: MockConfigEntry,
+) -> None:
+    """503 on a look-up is an outage; a refused login asks to log in again."""
+    ingestion.script = ["QUEUED"] * len(JOB_POLL_DELAYS) + ["FINISHED"]
+    await setup(hass, freezer, linked_entry)
+    await advance(hass, freezer, POSTED)
+    (uuid,) = ingestion.jobs
+    path = f"GET /api/v3_0/jobs/{uuid}"
+    handler = ingestion.server.handlers.pop(path)
+    ingestion.server.statuses[path] = HTTPStatus.SERVICE_UNAVAILABLE
+    ingestion.server.responses[path] = {"status": 503}
+    await advance(hass, freezer, POSTED + timedelta(seconds=30))
+    uploader = linked_entry.runtime_data.uploader
+    assert uploader.server_down
+    assert next(iter(uploader.links.values())).jobs.keys() == {uuid}
+
+    ingestion.server.handlers[path] = handler
+    ingestion.server.password = "changed"  # noqa: S105
+    ingestion.server.unauthorized_requests = 10_000
+    await advance(hass, freezer, POSTED + timedelta(minutes=2))
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == ["reauth"]
+    assert next(iter(uploader.links.values())).jobs.keys() == {uuid}
+    assert uploader.pending_count == 1
+
+
+async def test_failed_job_without_traceback(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    ingestion: FakeIngestion,
+    linked_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """A failed job that says no more than its message: the message is the error."""
+    ingestion.script = ["QUEUED"] * len(JOB_POLL_DELAYS) + ["FINISHED"]
+    await setup(hass, freezer, linked_entry)
+    await advance(hass, freezer, POSTED)
+    (uuid,) = ingestion.jobs
+    path = f"GET /api/v3_0/jobs/{uuid}"
+    ingestion.server.handlers.pop(path)
+    ingestion.server.statuses[path] = HTTPStatus.UNPROCESSABLE_ENTITY
+    ingestion.server.responses[path] = {"status": "FAILED", "exc-info": None}
+    await advance(hass, freezer, POSTED + timedelta(seconds=30))
+    (issue,) = issue_registry.issues.values()
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["error"] == "the ingestion job failed"
+
+
+async def test_look_ups_wait_between_rounds(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    ingestion: FakeIngestion,
+    linked_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The flush that posted waits before each round of look-ups, as configured."""
+    waits: list[float] = []
+    sleep = asyncio.sleep
+
+    async def record_sleep(delay: float, result: Any = None) -> Any:
+        if delay:  # Home Assistant's own sleep(0) yields go through
+            waits.append(delay)
+        return await sleep(0, result)
+
+    monkeypatch.setattr(uploader_module, "JOB_POLL_DELAYS", (0.5, 1.0, 2.0))
+    monkeypatch.setattr(asyncio, "sleep", record_sleep)
+    ingestion.script = ["QUEUED", "STARTED", "FINISHED"]
+    await setup(hass, freezer, linked_entry)
+    await advance(hass, freezer, POSTED)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert list(ingestion.lookups.values()) == [3]
+    assert waits == [0.5, 1.0, 2.0]
+    assert linked_entry.runtime_data.uploader.pending_count == 0
