@@ -7,7 +7,6 @@ worker it stores them at once (200), which the rest of the uploader tests cover.
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -423,15 +422,15 @@ async def test_look_ups_wait_between_rounds(
 ) -> None:
     """The flush that posted waits before each round of look-ups, as configured."""
     waits: list[float] = []
-    sleep = asyncio.sleep
 
-    async def record_sleep(delay: float, result: Any = None) -> Any:
-        if delay:  # Home Assistant's own sleep(0) yields go through
-            waits.append(delay)
-        return await sleep(0, result)
+    pause = uploader_module._pause
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+        await pause(0)  # the real pause, without the wait
 
     monkeypatch.setattr(uploader_module, "JOB_POLL_DELAYS", (0.5, 1.0, 2.0))
-    monkeypatch.setattr(asyncio, "sleep", record_sleep)
+    monkeypatch.setattr(uploader_module, "_pause", record)
     ingestion.script = ["QUEUED", "STARTED", "FINISHED"]
     await setup(hass, freezer, linked_entry)
     await advance(hass, freezer, POSTED)

@@ -477,16 +477,16 @@ class MeasurementUploader:
                     now >= link.next_due and (not link.rejected or now >= link.retry_at)
                 )
             ]
-            up = True
-            for link in self.links.values():
-                if link.jobs and not await self._async_check_jobs(link, now, (0.0,)):
-                    up = False
-                    break
+            # Jobs from earlier flushes first: once each, so a stored slot is not
+            # sent again; then the jobs of this flush's POSTs, a few times.
+            up = await self._async_check_jobs(now, (0.0,))
             for link in sorted(due, key=_oldest_pending) if up else ():
                 if not await self._async_send(link, now):
                     up = False
                     break
                 link.next_due = now + link.config.upload_interval
+            if up:
+                up = await self._async_check_jobs(now, JOB_POLL_DELAYS)
             if up:
                 self._mark_up()
             else:
@@ -532,53 +532,57 @@ class MeasurementUploader:
                 self._stored(link, sent)
             else:
                 link.jobs[job_id] = IngestionJob(sent)
-        if link.jobs:
-            return await self._async_check_jobs(link, now, JOB_POLL_DELAYS)
         return True
 
-    async def _async_check_jobs(
-        self, link: Link, now: float, delays: Sequence[float]
-    ) -> bool:
-        """Ask how the link's ingestion jobs did; return False if the server is down.
+    async def _async_check_jobs(self, now: float, delays: Sequence[float]) -> bool:
+        """Ask how the ingestion jobs did; return False if the server is down.
 
         After each delay, one status request per job still running; a job asked
         about JOB_CHECKS times is given up (its values are sent again later).
         """
         for delay in delays:
-            if not link.jobs:
+            running = [link for link in self.links.values() if link.jobs]
+            if not running:
                 break
             if delay:
-                await asyncio.sleep(delay)
-            for job_id, job in list(link.jobs.items()):
-                try:
-                    document = await self.api.async_get_job_status(job_id)
-                except FlexMeasuresHttpStatusError as err:
-                    if err.status != HTTPStatus.NOT_FOUND:
-                        self._last_error = str(err)
-                        return False
-                    # Expired or lost with the server's Redis: send the values again.
-                    LOGGER.debug("Ingestion job %s is unknown; resending", job_id)
-                    del link.jobs[job_id]
-                    continue
-                except FlexMeasuresAuthenticationError as err:
-                    self._last_error = str(err)
-                    self.entry.async_start_reauth(self.hass)
+                await _pause(delay)
+            for link in running:
+                if not await self._async_check_link_jobs(link, now):
                     return False
-                except FlexMeasuresError as err:
+        return True
+
+    async def _async_check_link_jobs(self, link: Link, now: float) -> bool:
+        """Ask once about each running job of a link; False if the server is down."""
+        for job_id, job in list(link.jobs.items()):
+            try:
+                document = await self.api.async_get_job_status(job_id)
+            except FlexMeasuresHttpStatusError as err:
+                if err.status != HTTPStatus.NOT_FOUND:
                     self._last_error = str(err)
                     return False
-                job.checks += 1
-                status = str(document.get("status", "")).upper()
-                if status == "FINISHED":
-                    del link.jobs[job_id]
-                    self._stored(link, job.values)
-                elif status == "FAILED":
-                    del link.jobs[job_id]
-                    self._not_stored(link, _job_error(document), now)
-                elif status not in JOB_RUNNING or job.checks >= JOB_CHECKS:
-                    # Canceled, stopped, or running too long: send the values again.
-                    LOGGER.debug("Ingestion job %s is %s; resending", job_id, status)
-                    del link.jobs[job_id]
+                # Expired or lost with the server's Redis: send the values again.
+                LOGGER.debug("Ingestion job %s is unknown; resending", job_id)
+                del link.jobs[job_id]
+                continue
+            except FlexMeasuresAuthenticationError as err:
+                self._last_error = str(err)
+                self.entry.async_start_reauth(self.hass)
+                return False
+            except FlexMeasuresError as err:
+                self._last_error = str(err)
+                return False
+            job.checks += 1
+            status = str(document.get("status", "")).upper()
+            if status == "FINISHED":
+                del link.jobs[job_id]
+                self._stored(link, job.values)
+            elif status == "FAILED":
+                del link.jobs[job_id]
+                self._not_stored(link, _job_error(document), now)
+            elif status not in JOB_RUNNING or job.checks >= JOB_CHECKS:
+                # Canceled, stopped, or running too long: send the values again.
+                LOGGER.debug("Ingestion job %s is %s; resending", job_id, status)
+                del link.jobs[job_id]
         return True
 
     def _stored(self, link: Link, values: Sequence[tuple[int, float]]) -> None:
@@ -756,6 +760,11 @@ class MeasurementUploader:
             },
             "last_upload": self.last_upload.isoformat() if self.last_upload else None,
         }
+
+
+async def _pause(seconds: float) -> None:
+    """Wait between rounds of job look-ups."""
+    await asyncio.sleep(seconds)
 
 
 def _job_error(document: Mapping[str, Any]) -> str:

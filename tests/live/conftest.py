@@ -277,9 +277,10 @@ def posts() -> Iterator[list[tuple[int, datetime, int]]]:
     accepted: list[tuple[int, datetime, int]] = []
     original = FlexMeasuresApi.async_post_sensor_data
 
-    async def spy(self: FlexMeasuresApi, sensor_id: int, **kwargs: Any) -> None:
-        await original(self, sensor_id, **kwargs)
+    async def spy(self: FlexMeasuresApi, sensor_id: int, **kwargs: Any) -> str | None:
+        job = await original(self, sensor_id, **kwargs)
         accepted.append((sensor_id, kwargs["start"], len(kwargs["values"])))
+        return job
 
     with patch.object(FlexMeasuresApi, "async_post_sensor_data", spy):
         yield accepted
