@@ -16,7 +16,7 @@ timeout the server did process or for a job that was lost, overwrites one row.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -89,12 +89,13 @@ HISTORY_CHUNK: Final = timedelta(days=1)
 HISTORY_OVERLAP: Final = timedelta(milliseconds=1)
 ISSUE_REJECTED: Final = "upload_rejected"
 ISSUE_NOT_STORED: Final = "upload_not_stored"
-# Status requests for the ingestion jobs of one flush: after each delay (seconds),
-# one request per job still running. A job that runs longer is asked about once
-# per tick, JOB_CHECKS times in all; then its values are sent again (harmless:
-# the same slots overwrite the same rows) instead of waiting for ever.
+# Status requests for the ingestion jobs of one flush's POSTs: after each delay
+# (seconds), one request per job still running. A job that runs longer is asked
+# about once per tick (30 s), JOB_CHECKS times in all (about ten minutes); then
+# its values are sent again (harmless: the same slots overwrite the same rows)
+# instead of waiting for ever.
 JOB_POLL_DELAYS: Final[tuple[float, ...]] = (0.5, 1.0, 2.0, 4.0)
-JOB_CHECKS: Final = 12
+JOB_CHECKS: Final = 24
 JOB_RUNNING: Final = frozenset({"QUEUED", "STARTED", "DEFERRED", "SCHEDULED"})
 
 GAP_STATES: Final = frozenset({STATE_UNKNOWN, STATE_UNAVAILABLE})
@@ -480,13 +481,14 @@ class MeasurementUploader:
             # Jobs from earlier flushes first: once each, so a stored slot is not
             # sent again; then the jobs of this flush's POSTs, a few times.
             up = await self._async_check_jobs(now, (0.0,))
+            earlier = {job for link in self.links.values() for job in link.jobs}
             for link in sorted(due, key=_oldest_pending) if up else ():
                 if not await self._async_send(link, now):
                     up = False
                     break
                 link.next_due = now + link.config.upload_interval
             if up:
-                up = await self._async_check_jobs(now, JOB_POLL_DELAYS)
+                up = await self._async_check_jobs(now, JOB_POLL_DELAYS, earlier)
             if up:
                 self._mark_up()
             else:
@@ -534,26 +536,35 @@ class MeasurementUploader:
                 link.jobs[job_id] = IngestionJob(sent)
         return True
 
-    async def _async_check_jobs(self, now: float, delays: Sequence[float]) -> bool:
-        """Ask how the ingestion jobs did; return False if the server is down.
+    async def _async_check_jobs(
+        self,
+        now: float,
+        delays: Sequence[float],
+        skip: AbstractSet[str] = frozenset(),
+    ) -> bool:
+        """Ask how the ingestion jobs (but ``skip``) did; False if the server is down.
 
         After each delay, one status request per job still running; a job asked
         about JOB_CHECKS times is given up (its values are sent again later).
         """
         for delay in delays:
-            running = [link for link in self.links.values() if link.jobs]
+            running = [link for link in self.links.values() if set(link.jobs) - skip]
             if not running:
                 break
             if delay:
                 await _pause(delay)
             for link in running:
-                if not await self._async_check_link_jobs(link, now):
+                if not await self._async_check_link_jobs(link, now, skip):
                     return False
         return True
 
-    async def _async_check_link_jobs(self, link: Link, now: float) -> bool:
+    async def _async_check_link_jobs(
+        self, link: Link, now: float, skip: AbstractSet[str]
+    ) -> bool:
         """Ask once about each running job of a link; False if the server is down."""
         for job_id, job in list(link.jobs.items()):
+            if job_id in skip:
+                continue
             try:
                 document = await self.api.async_get_job_status(job_id)
             except FlexMeasuresHttpStatusError as err:

@@ -17,6 +17,7 @@ that fails on purpose, see proxy.py).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ import json
 import os
 from pathlib import Path
 import socket
+import time
 from typing import Any
 from unittest.mock import patch
 
@@ -269,6 +271,22 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("measured waits under faults")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(autouse=True)
+def real_time_job_waits() -> Iterator[None]:
+    """Wait between ingestion-job look-ups in real time.
+
+    Home Assistant's clock (and with it its event loop's) is frozen in these
+    tests, so the uploader's asyncio.sleep would last until the test moves the
+    clock; the server's worker meanwhile runs in real time.
+    """
+
+    async def pause(seconds: float) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, time.sleep, seconds)
+
+    with patch("custom_components.flexmeasures.uploader._pause", pause):
+        yield
 
 
 @pytest.fixture
