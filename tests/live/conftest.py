@@ -289,6 +289,29 @@ def real_time_job_waits() -> Iterator[None]:
         yield
 
 
+# Real seconds to let the server's ingestion worker store what was posted (one RQ
+# job per POST; it forks per job, ~0.45 s each on this machine).
+INGESTION_WAIT = 180
+
+
+async def follow_ingestion(entry: FlexMeasuresConfigEntry) -> int:
+    """Ask about the uploader's ingestion jobs each real second until none runs.
+
+    Stands in for the upload timer (every 30 s) while the test's clock stands
+    still; a server without an ingestion worker never leaves a job. Return the
+    seconds it took; a server that is down ends it at once.
+    """
+    uploader = entry.runtime_data.uploader
+    for waited in range(INGESTION_WAIT):
+        if uploader.server_down or not any(
+            link.jobs for link in uploader.links.values()
+        ):
+            return waited
+        await asyncio.get_running_loop().run_in_executor(None, time.sleep, 1.0)
+        await uploader.async_flush()
+    pytest.fail(f"Ingestion jobs still running after {INGESTION_WAIT} s")
+
+
 @pytest.fixture
 def posts() -> Iterator[list[tuple[int, datetime, int]]]:
     """Record every accepted POST of sensor data: (sensor id, start, values)."""
