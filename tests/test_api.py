@@ -211,6 +211,9 @@ async def test_sensor_data_round_trip(
     assert dt_util.parse_duration(posted["duration"]) == timedelta(minutes=30)
     assert posted["values"] == [50, 55]
     assert posted["unit"] == "%"
+    # Known when each slot ended: the belief time follows from the slot alone.
+    assert dt_util.parse_duration(posted["horizon"]) == timedelta(0)
+    assert "prior" not in posted
 
     fake_server.responses["GET /api/v3_0/sensors/21/data"] = {
         "start": "2026-11-26T12:00:00+00:00",
@@ -326,6 +329,36 @@ async def test_login_errors(
 # --- Outages (issue 9): "not now" answers are never refusals ---------------------
 
 INTERNAL_ERROR = {"errors": ["An internal error has occurred."], "status": 500}
+
+
+async def test_posted_data_stored_now_or_queued(
+    api: FlexMeasuresApi, fake_server: FakeFlexMeasures
+) -> None:
+    """200 means stored (no job); 202 names the ingestion job that will store it."""
+    path = "POST /api/v3_0/sensors/21/data"
+    fake_server.responses[path] = {"status": "PROCESSED", "message": "ok"}
+    job = await api.async_post_sensor_data(
+        21, start=START, resolution=timedelta(minutes=15), values=[1.0], unit="kW"
+    )
+    assert job is None
+
+    fake_server.statuses[path] = 202
+    fake_server.responses[path] = {
+        "status": "ACCEPTED",
+        "message": "Sensor data has been accepted for processing.",
+        "job": "4f9a1c2e-0000-4000-8000-000000000001",
+        "job-url": "/api/v3_0/jobs/4f9a1c2e-0000-4000-8000-000000000001",
+    }
+    job = await api.async_post_sensor_data(
+        21, start=START, resolution=timedelta(minutes=15), values=[1.0], unit="kW"
+    )
+    assert job == "4f9a1c2e-0000-4000-8000-000000000001"
+
+    fake_server.responses[path] = {"status": "ACCEPTED"}
+    with pytest.raises(FlexMeasuresResponseError, match="without a job"):
+        await api.async_post_sensor_data(
+            21, start=START, resolution=timedelta(minutes=15), values=[1.0], unit="kW"
+        )
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 import json
 import logging
 import re
@@ -559,17 +560,36 @@ class FlexMeasuresApi:
         resolution: timedelta,
         values: list[float],
         unit: str,
-    ) -> None:
-        """Post equidistant measurements starting at ``start``."""
-        await self._call(
-            lambda: self._client.post_sensor_data(
-                sensor_id=sensor_id,
-                start=start.isoformat(),
-                duration=format_duration(resolution * len(values)),
-                values=values,
-                unit=unit,
+    ) -> str | None:
+        """Post equidistant measurements starting at ``start``.
+
+        Each value is recorded as known when its slot ended (horizon zero), so its
+        belief time follows from the slot alone: posting the same slot again (a
+        retry after a timeout the server did process) overwrites the same row
+        instead of adding one. The library's ``post_sensor_data`` only offers a
+        ``prior`` for the whole POST, which would differ per batch.
+
+        Return the ingestion job id when the server queued the values (202: a
+        worker stores them later, or fails to), or None when it stored them now.
+        """
+        payload = {
+            "start": start.isoformat(),
+            "duration": format_duration(resolution * len(values)),
+            "values": values,
+            "unit": unit,
+            "horizon": format_duration(timedelta(0)),
+        }
+        response, status = await self._call(
+            lambda: self._client.request(
+                uri=f"sensors/{sensor_id}/data", json_payload=payload
             )
         )
+        if status != HTTPStatus.ACCEPTED:
+            return None
+        job = response.get("job") if isinstance(response, Mapping) else None
+        if not isinstance(job, str) or not job:
+            raise FlexMeasuresResponseError(f"Accepted without a job: {response!r}")
+        return job
 
     async def async_add_sensor(
         self,

@@ -2,16 +2,24 @@
 
 Each measurement link (a config subentry) maps one Home Assistant entity to one
 FlexMeasures sensor. State changes are aggregated to the sensor's resolution as
-they arrive (see ``aggregation``); complete slots wait in a ``Store`` until a POST
-succeeds, so restarts, reloads and outages lose nothing and send nothing twice.
+they arrive (see ``aggregation``); complete slots wait in a ``Store`` until
+FlexMeasures has stored them, so restarts, reloads and outages lose nothing.
+
+A POST answered 200 is stored. A POST answered 202 names an ingestion job that
+stores the values later (FlexMeasures 1.0 with a worker on its ``ingestion``
+queue); the values stay queued, with the job id, until the job finished. A failed
+job keeps them and raises a repair issue. Every value carries a belief time fixed
+by its slot (see ``api.async_post_sensor_data``), so sending a slot again, after a
+timeout the server did process or for a job that was lost, overwrites one row.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence, Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any, Final
 
 from homeassistant.components.recorder import history
@@ -53,6 +61,7 @@ from .api import (
     FlexMeasuresApi,
     FlexMeasuresAuthenticationError,
     FlexMeasuresError,
+    FlexMeasuresHttpStatusError,
     FlexMeasuresRejectedError,
 )
 from .availability import ServerAvailability
@@ -80,13 +89,42 @@ MAX_VALUES_PER_POST: Final = 1000
 HISTORY_CHUNK: Final = timedelta(days=1)
 HISTORY_OVERLAP: Final = timedelta(milliseconds=1)
 ISSUE_REJECTED: Final = "upload_rejected"
+ISSUE_NOT_STORED: Final = "upload_not_stored"
+# Status requests for the ingestion jobs of one flush's POSTs: after each delay
+# (seconds), one request per job still running. A job that runs longer is asked
+# about once per tick (30 s), JOB_CHECKS times in all (about ten minutes); then
+# its values are sent again (harmless: the same slots overwrite the same rows)
+# instead of waiting for ever.
+JOB_POLL_DELAYS: Final[tuple[float, ...]] = (0.5, 1.0, 2.0, 4.0)
+JOB_CHECKS: Final = 24
+JOB_RUNNING: Final = frozenset({"QUEUED", "STARTED", "DEFERRED", "SCHEDULED"})
 
 GAP_STATES: Final = frozenset({STATE_UNKNOWN, STATE_UNAVAILABLE})
 
 
-def issue_id_for(subentry_id: str) -> str:
-    """Return the repair issue id for a link the server rejects."""
-    return f"{ISSUE_REJECTED}_{subentry_id}"
+def issue_id_for(subentry_id: str, kind: str = ISSUE_REJECTED) -> str:
+    """Return the repair issue id for a link the server rejects or did not store."""
+    return f"{kind}_{subentry_id}"
+
+
+@dataclass(slots=True)
+class IngestionJob:
+    """Values FlexMeasures accepted (202) and an ingestion job is storing."""
+
+    values: list[tuple[int, float]]
+    checks: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return what to persist."""
+        return {"values": [list(item) for item in self.values], "checks": self.checks}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IngestionJob:
+        """Read a persisted job."""
+        return cls(
+            values=[(int(slot), float(value)) for slot, value in data["values"]],
+            checks=int(data.get("checks", 0)),
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -153,6 +191,7 @@ class Link:
         "_entity_unit",
         "aggregator",
         "config",
+        "jobs",
         "next_due",
         "pending",
         "rejected",
@@ -178,6 +217,15 @@ class Link:
             config.kind, config.step, stored.get("aggregator") if same_stream else None
         )
         self.pending = _restore_pending(config, stored)
+        # Ingestion jobs still storing some of the pending values, by job id.
+        self.jobs: dict[str, IngestionJob] = (
+            {
+                job_id: IngestionJob.from_dict(job)
+                for job_id, job in stored.get("jobs", {}).items()
+            }
+            if self.pending
+            else {}
+        )
         self.next_due = now + config.upload_interval
         self.retry_at = 0.0
         self.rejected: str | None = None
@@ -213,6 +261,19 @@ class Link:
         for start, value in slots:
             self.pending[start + offset] = sign * value + 0.0
 
+    def unsent(self) -> dict[int, float]:
+        """Return the pending slots no running ingestion job carries."""
+        in_flight = {slot for job in self.jobs.values() for slot, _ in job.values}
+        return {
+            slot: value for slot, value in self.pending.items() if slot not in in_flight
+        }
+
+    def stored(self, values: Sequence[tuple[int, float]]) -> None:
+        """Drop the slots FlexMeasures stored, unless a newer value replaced one."""
+        for slot, value in values:
+            if self.pending.get(slot) == value:
+                del self.pending[slot]
+
     def as_dict(self) -> dict[str, Any]:
         """Return what to persist for this link."""
         return {
@@ -221,6 +282,7 @@ class Link:
             "step": self.config.step,
             "unit": self.config.sensor_unit,
             "pending": [[slot, value] for slot, value in sorted(self.pending.items())],
+            "jobs": {job_id: job.as_dict() for job_id, job in self.jobs.items()},
             "aggregator": self.aggregator.as_dict(),
         }
 
@@ -345,7 +407,10 @@ class MeasurementUploader:
                 self.links.pop(subentry_id)
                 link.take(link.aggregator.update(now, None))
                 self._stored_links[subentry_id] = link.as_dict()
-                ir.async_delete_issue(self.hass, DOMAIN, issue_id_for(subentry_id))
+                for kind in (ISSUE_REJECTED, ISSUE_NOT_STORED):
+                    ir.async_delete_issue(
+                        self.hass, DOMAIN, issue_id_for(subentry_id, kind)
+                    )
         for subentry_id in list(self._stored_links):
             if subentry_id not in configs:
                 self._stored_links.pop(subentry_id)
@@ -414,13 +479,21 @@ class MeasurementUploader:
                     now >= link.next_due and (not link.rejected or now >= link.retry_at)
                 )
             ]
-            for link in sorted(due, key=_oldest_pending):
+            # Jobs from earlier flushes first: once each, so a stored slot is not
+            # sent again; then the jobs of this flush's POSTs, a few times.
+            up = await self._async_check_jobs(now, (0.0,))
+            earlier = {job for link in self.links.values() for job in link.jobs}
+            for link in sorted(due, key=_oldest_pending) if up else ():
                 if not await self._async_send(link, now):
-                    self._mark_down(now)
+                    up = False
                     break
                 link.next_due = now + link.config.upload_interval
-            else:
+            if up:
+                up = await self._async_check_jobs(now, JOB_POLL_DELAYS, earlier)
+            if up:
                 self._mark_up()
+            else:
+                self._mark_down(now)
             self._save()
             self._notify()
 
@@ -429,7 +502,7 @@ class MeasurementUploader:
         config = link.config
         runs = list(
             contiguous_runs(
-                link.pending,
+                link.unsent(),
                 config.step,
                 1 if config.instantaneous else MAX_VALUES_PER_POST,
             )
@@ -437,7 +510,7 @@ class MeasurementUploader:
         resolution = timedelta(seconds=config.resolution)
         for start, values in runs:
             try:
-                await self.api.async_post_sensor_data(
+                job_id = await self.api.async_post_sensor_data(
                     config.sensor_id,
                     start=datetime.fromtimestamp(start, UTC),
                     resolution=resolution,
@@ -454,34 +527,116 @@ class MeasurementUploader:
             except FlexMeasuresError as err:
                 self._last_error = str(err)
                 return False
-            for index in range(len(values)):
-                link.pending.pop(start + index * config.step, None)
-            self.last_upload = dt_util.utcnow()
-        if link.rejected:
-            LOGGER.info(
-                "FlexMeasures accepts the measurements of %s again", config.title
-            )
-            link.rejected = None
-            ir.async_delete_issue(self.hass, DOMAIN, issue_id_for(config.subentry_id))
+            sent = [
+                (start + index * config.step, value)
+                for index, value in enumerate(values)
+            ]
+            if job_id is None:
+                self._stored(link, sent)
+            else:
+                link.jobs[job_id] = IngestionJob(sent)
         return True
 
-    def _reject(self, link: Link, error: str, now: float) -> None:
+    async def _async_check_jobs(
+        self,
+        now: float,
+        delays: Sequence[float],
+        skip: AbstractSet[str] = frozenset(),
+    ) -> bool:
+        """Ask how the ingestion jobs (but ``skip``) did; False if the server is down.
+
+        After each delay, one status request per job still running; a job asked
+        about JOB_CHECKS times is given up (its values are sent again later).
+        """
+        for delay in delays:
+            running = [link for link in self.links.values() if set(link.jobs) - skip]
+            if not running:
+                break
+            if delay:
+                await _pause(delay)
+            for link in running:
+                if not await self._async_check_link_jobs(link, now, skip):
+                    return False
+        return True
+
+    async def _async_check_link_jobs(
+        self, link: Link, now: float, skip: AbstractSet[str]
+    ) -> bool:
+        """Ask once about each running job of a link; False if the server is down."""
+        for job_id, job in list(link.jobs.items()):
+            if job_id in skip:
+                continue
+            try:
+                document = await self.api.async_get_job_status(job_id)
+            except FlexMeasuresHttpStatusError as err:
+                if err.status != HTTPStatus.NOT_FOUND:
+                    self._last_error = str(err)
+                    return False
+                # Expired or lost with the server's Redis: send the values again.
+                LOGGER.debug("Ingestion job %s is unknown; resending", job_id)
+                del link.jobs[job_id]
+                continue
+            except FlexMeasuresAuthenticationError as err:
+                self._last_error = str(err)
+                self.entry.async_start_reauth(self.hass)
+                return False
+            except FlexMeasuresError as err:
+                self._last_error = str(err)
+                return False
+            job.checks += 1
+            status = str(document.get("status", "")).upper()
+            if status == "FINISHED":
+                del link.jobs[job_id]
+                self._stored(link, job.values)
+            elif status == "FAILED":
+                del link.jobs[job_id]
+                self._not_stored(link, _job_error(document), now)
+            elif status not in JOB_RUNNING or job.checks >= JOB_CHECKS:
+                # Canceled, stopped, or running too long: send the values again.
+                LOGGER.debug("Ingestion job %s is %s; resending", job_id, status)
+                del link.jobs[job_id]
+        return True
+
+    def _stored(self, link: Link, values: Sequence[tuple[int, float]]) -> None:
+        """FlexMeasures stored these values: drop them, clear a rejection."""
+        link.stored(values)
+        self.last_upload = dt_util.utcnow()
+        if link.rejected:
+            LOGGER.info(
+                "FlexMeasures accepts the measurements of %s again", link.config.title
+            )
+            link.rejected = None
+            for kind in (ISSUE_REJECTED, ISSUE_NOT_STORED):
+                ir.async_delete_issue(
+                    self.hass, DOMAIN, issue_id_for(link.config.subentry_id, kind)
+                )
+
+    def _not_stored(self, link: Link, error: str, now: float) -> None:
+        """Keep the values of a failed ingestion job, tell the user, retry hourly."""
+        self._reject(link, error, now, kind=ISSUE_NOT_STORED)
+
+    def _reject(
+        self, link: Link, error: str, now: float, *, kind: str = ISSUE_REJECTED
+    ) -> None:
         """Keep the link's data and ask the user to fix the link or discard it."""
         link.retry_at = now + REJECTED_RETRY
         if link.rejected == error:
             return
         link.rejected = error
         LOGGER.warning(
-            "FlexMeasures refused the measurements of %s: %s", link.config.title, error
+            "FlexMeasures %s the measurements of %s: %s",
+            "refused" if kind == ISSUE_REJECTED else "did not store",
+            link.config.title,
+            error,
         )
         ir.async_create_issue(
             self.hass,
             DOMAIN,
-            issue_id_for(link.config.subentry_id),
+            issue_id_for(link.config.subentry_id, kind),
             is_fixable=True,
             is_persistent=False,
             severity=ir.IssueSeverity.ERROR,
-            translation_key=ISSUE_REJECTED,
+            translation_key=kind,
             translation_placeholders={
                 "link": link.config.title,
                 "sensor_id": str(link.config.sensor_id),
@@ -521,9 +676,11 @@ class MeasurementUploader:
             return 0
         count = len(link.pending)
         link.pending.clear()
+        link.jobs.clear()
         link.rejected = None
         link.retry_at = 0.0
-        ir.async_delete_issue(self.hass, DOMAIN, issue_id_for(subentry_id))
+        for kind in (ISSUE_REJECTED, ISSUE_NOT_STORED):
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id_for(subentry_id, kind))
         self._save()
         self._notify()
         return count
@@ -613,6 +770,19 @@ class MeasurementUploader:
             },
             "last_upload": self.last_upload.isoformat() if self.last_upload else None,
         }
+
+
+async def _pause(seconds: float) -> None:
+    """Wait between rounds of job look-ups."""
+    await asyncio.sleep(seconds)
+
+
+def _job_error(document: Mapping[str, Any]) -> str:
+    """Return why an ingestion job failed, in one line."""
+    info = document.get("exc-info") or document.get("exc_info")
+    if isinstance(info, str) and info.strip():
+        return info.strip().splitlines()[-1]
+    return str(document.get("message") or "the ingestion job failed")
 
 
 def _oldest_pending(link: Link) -> int:

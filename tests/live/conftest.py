@@ -17,6 +17,7 @@ that fails on purpose, see proxy.py).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ import json
 import os
 from pathlib import Path
 import socket
+import time
 from typing import Any
 from unittest.mock import patch
 
@@ -271,15 +273,55 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(line)
 
 
+@pytest.fixture(autouse=True)
+def real_time_job_waits() -> Iterator[None]:
+    """Wait between ingestion-job look-ups in real time.
+
+    Home Assistant's clock (and with it its event loop's) is frozen in these
+    tests, so the uploader's asyncio.sleep would last until the test moves the
+    clock; the server's worker meanwhile runs in real time.
+    """
+
+    async def pause(seconds: float) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, time.sleep, seconds)
+
+    with patch("custom_components.flexmeasures.uploader._pause", pause):
+        yield
+
+
+# Real seconds to let the server's ingestion worker store what was posted (one RQ
+# job per POST; it forks per job, ~0.45 s each on this machine).
+INGESTION_WAIT = 180
+
+
+async def follow_ingestion(entry: FlexMeasuresConfigEntry) -> int:
+    """Ask about the uploader's ingestion jobs each real second until none runs.
+
+    Stands in for the upload timer (every 30 s) while the test's clock stands
+    still; a server without an ingestion worker never leaves a job. Return the
+    seconds it took; a server that is down ends it at once.
+    """
+    uploader = entry.runtime_data.uploader
+    for waited in range(INGESTION_WAIT):
+        if uploader.server_down or not any(
+            link.jobs for link in uploader.links.values()
+        ):
+            return waited
+        await asyncio.get_running_loop().run_in_executor(None, time.sleep, 1.0)
+        await uploader.async_flush()
+    pytest.fail(f"Ingestion jobs still running after {INGESTION_WAIT} s")
+
+
 @pytest.fixture
 def posts() -> Iterator[list[tuple[int, datetime, int]]]:
     """Record every accepted POST of sensor data: (sensor id, start, values)."""
     accepted: list[tuple[int, datetime, int]] = []
     original = FlexMeasuresApi.async_post_sensor_data
 
-    async def spy(self: FlexMeasuresApi, sensor_id: int, **kwargs: Any) -> None:
-        await original(self, sensor_id, **kwargs)
+    async def spy(self: FlexMeasuresApi, sensor_id: int, **kwargs: Any) -> str | None:
+        job = await original(self, sensor_id, **kwargs)
         accepted.append((sensor_id, kwargs["start"], len(kwargs["values"])))
+        return job
 
     with patch.object(FlexMeasuresApi, "async_post_sensor_data", spy):
         yield accepted

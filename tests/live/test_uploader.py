@@ -23,7 +23,7 @@ from custom_components.flexmeasures.const import (
 )
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
 
-from .conftest import LiveServer, stored_values
+from .conftest import LiveServer, follow_ingestion, stored_values
 from .proxy import FaultProxy
 
 LINKS = 20
@@ -41,8 +41,9 @@ async def _at(
 
 
 async def _flush(hass: HomeAssistant, entry: FlexMeasuresConfigEntry) -> None:
-    """Send what is due now, as the upload timer does."""
+    """Send what is due now, as the upload timer does, until it is stored."""
     await entry.runtime_data.uploader.async_flush()
+    await follow_ingestion(entry)
     await hass.async_block_till_done()
 
 
