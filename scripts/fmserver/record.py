@@ -322,7 +322,11 @@ class Recorder:
             "type": "PostSensorDataRequest",
             "start": start.isoformat(),
             "duration": "PT30M",
-            "values": [1.5, -2.0],
+            # New values each run: the same ones again answer ALREADY_RECEIVED.
+            "values": [
+                round(self.now.timestamp() % 1000, 3),
+                -round(self.now.timestamp() % 7, 3),
+            ],
             "unit": units["battery_power"],
         }
         self.keep(
