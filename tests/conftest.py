@@ -55,11 +55,56 @@ ENTRY_DATA: dict[str, Any] = {
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 type Handler = Callable[[str, URL, Any], Any]
+# Look-ups of jobs and schedules the server does not know (recorded answers).
+UNKNOWN_SCHEDULE = re.compile(r"GET /api/v3_0/sensors/\d+/schedules/[^/]+")
+UNKNOWN_JOB = re.compile(r"GET /api/v3_0/jobs/[^/]+")
 
 
 def load_fixture(name: str) -> Any:
     """Load a recorded API response from tests/fixtures."""
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+# Placeholders scripts/fmserver/record.py puts where the real answer was volatile.
+UUID_MARK = "<uuid>"
+TIMESTAMP_MARK = "<timestamp>"
+TOKEN_MARK = "<token>"  # noqa: S105 - a placeholder
+
+
+def _fill(value: Any, values: dict[str, str]) -> Any:
+    """Replace recording placeholders by ``values`` (mark -> text), keeping types."""
+    if isinstance(value, dict):
+        return {key: _fill(item, values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_fill(item, values) for item in value]
+    if isinstance(value, str):
+        for mark, text in values.items():
+            value = value.replace(mark, text)
+    return value
+
+
+def recorded(
+    name: str, *, uuid: str = "", timestamp: str = "", **body: Any
+) -> tuple[int, Any]:
+    """Return the status and body FlexMeasures 1.0.1 really answered (record.py).
+
+    Placeholders get ``uuid``, ``timestamp`` (or now) and the test's token;
+    ``body`` overrides top-level fields (a message, say), keeping the shape.
+    """
+    document = load_fixture(f"recorded/{name}.json")
+    answer = _fill(
+        document["body"],
+        {
+            UUID_MARK: uuid,
+            TIMESTAMP_MARK: timestamp or dt_util.utcnow().isoformat(),
+            TOKEN_MARK: TOKEN,
+        },
+    )
+    if body:
+        assert isinstance(answer, dict)
+        assert set(body) <= set(answer), f"{name} has no {set(body) - set(answer)}"
+        answer.update(body)
+    return int(document["status"]), answer
 
 
 class RouteError(Exception):
@@ -76,6 +121,7 @@ class FakeFlexMeasures:
     """
 
     password: str = PASSWORD
+    emails: set[str] = field(default_factory=lambda: {EMAIL})
     responses: dict[str, Any] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
     errors: dict[str, BaseException] = field(default_factory=dict)
@@ -118,25 +164,28 @@ class FakeFlexMeasures:
         if error is not None:
             raise error
         if key == "POST /api/requestAuthToken":
-            if not data or data.get("password") != self.password:
+            if not data or data.get("email") not in self.emails:
+                return self._respond(method, url, *recorded("auth_token_unknown_email"))
+            if data.get("password") != self.password:
                 return self._respond(
-                    method,
-                    url,
-                    HTTPStatus.UNAUTHORIZED,
-                    {"errors": ["Wrong password or email."], "status": 401},
+                    method, url, *recorded("auth_token_wrong_password")
                 )
         elif url.path.startswith("/api/v3_0/") and self.unauthorized_requests > 0:
             self.unauthorized_requests -= 1
-            return self._respond(
-                method,
-                url,
-                HTTPStatus.UNAUTHORIZED,
-                {"message": "Authentication failed", "status": 401},
-            )
+            return self._respond(method, url, *recorded("unauthorized"))
         if key in self.handlers:
-            status, body = self.handlers[key](method, url, data)
-            return self._respond(method, url, status, body)
+            # A handler answers (status, body) or (status, body, extra headers).
+            status, body, *headers = self.handlers[key](method, url, data)
+            return self._respond(method, url, status, body, *headers)
         if key not in self.responses:
+            if UNKNOWN_SCHEDULE.fullmatch(key):
+                uuid = url.path.rsplit("/", 1)[1]
+                return self._respond(
+                    method, url, *recorded("schedule_unknown", uuid=uuid)
+                )
+            if UNKNOWN_JOB.fullmatch(key):
+                uuid = url.path.rsplit("/", 1)[1]
+                return self._respond(method, url, *recorded("job_unknown", uuid=uuid))
             return self._respond(
                 method, url, HTTPStatus.NOT_FOUND, {"message": "Not found"}
             )
@@ -146,7 +195,11 @@ class FakeFlexMeasures:
 
     @staticmethod
     def _respond(
-        method: str, url: URL, status: int, body: Any
+        method: str,
+        url: URL,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
     ) -> AiohttpClientMockResponse:
         """Build a JSON response the way FlexMeasures sends it."""
         return AiohttpClientMockResponse(
@@ -154,7 +207,11 @@ class FakeFlexMeasures:
             url,
             status=status,
             text=json.dumps(body),
-            headers={**JSON_HEADERS, "FlexMeasures-Version": "1.0.1"},
+            headers={
+                **JSON_HEADERS,
+                "FlexMeasures-Version": "1.0.1",
+                **(headers or {}),
+            },
         )
 
 
@@ -312,10 +369,12 @@ def job_id(number: int) -> str:
 class FakeScheduling:
     """The scheduling endpoints: trigger, job status and schedule.
 
-    A job answers ``pending_polls`` times (and as long as ``hold`` is set) with
-    202/STARTED, then with ``final_status``. The schedule has ``values`` (or a
-    default pattern: two slots charging 2 kW, two idle, one discharging 1 kW,
-    then idle).
+    Every answer is a recorded one (tests/fixtures/recorded). A job answers
+    ``pending_polls`` times (and as long as ``hold`` is set) with 202/STARTED,
+    then with ``final_status`` (FINISHED 200, FAILED 422, CANCELED or STOPPED
+    202; ``ended_at`` False drops ``ended-at``, as the server sometimes does).
+    The schedule has ``values`` (or a default pattern: two slots charging 2 kW,
+    two idle, one discharging 1 kW, then idle).
     """
 
     server: FakeFlexMeasures
@@ -324,8 +383,12 @@ class FakeScheduling:
     failure_message: str = "Scheduling job failed: infeasible problem"
     values: list[float] | None = None
     hold: bool = False
+    ended_at: bool = True
     triggers: list[dict[str, Any]] = field(default_factory=list)
     polls: dict[str, int] = field(default_factory=dict)
+    enqueued: dict[str, str] = field(default_factory=dict)
+    fallback: bool = False
+    fallbacks: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Register the routes on the fake server."""
@@ -345,42 +408,59 @@ class FakeScheduling:
         return model[0]
 
     def _trigger(self, method: str, url: URL, data: Any) -> tuple[int, Any]:
-        """Queue a job."""
+        """Queue a job: 202 with ``job`` and ``job-url``, as 1.0.1 answers."""
         self.triggers.append(data)
         uuid = job_id(len(self.triggers))
         self.polls[uuid] = 0
+        self.enqueued[uuid] = dt_util.utcnow().isoformat()
         self.server.handlers[f"GET /api/v3_0/jobs/{uuid}"] = self._job
         self.server.handlers[
             f"GET /api/v3_0/sensors/{BATTERY_SENSOR_ID}/schedules/{uuid}"
         ] = self._schedule
-        return HTTPStatus.OK, {
-            "status": "PROCESSED",
-            "schedule": uuid,
-            "message": "Request has been processed.",
-        }
+        return recorded("schedule_trigger", uuid=uuid)
 
     def _job(self, method: str, url: URL, data: Any) -> tuple[int, Any]:
-        """Answer a job-status look-up."""
+        """Answer a job-status look-up with the recorded answer for its status."""
         uuid = url.path.rsplit("/", 1)[1]
         self.polls[uuid] += 1
+        enqueued = self.enqueued[uuid]
         if self.hold or self.polls[uuid] <= self.pending_polls:
-            return HTTPStatus.ACCEPTED, {"status": "STARTED", "message": "running"}
-        if self.final_status != "FINISHED":
-            return HTTPStatus.UNPROCESSABLE_ENTITY, {
-                "status": self.final_status,
-                "message": self.failure_message,
-            }
-        return HTTPStatus.OK, {
-            "status": "FINISHED",
-            "message": "Scheduling job finished.",
-            "enqueued-at": "2026-11-20T10:00:00+00:00",
-            # The real server sometimes answers FINISHED without ended-at.
-            "ended-at": None,
-        }
+            status, body = recorded("job_started", uuid=uuid, timestamp=enqueued)
+        elif self.final_status == "FINISHED":
+            status, body = recorded("job_finished", uuid=uuid)
+            body["enqueued-at"] = body["enqueued_at"] = enqueued
+            if not self.ended_at:
+                # The real server sometimes answers FINISHED without ended-at.
+                body["ended-at"] = body["ended_at"] = None
+        elif self.final_status == "FAILED":
+            status, body = recorded(
+                "job_no_prices_failed", uuid=uuid, message=self.failure_message
+            )
+        else:
+            status, body = recorded(f"job_{self.final_status.lower()}", uuid=uuid)
+        return status, body
 
-    def _schedule(self, method: str, url: URL, data: Any) -> tuple[int, Any]:
-        """Return the computed power schedule."""
+    def _schedule(self, method: str, url: URL, data: Any) -> tuple[Any, ...]:
+        """Return the computed power schedule, shaped as 1.0.1 answers it.
+
+        A FAILED job has no schedule (400), or with ``fallback`` a 303 to the plan
+        of the fallback job FlexMeasures queued (recorded answers both).
+        """
         uuid = url.path.rsplit("/", 1)[1]
+        if uuid in self.fallbacks:
+            uuid = self.fallbacks[uuid]
+        elif self.final_status == "FAILED":
+            if not self.fallback:
+                return recorded("schedule_failed_job")
+            fallback = job_id(1000 + len(self.fallbacks) + 1)
+            self.fallbacks[fallback] = uuid
+            path = f"/api/v3_0/sensors/{BATTERY_SENSOR_ID}/schedules/{fallback}"
+            self.server.handlers[f"GET {path}"] = self._schedule
+            location = f"{SERVER_URL}{path}?{url.query_string}"
+            return (
+                *recorded("schedule_fallback_redirect", uuid=fallback),
+                {"Location": location},
+            )
         payload = self.triggers[int(uuid.rsplit("-", 1)[1]) - 1]
         duration = dt_util.parse_duration(url.query["duration"])
         assert duration is not None
@@ -388,12 +468,13 @@ class FakeScheduling:
         values = self.values
         if values is None:
             values = [2.0, 2.0, 0.0, 0.0, -1.0] + [0.0] * max(slots - 5, 0)
-        return HTTPStatus.OK, {
-            "values": values[:slots],
-            "start": payload["start"],
-            "duration": url.query["duration"],
-            "unit": url.query.get("unit", "kW"),
-        }
+        return recorded(
+            "schedule",
+            values=values[:slots],
+            start=payload["start"],
+            duration=url.query["duration"],
+            unit=url.query.get("unit", "kW"),
+        )
 
 
 @pytest.fixture
@@ -502,7 +583,7 @@ def linked_entry(
     """Return an entry with measurement links, on a server that takes measurements."""
     for link in measurement_links:
         path = f"POST /api/v3_0/sensors/{link['data']['sensor_id']}/data"
-        fake_server.responses[path] = {"status": "PROCESSED", "message": "ok"}
+        fake_server.responses[path] = recorded("sensor_data_post")[1]
     return MockConfigEntry(
         domain=DOMAIN,
         title=f"Home ({SERVER_URL})",

@@ -73,6 +73,8 @@ async def test_user_flow(hass: HomeAssistant, fake_server: FakeFlexMeasures) -> 
         ({CONF_URL: "   "}, {CONF_URL: "invalid_url"}),
         ({CONF_PASSWORD: "wrong"}, {"base": "invalid_auth"}),
         ({CONF_EMAIL: "not-an-email"}, {"base": "invalid_auth"}),
+        # FlexMeasures 1.0.1 answers an unknown e-mail with 404 (recorded).
+        ({CONF_EMAIL: "nobody@example.com"}, {"base": "invalid_auth"}),
     ],
 )
 async def test_user_flow_input_errors(

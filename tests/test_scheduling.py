@@ -69,6 +69,7 @@ from .conftest import (
     FakeScheduling,
     battery_device,
     job_id,
+    recorded,
 )
 
 # Logs at debug level, asserted free of the password, token and e-mail.
@@ -854,6 +855,9 @@ def _serve_old_job(
 
     def _schedule(method: str, url: Any, data: Any) -> tuple[int, Any]:
         looked_up.append(url.path)
+        if (body or {}).get("status") == "FAILED":
+            # FlexMeasures 1.0.1: a failed job without a fallback has no schedule.
+            return recorded("schedule_failed_job")
         return HTTPStatus.OK, {
             "values": [3.0] * 8,
             "start": START.isoformat(),

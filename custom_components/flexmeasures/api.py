@@ -104,6 +104,11 @@ class FlexMeasuresResponseError(FlexMeasuresError):
 class FlexMeasuresRejectedError(FlexMeasuresError):
     """The server understood the request and refused it (validation, permission)."""
 
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        """Remember the HTTP status, when the refusal came with one."""
+        super().__init__(message)
+        self.status = status
+
 
 def normalize_url(raw: str) -> URL:
     """Turn user input into ``scheme://host[:port]``; raise on anything else.
@@ -273,6 +278,39 @@ class TimeSeries:
         return cls(start=start, resolution=resolution, unit=unit, values=values)
 
 
+# Where webargs says a refused field was, and the name FlexMeasures gives a refusal
+# of a whole sensor-data body: not field names, left out of messages.
+_FIELD_LOCATIONS: Final = frozenset(
+    {"json", "query", "path", "form", "headers", "combined_sensor_data_description"}
+)
+
+
+def _message_lines(value: Any, field: str | None = None) -> list[str]:
+    """Flatten a refusal message: FlexMeasures nests them per location and field.
+
+    ``{"json": {"soc-max": ["Cannot convert ..."]}}`` becomes
+    ``["soc-max: Cannot convert ..."]``; a plain string stays itself.
+    """
+    if isinstance(value, Mapping):
+        return [
+            line
+            for key, item in value.items()
+            for line in _message_lines(
+                item,
+                field
+                if key in _FIELD_LOCATIONS
+                or str(key).startswith("_")
+                or str(key).isdigit()
+                else str(key),
+            )
+        ]
+    if isinstance(value, list):
+        return [line for item in value for line in _message_lines(item, field)]
+    if value is None or value == "":
+        return []
+    return [f"{field}: {value}" if field else str(value)]
+
+
 def _error_text(payload: Any) -> str:
     """Return the errors or the message of an error answer's JSON, if any."""
     if not isinstance(payload, Mapping):
@@ -280,7 +318,7 @@ def _error_text(payload: Any) -> str:
     errors = payload.get("errors")
     if isinstance(errors, list) and errors:
         return ", ".join(map(str, errors))
-    return str(payload.get("message") or "")
+    return "; ".join(_message_lines(payload.get("message")))
 
 
 def _optional_int(value: Any) -> int | None:
@@ -336,6 +374,10 @@ class _LibraryLogger(logging.LoggerAdapter[logging.Logger]):
 # reject data or to ask for the password. A 503 with Retry-After is then not retried
 # within the call: the coordinators and the uploader retry on their own schedule.
 RETRY_LATER_STATUSES: Final = frozenset({408, 429, *range(500, 600)})
+# Answers that say "no": the request was understood and refused. FlexMeasures 1.0
+# sends 422 (and 400, 403) with a message that is often a dict per field, which the
+# library would print as a dict; they become FlexMeasuresRejectedError, readable.
+REFUSAL_STATUSES: Final = frozenset({400, 403, 409, 422})
 # A trigger's one attempt may log in first; the library's repeat comes a second
 # after the attempt's timeout, so this ends the call before it is sent.
 TRIGGER_GRACE: Final = 0.5
@@ -364,7 +406,9 @@ class _Client(FlexMeasuresClient):
             ):
                 payload, status = await super().request(
                     uri,
-                    pass_through_statuses=pass_through_statuses | RETRY_LATER_STATUSES,
+                    pass_through_statuses=pass_through_statuses
+                    | RETRY_LATER_STATUSES
+                    | REFUSAL_STATUSES,
                     **kwargs,
                 )
         except json.JSONDecodeError as err:
@@ -377,10 +421,18 @@ class _Client(FlexMeasuresClient):
             raise FlexMeasuresConnectionError(
                 "The server's answer is not labelled as JSON"
             ) from err
-        if status in RETRY_LATER_STATUSES and status not in pass_through_statuses:
-            text = _error_text(payload)
+        if status in pass_through_statuses:
+            return payload, status
+        text = _error_text(payload)
+        if status in RETRY_LATER_STATUSES:
             raise FlexMeasuresHttpStatusError(
                 f"FlexMeasures answered HTTP {status}{': ' if text else ''}{text}",
+                status=status,
+            )
+        if status in REFUSAL_STATUSES:
+            raise FlexMeasuresRejectedError(
+                f"FlexMeasures refused the request (HTTP {status})"
+                f"{': ' if text else ''}{text}",
                 status=status,
             )
         return payload, status
@@ -390,7 +442,8 @@ class _Client(FlexMeasuresClient):
         try:
             # The library leaves this method unannotated.
             await super().get_access_token()  # type: ignore[no-untyped-call]
-        except ValueError as err:
+        except (ValueError, FlexMeasuresRejectedError) as err:
+            # 401 wrong password, 404 unknown e-mail, 400/422 unusable e-mail.
             raise FlexMeasuresAuthenticationError(str(err)) from err
         except (KeyError, TypeError) as err:
             raise FlexMeasuresResponseError("Login answer without a token") from err

@@ -99,6 +99,7 @@ JOB_TIMEOUT: Final = 120.0
 # How long an action with a requested response waits for the schedule.
 RESPONSE_TIMEOUT: Final = 60.0
 JOB_FINISHED: Final = "FINISHED"
+JOB_FAILED: Final = "FAILED"
 JOB_UNSUCCESSFUL: Final = frozenset({"FAILED", "STOPPED", "CANCELED"})
 
 # Automatic rescheduling: triggers are merged over AUTO_DEBOUNCE and at most one
@@ -1375,11 +1376,13 @@ class DeviceScheduler:
 
     async def _async_wait_for_job(
         self, job_id: str, slots: int, *, resumed: bool = False
-    ) -> None:
-        """Poll the job adaptively until it finished; raise if it did not.
+    ) -> ScheduleFailedError | None:
+        """Poll the job adaptively until it ended; raise if it did not finish.
 
         A job picked up after a restart may have run (or ended) long ago: it is
-        looked up at once, and its duration teaches nothing.
+        looked up at once, and its duration teaches nothing. A FAILED job's error
+        is returned instead: FlexMeasures may have planned with the scheduler's
+        fallback, and the failed job's schedule then redirects (303) to that plan.
         """
         started = time.monotonic()
         deadline = started + JOB_TIMEOUT
@@ -1411,15 +1414,18 @@ class DeviceScheduler:
                     self._learn_job_duration(
                         job, time.monotonic() - started, delay, slots
                     )
-                return
+                return None
             if status in JOB_UNSUCCESSFUL:
                 message = job.get("message") or status
-                raise ScheduleFailedError(
+                failure = ScheduleFailedError(
                     FailureReason.JOB_FAILED,
                     translation_domain=DOMAIN,
                     translation_key="schedule_job_failed",
                     translation_placeholders={"error": str(message)},
                 )
+                if status == JOB_FAILED:
+                    return failure
+                raise failure
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _map_error(self, err: FlexMeasuresError) -> ScheduleFailedError:
@@ -1473,7 +1479,7 @@ class DeviceScheduler:
             if not item.queued.done():
                 item.queued.set_result(job_id)
         slots = max(int(request.duration / self.config.resolution), 1)
-        await self._async_wait_for_job(job_id, slots, resumed=resumed)
+        failure = await self._async_wait_for_job(job_id, slots, resumed=resumed)
         try:
             series = await self.api.async_get_schedule(
                 sensor_id=self.config.sensor_id,
@@ -1482,7 +1488,16 @@ class DeviceScheduler:
                 unit="kW",
             )
         except FlexMeasuresError as err:
+            if failure is not None:
+                # No fallback plan (400 "unknown schedule"): the job's own error.
+                raise failure from err
             raise self._map_error(err) from err
+        if failure is not None:
+            LOGGER.info(
+                "The scheduler of %s failed (%s); FlexMeasures' fallback plan is used",
+                self.name,
+                (failure.translation_placeholders or {}).get("error"),
+            )
         now = dt_util.utcnow()
         schedule = schedule_from_series(job_id, series, request, now)
         self.schedule = schedule

@@ -49,6 +49,8 @@ COMMANDS: dict[str, tuple[int, int, bool]] = {
     "set-password": (2, 2, True),
     "restore": (0, 0, False),
     "beliefs": (2, 1000, False),
+    "cancel-job": (1, 1, False),
+    "stop-job": (1, 1, False),
 }
 ARGUMENT = re.compile(r"[\w.@+:,-]{1,200}")
 DEFAULT_LEASE = 300.0

@@ -162,6 +162,15 @@ def main() -> None:
             "roundtrip-efficiency": "90%",
             "state-of-charge": {"sensor": battery_soc.id},
         }
+        # An infeasible plan falls back to a relaxed one (scripts/fmserver/pyhooks/
+        # fmha_schedulers.py), and the failed job's schedule answers 303.
+        battery.attributes = {
+            **(battery.attributes or {}),
+            "custom-scheduler": {
+                "module": "fmha_schedulers",
+                "class": "HomeStorageScheduler",
+            },
+        }
         ev_charger = asset("EV charger", "one-way_evse", home, parent=site)
         ev_power = sensor(
             "power",
