@@ -13,7 +13,7 @@ Each recording is ``<name>.json``: the FlexMeasures version, the request (method
 path, query, body), the HTTP status and the body, with volatile values (job ids,
 timestamps, access tokens) replaced by placeholders, so a re-recording differs only
 where the server's answers did. Ids come from the seed and are the same on every
-fresh server. Recording leaves no trace: the sensor it creates is deleted again.
+fresh server. The sensor it creates is deleted again, where the server manages to.
 """
 
 from __future__ import annotations
@@ -384,7 +384,9 @@ class Recorder:
         """Create a sensor (then delete it again) and a refused creation."""
         home = self.home
         sensor = {
-            "name": "recording probe",
+            # Unique per run: FlexMeasures 1.0.1 here fails to delete a sensor
+            # (HTTP 500), and a second probe of the same name would be refused.
+            "name": f"recording probe {self.now:%Y%m%d%H%M%S}",
             "event_resolution": "PT15M",
             "unit": "kW",
             "generic_asset_id": self.seed["assets"]["battery"],
