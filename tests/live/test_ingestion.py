@@ -114,11 +114,13 @@ async def test_replays_after_a_freeze_store_each_slot_once(
         minute = 0
 
         def set_all() -> None:
-            now = dt_util.utcnow().timestamp()
             for index, entity_id in enumerate(entities):
                 value = round(offset + index + (minute * 3 + index) % 4 * 0.5, 3)
                 hass.states.async_set(entity_id, str(value), KW)
-                points[entity_id].append((now, value))
+                # The clock ticks: the state's own time is what the uploader uses.
+                state = hass.states.get(entity_id)
+                assert state is not None
+                points[entity_id].append((state.last_updated_timestamp, value))
 
         set_all()
         sensor_of = {
