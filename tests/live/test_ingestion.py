@@ -73,6 +73,7 @@ async def test_post_answer_matches_the_deployment(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
+    hass.states.async_set("sensor.ingestion_probe", "1.5", KW)
     sensor_id = await _link(
         hass, entry, "sensor.ingestion_probe", live_server.assets["site"], "Probe"
     )
@@ -113,11 +114,13 @@ async def test_replays_after_a_freeze_store_each_slot_once(
         minute = 0
 
         def set_all() -> None:
-            now = dt_util.utcnow().timestamp()
             for index, entity_id in enumerate(entities):
                 value = round(offset + index + (minute * 3 + index) % 4 * 0.5, 3)
                 hass.states.async_set(entity_id, str(value), KW)
-                points[entity_id].append((now, value))
+                # The clock ticks: the state's own time is what the uploader uses.
+                state = hass.states.get(entity_id)
+                assert state is not None
+                points[entity_id].append((state.last_updated_timestamp, value))
 
         set_all()
         sensor_of = {
@@ -135,7 +138,9 @@ async def test_replays_after_a_freeze_store_each_slot_once(
         async def next_minute() -> None:
             nonlocal minute
             minute += 1
-            clock.move_to(begin + minute * STEP + timedelta(seconds=20))
+            # A second later each minute: the clock ticks, and the link is due
+            # 60 s after its last flush began, a moment after the previous move.
+            clock.move_to(begin + minute * STEP + timedelta(seconds=20 + minute))
             set_all()
             await uploader.async_flush()
             await follow_ingestion(entry)
@@ -160,7 +165,7 @@ async def test_replays_after_a_freeze_store_each_slot_once(
         assert await hass.config_entries.async_unload(entry.entry_id)
 
     # One row per slot in the database, with the mean of that minute.
-    end = (begin + minute * STEP + timedelta(seconds=20)).timestamp()
+    end = (begin + minute * STEP + timedelta(seconds=20 + minute)).timestamp()
     output = await _control(
         hass, "beliefs", str(begin.timestamp()), *map(str, sensor_of.values())
     )
@@ -181,4 +186,5 @@ async def test_replays_after_a_freeze_store_each_slot_once(
         assert set(rows[sensor_id]) == set(expected), entity_id
         assert {count for count, _ in rows[sensor_id].values()} == {1}, entity_id
         stored = {start: value for start, (_, value) in rows[sensor_id].items()}
-        assert stored == pytest.approx(expected), entity_id
+        # (the database keeps single precision: 7 digits)
+        assert stored == pytest.approx(expected, rel=1e-5), entity_id
