@@ -527,22 +527,17 @@ async def test_a_call_is_bounded_as_a_whole(
 
 async def test_budget_follows_the_request_timeout(hass: HomeAssistant) -> None:
     """Two attempts fit in a call's budget, never less than the default."""
-    short = FlexMeasuresApi(
-        session=async_get_clientsession(hass),
-        url="http://127.0.0.1:5000",
-        email=EMAIL,
-        password=PASSWORD,
-        request_timeout=1.0,
-    )
-    long = FlexMeasuresApi(
-        session=async_get_clientsession(hass),
-        url="http://127.0.0.1:5000",
-        email=EMAIL,
-        password=PASSWORD,
-        request_timeout=30.0,
-    )
-    assert short.call_budget == 20.0
-    assert long.call_budget == 60.0
+    budgets = [
+        FlexMeasuresApi(
+            session=async_get_clientsession(hass),
+            url="http://127.0.0.1:5000",
+            email=EMAIL,
+            password=PASSWORD,
+            request_timeout=timeout,
+        ).call_budget
+        for timeout in (1.0, 30.0)
+    ]
+    assert budgets == [20.0, 60.0]
 
 
 async def test_a_trigger_is_sent_once(

@@ -520,13 +520,8 @@ class MeasurementUploader:
             except FlexMeasuresRejectedError as err:
                 self._reject(link, str(err), now)
                 return True
-            except FlexMeasuresAuthenticationError as err:
-                self._last_error = str(err)
-                self.entry.async_start_reauth(self.hass)
-                return False
             except FlexMeasuresError as err:
-                self._last_error = str(err)
-                return False
+                return self._server_failed(err)
             sent = [
                 (start + index * config.step, value)
                 for index, value in enumerate(values)
@@ -536,6 +531,13 @@ class MeasurementUploader:
             else:
                 link.jobs[job_id] = IngestionJob(sent)
         return True
+
+    def _server_failed(self, err: FlexMeasuresError) -> bool:
+        """Note why the server failed us (a refused login asks to log in); False."""
+        self._last_error = str(err)
+        if isinstance(err, FlexMeasuresAuthenticationError):
+            self.entry.async_start_reauth(self.hass)
+        return False
 
     async def _async_check_jobs(
         self,
@@ -570,19 +572,13 @@ class MeasurementUploader:
                 document = await self.api.async_get_job_status(job_id)
             except FlexMeasuresHttpStatusError as err:
                 if err.status != HTTPStatus.NOT_FOUND:
-                    self._last_error = str(err)
-                    return False
+                    return self._server_failed(err)
                 # Expired or lost with the server's Redis: send the values again.
                 LOGGER.debug("Ingestion job %s is unknown; resending", job_id)
                 del link.jobs[job_id]
                 continue
-            except FlexMeasuresAuthenticationError as err:
-                self._last_error = str(err)
-                self.entry.async_start_reauth(self.hass)
-                return False
             except FlexMeasuresError as err:
-                self._last_error = str(err)
-                return False
+                return self._server_failed(err)
             job.checks += 1
             status = str(document.get("status", "")).upper()
             if status == "FINISHED":

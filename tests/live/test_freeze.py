@@ -18,7 +18,6 @@ from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 import pytest
 
@@ -28,7 +27,7 @@ from custom_components.flexmeasures.scheduling import ScheduleStatus
 
 from .conftest import DEFAULT_SERVER_DIR, LiveServer, quarter_floor
 from .server_control import server_control
-from .test_scheduling import SOC_ATTRIBUTES, SOC_ENTITY, _add_battery
+from .test_scheduling import SOC_ATTRIBUTES, SOC_ENTITY, _add_battery, device_id_of
 
 FROZEN_FOR = 60.0  # seconds: past the call budget, and past a first retry
 RECOVERY_POLLS = 1800  # of 0.1 s: the retry after the thaw comes within 60 s
@@ -105,13 +104,7 @@ async def test_frozen_server_bounded_and_no_orphan_job(
     hass.states.async_set(SOC_ENTITY, "40", SOC_ATTRIBUTES)
     subentry_id = await _add_battery(hass, loaded_entry, live_server)
     scheduler = loaded_entry.runtime_data.schedulers[subentry_id]
-    (device_id,) = (
-        device.id
-        for device in dr.async_entries_for_config_entry(
-            dr.async_get(hass), loaded_entry.entry_id
-        )
-        if scheduler.device_identifier in device.identifiers
-    )
+    device_id = device_id_of(hass, loaded_entry, scheduler.device_identifier)
     redis_port = _redis_port()
     control = server_control()
     start = quarter_floor(dt_util.utcnow())

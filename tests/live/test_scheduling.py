@@ -88,6 +88,20 @@ async def _add_battery(
     return subentry_id
 
 
+def device_id_of(
+    hass: HomeAssistant, entry: FlexMeasuresConfigEntry, identifier: tuple[str, str]
+) -> str:
+    """Return the device registry id of an entry's device with this identifier."""
+    (device_id,) = (
+        device.id
+        for device in dr.async_entries_for_config_entry(
+            dr.async_get(hass), entry.entry_id
+        )
+        if identifier in device.identifiers
+    )
+    return device_id
+
+
 async def test_trigger_schedule_end_to_end(
     hass: HomeAssistant, live_server: LiveServer, loaded_entry: FlexMeasuresConfigEntry
 ) -> None:
@@ -95,13 +109,7 @@ async def test_trigger_schedule_end_to_end(
     hass.states.async_set(SOC_ENTITY, str(SOC_NOW), SOC_ATTRIBUTES)
     subentry_id = await _add_battery(hass, loaded_entry, live_server)
     scheduler = loaded_entry.runtime_data.schedulers[subentry_id]
-    (device_id,) = (
-        device.id
-        for device in dr.async_entries_for_config_entry(
-            dr.async_get(hass), loaded_entry.entry_id
-        )
-        if scheduler.device_identifier in device.identifiers
-    )
+    device_id = device_id_of(hass, loaded_entry, scheduler.device_identifier)
 
     start = quarter_floor(dt_util.utcnow())
     target_at = start + timedelta(hours=8)
