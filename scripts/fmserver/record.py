@@ -329,12 +329,21 @@ class Recorder:
             ],
             "unit": units["battery_power"],
         }
-        self.keep(
-            "sensor_data_post",
-            home.send("POST", f"/api/v3_0/sensors/{power}/data", body=post),
-            "post_sensor_data (200 stored at once, or 202 with a job when an "
-            "ingestion worker runs)",
-        )
+        answer = home.send("POST", f"/api/v3_0/sensors/{power}/data", body=post)
+        # Both deployments exist: stored at once (200) without an ingestion worker,
+        # accepted with a job (202) with one; each has its own recording.
+        if answer.status == 202:
+            self.keep(
+                "sensor_data_post_accepted",
+                answer,
+                "post_sensor_data with an ingestion worker: 202 with its job",
+            )
+        else:
+            self.keep(
+                "sensor_data_post",
+                answer,
+                "post_sensor_data without an ingestion worker: stored at once",
+            )
         self.keep(
             "sensor_data_post_wrong_unit",
             home.send(
