@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 import json
 from pathlib import Path
 import sys
+import time
 import urllib.error
 import urllib.request
 from zoneinfo import ZoneInfo
@@ -70,6 +71,27 @@ def request(url: str, payload: dict, token: str | None = None) -> dict:
         sys.exit(f"prices.py: POST {url} -> HTTP {err.code}: {body}")
 
 
+def wait_for_job(base: str, job: str, token: str, timeout: float = 180) -> None:
+    """Wait until an ingestion job finished; exit the script if it failed."""
+    deadline = time.monotonic() + timeout
+    status = "unknown"
+    while time.monotonic() < deadline:
+        req = urllib.request.Request(
+            f"{base}/api/v3_0/jobs/{job}", headers={"Authorization": token}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                status = json.loads(resp.read() or b"{}").get("status", "unknown")
+        except urllib.error.HTTPError as err:
+            status = json.loads(err.read() or b"{}").get("status", str(err.code))
+        if status == "FINISHED":
+            return
+        if status in ("FAILED", "CANCELED", "STOPPED"):
+            sys.exit(f"prices.py: the ingestion job {job} of the prices {status}")
+        time.sleep(0.5)
+    sys.exit(f"prices.py: the ingestion job {job} of the prices is still {status}")
+
+
 def main() -> None:
     """Post the prices of the current window unless --if-stale finds them fresh."""
     parser = argparse.ArgumentParser()
@@ -102,7 +124,7 @@ def main() -> None:
         f"{base}/api/requestAuthToken",
         {"email": seed["email"], "password": seed["password"]},
     )["auth_token"]
-    request(
+    answer = request(
         f"{base}/api/v3_0/sensors/{seed['sensors']['price']}/data",
         {
             "start": start.isoformat(),
@@ -116,6 +138,10 @@ def main() -> None:
         },
         token,
     )
+    if "job" in answer:
+        # An ingestion worker stores them later: wait, so that what comes next
+        # (the template database that `reset` restores) holds them.
+        wait_for_job(base, str(answer["job"]), token)
 
     seed["prices"] = {
         "sensor": seed["sensors"]["price"],

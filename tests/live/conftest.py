@@ -294,6 +294,23 @@ def real_time_job_waits() -> Iterator[None]:
 INGESTION_WAIT = 180
 
 
+async def until_stored(api: FlexMeasuresApi, job: str | None) -> None:
+    """Wait (real seconds) until the ingestion job of a POST finished.
+
+    A server without an ingestion worker stored the values at once (no job).
+    """
+    if job is None:
+        return
+    for _ in range(INGESTION_WAIT):
+        document = await api.async_get_job_status(job)
+        status = str(document.get("status", "")).upper()
+        if status == "FINISHED":
+            return
+        assert status in ("QUEUED", "STARTED", "DEFERRED", "SCHEDULED"), document
+        await asyncio.get_running_loop().run_in_executor(None, time.sleep, 1.0)
+    pytest.fail(f"Ingestion job {job} still running after {INGESTION_WAIT} s")
+
+
 async def follow_ingestion(entry: FlexMeasuresConfigEntry) -> int:
     """Ask about the uploader's ingestion jobs each real second until none runs.
 

@@ -13,7 +13,7 @@ import pytest
 
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
 
-from .conftest import LiveServer, quarter_floor, simulate_soc
+from .conftest import LiveServer, quarter_floor, simulate_soc, until_stored
 
 JOB_TIMEOUT = 120.0  # seconds; a 12-hour battery schedule takes a few seconds
 SOC_TOLERANCE_KWH = 0.01
@@ -31,9 +31,10 @@ async def test_posted_measurements_read_back(
     start = quarter_floor(dt_util.utcnow()) - timedelta(hours=3)
     values = [round(random.uniform(0.5, 11.0), 3) for _ in range(4)]  # noqa: S311
 
-    await api.async_post_sensor_data(
+    job = await api.async_post_sensor_data(
         sensor_id, start=start, resolution=resolution, values=values, unit="kW"
     )
+    await until_stored(api, job)
 
     read = await api.async_get_sensor_data(
         sensor_id,

@@ -443,7 +443,7 @@ async def _upload_through_fault(
     assert uploader.pending_count >= 2
     await _measure(uploader.async_flush())  # within the backoff: no request, no line
     assert [line.split(",")[0] for line in _upload_lines(caplog)] == [
-        f"FlexMeasures at {faulty.url} is unavailable"
+        f"Uploads: FlexMeasures at {faulty.url} is unavailable"
     ]
     _assert_clean(caplog)
 
@@ -452,7 +452,9 @@ async def _upload_through_fault(
     measure(3)  # past the first backoff
     await _measure(uploader.async_flush())
     assert (uploader.server_down, uploader.pending_count) == (False, 0)
-    assert _upload_lines(caplog) == [f"FlexMeasures at {faulty.url} is available again"]
+    assert _upload_lines(caplog) == [
+        f"Uploads: FlexMeasures at {faulty.url} is available again"
+    ]
     _assert_clean(caplog)
 
     end = dt_util.utcnow()

@@ -15,7 +15,7 @@ from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
 from custom_components.flexmeasures.entity import asset_identifier
 from custom_components.flexmeasures.sensor import sensor_unique_id
 
-from .conftest import LiveServer, quarter_floor
+from .conftest import LiveServer, quarter_floor, until_stored
 
 
 async def test_seeded_sensors_are_entities_on_their_asset_devices(
@@ -60,13 +60,14 @@ async def test_posted_measurement_becomes_the_state(
     sensor_id = live_server.sensors["ev_charger_power"]
     sensor = data.inventory.data.sensors[sensor_id]
     value = round(random.uniform(0.5, 11.0), 3)  # noqa: S311
-    await data.api.async_post_sensor_data(
+    job = await data.api.async_post_sensor_data(
         sensor_id,
         start=quarter_floor(dt_util.utcnow()),
         resolution=sensor.resolution,
         values=[value],
         unit="kW",
     )
+    await until_stored(data.api, job)
 
     await data.sensor_values.async_refresh()
     await hass.async_block_till_done()
