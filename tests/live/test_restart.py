@@ -52,7 +52,7 @@ from custom_components.flexmeasures.scheduling import (
     ScheduleStatus,
 )
 
-from .conftest import LiveServer, stored_values
+from .conftest import LiveServer, follow_ingestion, stored_values
 from .proxy import Fault, FaultProxy
 
 LINKS = 4
@@ -77,9 +77,12 @@ def api_calls() -> Iterator[dict[str, list[Any]]]:
         FlexMeasuresApi.async_trigger_schedule,
     )
 
-    async def spy_post(self: FlexMeasuresApi, sensor_id: int, **kwargs: Any) -> None:
-        await post(self, sensor_id, **kwargs)
+    async def spy_post(
+        self: FlexMeasuresApi, sensor_id: int, **kwargs: Any
+    ) -> str | None:
+        job = await post(self, sensor_id, **kwargs)
         calls["posts"].append((sensor_id, kwargs["start"], list(kwargs["values"])))
+        return job
 
     async def spy_trigger(self: FlexMeasuresApi, **kwargs: Any) -> str:
         job = await trigger(self, **kwargs)
@@ -267,7 +270,11 @@ async def test_restart_with_backlog_and_job_in_flight(
     """
     loop = asyncio.get_running_loop()
     # Half an hour ago on a whole minute: measurements lie in the server's past.
-    begin = dt_util.utcnow().replace(second=0, microsecond=0) - timedelta(minutes=30)
+    # Each case has slots of its own: a slot's value is stored under one belief
+    # time (its end), and the server keeps the first value posted for it.
+    begin = dt_util.utcnow().replace(second=0, microsecond=0) - timedelta(
+        minutes=75 if job_lost else 30
+    )
     offset = round(random.uniform(0.5, 1.5), 3)  # noqa: S311
     points: dict[str, list[tuple[float, float | None]]] = defaultdict(list)
     meters = [f"sensor.restart_meter_{index}" for index in range(LINKS)]
@@ -450,6 +457,8 @@ async def test_restart_with_backlog_and_job_in_flight(
                 for index, value in enumerate(batch):
                     sent[sensor_id][start + index * STEP] += 1
                     values[sensor_id][start + index * STEP] = value
+            # With an ingestion worker, stored once their jobs finished.
+            await follow_ingestion(data2)
             api = data2.runtime_data.api
             for link in links:
                 entity_id, sensor_id = (
