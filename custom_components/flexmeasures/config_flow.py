@@ -53,13 +53,8 @@ from homeassistant.helpers.selector import (
 from .aggregation import Aggregation, parse_number, units_compatible
 from .api import (
     Asset,
-    FlexMeasuresAuthenticationError,
-    FlexMeasuresConnectionError,
     FlexMeasuresError,
-    FlexMeasuresInvalidUrlError,
     FlexMeasuresRejectedError,
-    FlexMeasuresResponseError,
-    FlexMeasuresServerTooOldError,
     Sensor,
     ServerInfo,
     async_create_api,
@@ -108,9 +103,20 @@ from .const import (
     SUBENTRY_MEASUREMENT_LINK,
 )
 from .coordinator import Inventory, exposed_sensors, scan_interval
-from .data import FlexMeasuresConfigEntry
+from .data import ErrorKind, FlexMeasuresConfigEntry, error_kind
 from .entity import async_rekey_registries
 from .scheduling import DeviceKind, SocUnit
+
+# The form error a failed log-in shows (an invalid URL is shown at the URL field).
+_FORM_ERRORS: Final = {
+    ErrorKind.AUTHENTICATION: "invalid_auth",
+    ErrorKind.SERVER_TOO_OLD: "server_too_old",
+    ErrorKind.INVALID_URL: "invalid_url",
+    # Something answers in JSON, but not as FlexMeasures does to a log-in.
+    ErrorKind.REJECTED: "unexpected_response",
+    ErrorKind.CONNECTION: "cannot_connect",
+    ErrorKind.RESPONSE: "unexpected_response",
+}
 
 PASSWORD_SELECTOR = TextSelector(
     TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
@@ -185,18 +191,12 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         try:
             server = await async_create_api(self.hass, data).async_connect()
-        except FlexMeasuresInvalidUrlError:
-            errors[CONF_URL] = "invalid_url"
-        except FlexMeasuresAuthenticationError:
-            errors["base"] = "invalid_auth"
-        except FlexMeasuresServerTooOldError:
-            errors["base"] = "server_too_old"
-        except FlexMeasuresConnectionError:
-            errors["base"] = "cannot_connect"
-        except FlexMeasuresResponseError as err:
-            # Something answers, in JSON, but it is not FlexMeasures.
-            LOGGER.debug("Not a FlexMeasures answer at %s: %s", data[CONF_URL], err)
-            errors["base"] = "unexpected_response"
+        except FlexMeasuresError as err:
+            kind = error_kind(err)
+            LOGGER.debug("No FlexMeasures log-in at %s: %s", data[CONF_URL], err)
+            errors[CONF_URL if kind is ErrorKind.INVALID_URL else "base"] = (
+                _FORM_ERRORS[kind]
+            )
         except Exception:  # noqa: BLE001
             LOGGER.exception("Unexpected error while connecting to FlexMeasures")
             errors["base"] = "unknown"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 import json
 import math
 from typing import Any, Final
@@ -22,11 +23,11 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 
 from .aggregation import units_compatible
-from .api import FlexMeasuresError, FlexMeasuresRejectedError
+from .api import FlexMeasuresError
 from .compat import vol
 from .const import DOMAIN
 from .controlled_device import async_get_controlled_device_entry
-from .data import FlexMeasuresConfigEntry
+from .data import FlexMeasuresConfigEntry, translated_error
 from .scheduling import DeviceScheduler, schedule_response
 
 
@@ -345,17 +346,12 @@ async def _async_post_measurements(call: ServiceCall) -> None:
             values=values,
             unit=unit,
         )
-    except FlexMeasuresRejectedError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="post_rejected",
-            translation_placeholders={"error": str(err)},
-        ) from err
     except FlexMeasuresError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="communication_error",
-            translation_placeholders={"error": str(err)},
+        raise translated_error(
+            err,
+            HomeAssistantError,
+            reauth=partial(entry.async_start_reauth, call.hass),
+            rejected_key="post_rejected",
         ) from err
 
 

@@ -59,7 +59,6 @@ from .aggregation import (
 )
 from .api import (
     FlexMeasuresApi,
-    FlexMeasuresAuthenticationError,
     FlexMeasuresError,
     FlexMeasuresHttpStatusError,
     FlexMeasuresRejectedError,
@@ -77,7 +76,7 @@ from .const import (
     LOGGER,
     SUBENTRY_MEASUREMENT_LINK,
 )
-from .data import FlexMeasuresConfigEntry
+from .data import ErrorKind, FlexMeasuresConfigEntry, error_kind
 
 STORAGE_VERSION: Final = 1
 SAVE_DELAY: Final = 5.0
@@ -535,7 +534,7 @@ class MeasurementUploader:
     def _server_failed(self, err: FlexMeasuresError) -> bool:
         """Note why the server failed us (a refused login asks to log in); False."""
         self._last_error = str(err)
-        if isinstance(err, FlexMeasuresAuthenticationError):
+        if error_kind(err) is ErrorKind.AUTHENTICATION:
             self.entry.async_start_reauth(self.hass)
         return False
 
