@@ -140,16 +140,16 @@ def reasons(module: Path, class_name: str, *functions: str) -> dict[str, set[str
     """
     tree = ast.parse(module.read_text(encoding="utf-8"))
     found: dict[str, set[str]] = {"error": set(), "abort": set()}
-    for node in tree.body:
+    for table in tree.body:
         if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and node.target.id in functions
-            and isinstance(node.value, ast.Dict)
+            isinstance(table, ast.AnnAssign)
+            and isinstance(table.target, ast.Name)
+            and table.target.id in functions
+            and isinstance(table.value, ast.Dict)
         ):
             found["error"].update(
                 value.value
-                for value in node.value.values
+                for value in table.value.values
                 if isinstance(value, ast.Constant) and isinstance(value.value, str)
             )
     nodes: list[ast.AST] = [
