@@ -34,7 +34,7 @@ from .entity import asset_id_of, async_sync_devices
 from .s2 import async_create_s2_hub, async_setup_s2
 from .scheduling import async_remove_schedules, async_setup_schedulers
 from .services import async_setup_measurement_services, async_setup_services
-from .uploader import MeasurementUploader
+from .uploader import MeasurementUploader, async_remove_measurements
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -200,3 +200,4 @@ async def async_remove_entry(
 ) -> None:
     """Clean up what a removed entry stored."""
     await async_remove_schedules(hass, entry)
+    await async_remove_measurements(hass, entry)

@@ -106,6 +106,7 @@ from .coordinator import Inventory, exposed_sensors, scan_interval
 from .data import ErrorKind, FlexMeasuresConfigEntry, error_kind
 from .entity import async_rekey_registries
 from .scheduling import DeviceKind, SocUnit
+from .util import selector_seconds
 
 # The form error a failed log-in shows (an invalid URL is shown at the URL field).
 _FORM_ERRORS: Final = {
@@ -697,7 +698,7 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
         entity_unit = _unit_of(state)
         errors: dict[str, str] = {}
         if user_input is not None:
-            interval = _seconds(user_input[CONF_UPLOAD_INTERVAL])
+            interval = selector_seconds(user_input[CONF_UPLOAD_INTERVAL])
             if interval < MIN_UPLOAD_INTERVAL.total_seconds():
                 errors[CONF_UPLOAD_INTERVAL] = "interval_too_short"
             elif user_input[CONF_SENSOR] == NEW_SENSOR:
@@ -782,7 +783,7 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
                         name=user_input[CONF_NAME].strip(),
                         unit=unit,
                         resolution=timedelta(
-                            seconds=_seconds(user_input[CONF_RESOLUTION])
+                            seconds=selector_seconds(user_input[CONF_RESOLUTION])
                         ),
                         timezone=self.hass.config.time_zone,
                     )
@@ -917,11 +918,6 @@ def _sensor_label(inventory: Inventory, sensor: Sensor) -> str:
     asset = inventory.assets.get(sensor.asset_id)
     name = f"{asset.name}{SEPARATOR}{sensor.name}" if asset else sensor.name
     return f"{name} ({sensor.unit})" if sensor.unit else name
-
-
-def _seconds(duration: Mapping[str, float]) -> float:
-    """Return the seconds of a duration selector's value."""
-    return timedelta(**duration).total_seconds()
 
 
 def _duration_dict(duration: timedelta) -> dict[str, int]:

@@ -82,6 +82,7 @@ from .const import (
     SUBENTRY_CONTROLLED_DEVICE,
 )
 from .data import ErrorKind, FlexMeasuresConfigEntry, error_kind, translated_error
+from .util import as_utc
 
 DEFAULT_RESOLUTION: Final = timedelta(minutes=15)
 MAX_DURATION: Final = timedelta(days=7)
@@ -720,13 +721,6 @@ def read_soc_kwh(hass: HomeAssistant, config: DeviceConfig) -> float:
     return config.to_kwh(value)
 
 
-def _aware(moment: datetime) -> datetime:
-    """Return ``moment`` in UTC; naive moments are in Home Assistant's time zone."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt_util.get_default_time_zone())
-    return dt_util.as_utc(moment)
-
-
 def _fmt(config: DeviceConfig, value: float) -> str:
     """Format a SoC in the device's unit for an error message."""
     return quantity(value, config.soc_unit.symbol)
@@ -754,7 +748,7 @@ def build_request(
     translated ServiceValidationError.
     """
     start = (
-        _aware(start)
+        as_utc(start)
         if start is not None
         else next_slot_boundary(dt_util.utcnow(), config.resolution)
     )
@@ -807,7 +801,7 @@ def build_request(
     end = start + duration
     targets: list[SocTarget] = []
     for moment, value in soc_targets:
-        at = _aware(moment)
+        at = as_utc(moment)
         if not start < at <= end:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
