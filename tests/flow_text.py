@@ -136,9 +136,22 @@ def reasons(module: Path, class_name: str, *functions: str) -> dict[str, set[str
 
     Errors are string constants assigned into an ``errors[...]`` mapping; aborts
     are ``reason=`` string arguments. ``functions`` are module-level helpers
-    whose errors belong to this flow.
+    whose errors belong to this flow, or module-level tables (dicts) of them.
     """
     tree = ast.parse(module.read_text(encoding="utf-8"))
+    found: dict[str, set[str]] = {"error": set(), "abort": set()}
+    for table in tree.body:
+        if (
+            isinstance(table, ast.AnnAssign)
+            and isinstance(table.target, ast.Name)
+            and table.target.id in functions
+            and isinstance(table.value, ast.Dict)
+        ):
+            found["error"].update(
+                value.value
+                for value in table.value.values
+                if isinstance(value, ast.Constant) and isinstance(value.value, str)
+            )
     nodes: list[ast.AST] = [
         node
         for node in tree.body
@@ -146,7 +159,6 @@ def reasons(module: Path, class_name: str, *functions: str) -> dict[str, set[str
         and node.name in (class_name, *functions)
     ]
     assert any(getattr(node, "name", None) == class_name for node in nodes), class_name
-    found: dict[str, set[str]] = {"error": set(), "abort": set()}
     for node in nodes:
         for item in ast.walk(node):
             if (

@@ -10,7 +10,6 @@ import pytest
 from custom_components.flexmeasures.aggregation import (
     Aggregation,
     IncompatibleUnitsError,
-    aggregate,
     contiguous_runs,
     create_aggregator,
     normalize_unit,
@@ -18,6 +17,7 @@ from custom_components.flexmeasures.aggregation import (
     unit_converter,
     units_compatible,
 )
+from tests.series import aggregate
 
 STEPS = st.sampled_from([60, 300, 900, 3600])
 VALUES = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False)

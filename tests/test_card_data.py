@@ -26,7 +26,7 @@ def at(minutes: int) -> str:
     ("values", "windows"),
     [
         ([], []),
-        ([None, 0.0], []),
+        ([None, 0.0, 0.0004], []),
         ([1.0, 2.0], [(0, 30, "charging")]),
         ([-1.0, None, -1.0], [(0, 15, "discharging"), (30, 45, "discharging")]),
         (
@@ -38,7 +38,10 @@ def at(minutes: int) -> str:
 def test_schedule_windows(
     values: list[float | None], windows: list[tuple[int, int, str]]
 ) -> None:
-    """Contiguous slots merge; zero, gaps and a change of direction split."""
+    """Contiguous slots merge; idle, gaps and a change of direction split.
+
+    The same windows as the calendar: below 1 W a slot is idle.
+    """
     assert schedule_windows(START, 900, values) == [
         {"start": at(start), "end": at(end), "kind": kind}
         for start, end, kind in windows

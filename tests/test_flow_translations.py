@@ -56,7 +56,7 @@ HA_CONFIG_ABORTS = (
 )
 HA_SUBENTRY_ABORTS = ("already_configured", "reconfigure_successful")
 
-CONFIG = reasons(CONFIG_FLOW, "FlexMeasuresConfigFlow")
+CONFIG = reasons(CONFIG_FLOW, "FlexMeasuresConfigFlow", "_FORM_ERRORS")
 OPTIONS = reasons(CONFIG_FLOW, "FlexMeasuresOptionsFlow")
 DEVICE = reasons(CONFIG_FLOW, "ControlledDeviceSubentryFlow", "_validate_device")
 LINK = reasons(CONFIG_FLOW, "MeasurementLinkSubentryFlow")
@@ -71,7 +71,9 @@ def tree(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 def test_reasons_found_in_the_source() -> None:
     """The source scan finds the flows' reasons (so the walks below check them)."""
-    assert {"invalid_auth", "unexpected_response", "unknown"} <= CONFIG["error"]
+    assert {"invalid_auth", "unexpected_response", "unknown", "invalid_url"} <= (
+        CONFIG["error"]
+    )
     assert {"wrong_account"} <= CONFIG["abort"]
     assert OPTIONS["abort"] == {"not_loaded"}
     assert {"already_configured", "soc_above_100"} <= DEVICE["error"]

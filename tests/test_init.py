@@ -64,7 +64,7 @@ async def test_setup_unreachable(
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert mock_config_entry.state is state
-    assert "Could not connect to FlexMeasures" in str(mock_config_entry.reason)
+    assert "Error while talking to FlexMeasures" in str(mock_config_entry.reason)
 
 
 async def test_setup_server_too_old(
@@ -291,7 +291,7 @@ async def test_remove_device_server_unreachable(
     fake_server.errors["*"] = ClientConnectionError("refused")
     with pytest.raises(HomeAssistantError) as excinfo:
         await async_remove_config_entry_device(hass, init_integration, device)
-    assert excinfo.value.translation_key == "cannot_check_device"
+    assert excinfo.value.translation_key == "communication_error"
 
 
 @pytest.mark.parametrize("failure", ["unauthorized", "server_error", "connection"])

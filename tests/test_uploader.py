@@ -329,6 +329,27 @@ async def test_nothing_lost_or_doubled_across_a_restart(
     )
 
 
+async def test_removed_with_the_entry(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_server: FakeFlexMeasures,
+    linked_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+) -> None:
+    """Removing the entry deletes the measurements it still kept."""
+    hass.states.async_set(POWER_ENTITY, "2", KW)
+    fake_server.errors[POWER_PATH] = ClientConnectionError("refused")
+    await setup(hass, freezer, linked_entry)
+    await walk(hass, freezer, START + timedelta(minutes=20))
+    assert await hass.config_entries.async_unload(linked_entry.entry_id)
+    await hass.async_block_till_done()
+    key = f"{DOMAIN}.measurements.{linked_entry.entry_id}"
+    assert hass_storage[key]["data"]["links"]
+    await hass.config_entries.async_remove(linked_entry.entry_id)
+    await hass.async_block_till_done()
+    assert key not in hass_storage
+
+
 async def test_saved_when_home_assistant_stops(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,

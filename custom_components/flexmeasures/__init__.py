@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Final
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import (
-    ConfigEntryAuthFailed,
-    ConfigEntryNotReady,
-    HomeAssistantError,
-)
+from homeassistant.exceptions import ConfigEntryNotReady, HomeAssistantError
 import homeassistant.helpers.config_validation as cv
 from homeassistant.helpers.device_registry import DeviceEntry
 from homeassistant.helpers.typing import ConfigType
 
-from .api import (
-    FlexMeasuresAuthenticationError,
-    FlexMeasuresError,
-    FlexMeasuresServerTooOldError,
-    async_create_api,
-)
+from .api import FlexMeasuresError, async_create_api
 from .card import async_setup_card
 from .config_flow import subentry_unique_id
 from .const import (
@@ -37,12 +29,12 @@ from .coordinator import (
     FlexMeasuresSensorValuesCoordinator,
     scan_interval,
 )
-from .data import FlexMeasuresConfigEntry, FlexMeasuresData
+from .data import FlexMeasuresConfigEntry, FlexMeasuresData, translated_error
 from .entity import asset_id_of, async_sync_devices
 from .s2 import async_create_s2_hub, async_setup_s2
 from .scheduling import async_remove_schedules, async_setup_schedulers
 from .services import async_setup_measurement_services, async_setup_services
-from .uploader import MeasurementUploader
+from .uploader import MeasurementUploader, async_remove_measurements
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -112,22 +104,8 @@ async def async_setup_entry(
     api = async_create_api(hass, entry.data)
     try:
         server = await api.async_connect()
-    except FlexMeasuresAuthenticationError as err:
-        raise ConfigEntryAuthFailed(
-            translation_domain=DOMAIN, translation_key="authentication_failed"
-        ) from err
-    except FlexMeasuresServerTooOldError as err:
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN,
-            translation_key="server_too_old",
-            translation_placeholders={"version": str(err)},
-        ) from err
     except FlexMeasuresError as err:
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN,
-            translation_key="cannot_connect",
-            translation_placeholders={"error": str(err)},
-        ) from err
+        raise translated_error(err, ConfigEntryNotReady) from err
 
     # Coordinators: the inventory of assets and sensors.
     inventory = FlexMeasuresInventoryCoordinator(hass, entry, api)
@@ -211,10 +189,8 @@ async def async_remove_config_entry_device(
     try:
         assets = await entry.runtime_data.api.async_get_assets()
     except FlexMeasuresError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="cannot_check_device",
-            translation_placeholders={"error": str(err)},
+        raise translated_error(
+            err, HomeAssistantError, reauth=partial(entry.async_start_reauth, hass)
         ) from err
     return all(asset.id != asset_id for asset in assets)
 
@@ -224,3 +200,4 @@ async def async_remove_entry(
 ) -> None:
     """Clean up what a removed entry stored."""
     await async_remove_schedules(hass, entry)
+    await async_remove_measurements(hass, entry)

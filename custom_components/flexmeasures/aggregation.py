@@ -7,7 +7,7 @@ number), and a slot is identified by the epoch second it starts at.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from enum import StrEnum
 import math
 from typing import Any, Final
@@ -372,18 +372,3 @@ def contiguous_runs(
         values.append(slots[slot])
     if start is not None:
         yield start, values
-
-
-def aggregate(
-    kind: Aggregation,
-    step: int,
-    points: Iterable[tuple[float, float | None]],
-    end: float,
-) -> list[Slot]:
-    """Aggregate a series of (time, value) points; return slots ending by ``end``."""
-    aggregator = create_aggregator(kind, step)
-    slots: list[Slot] = []
-    for time, value in points:
-        slots.extend(aggregator.update(time, value))
-    slots.extend(aggregator.advance(end))
-    return slots

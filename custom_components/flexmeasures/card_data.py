@@ -17,6 +17,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 
 from .const import CONTROLLED_DEVICE_PREFIX, DOMAIN
+from .scheduling import merge_windows
 
 if TYPE_CHECKING:
     from .api import TimeSeries
@@ -190,29 +191,13 @@ def _floats(values: Any) -> list[float | None]:
 def schedule_windows(
     start: datetime, resolution: int, values: list[float | None]
 ) -> list[CardWindow]:
-    """Merge contiguous charging (> 0) or discharging (< 0) slots into windows."""
-    windows: list[CardWindow] = []
-    current: str | None = None
-    run_start = 0
-    for index, value in enumerate([*values, None]):
-        kind = None
-        if value is not None and value > 0:
-            kind = "charging"
-        elif value is not None and value < 0:
-            kind = "discharging"
-        if kind == current:
-            continue
-        if current is not None:
-            step = timedelta(seconds=resolution)
-            windows.append(
-                CardWindow(
-                    start=(start + run_start * step).isoformat(),
-                    end=(start + index * step).isoformat(),
-                    kind=current,
-                )
-            )
-        current, run_start = kind, index
-    return windows
+    """Return the plan's charging and discharging windows as the calendar has them."""
+    return [
+        CardWindow(
+            start=window.start.isoformat(), end=window.end.isoformat(), kind=window.kind
+        )
+        for window in merge_windows(start, timedelta(seconds=resolution), values)
+    ]
 
 
 def card_schedule(device_id: str, name: str, response: dict[str, Any]) -> CardSchedule:

@@ -53,13 +53,8 @@ from homeassistant.helpers.selector import (
 from .aggregation import Aggregation, parse_number, units_compatible
 from .api import (
     Asset,
-    FlexMeasuresAuthenticationError,
-    FlexMeasuresConnectionError,
     FlexMeasuresError,
-    FlexMeasuresInvalidUrlError,
     FlexMeasuresRejectedError,
-    FlexMeasuresResponseError,
-    FlexMeasuresServerTooOldError,
     Sensor,
     ServerInfo,
     async_create_api,
@@ -108,9 +103,21 @@ from .const import (
     SUBENTRY_MEASUREMENT_LINK,
 )
 from .coordinator import Inventory, exposed_sensors, scan_interval
-from .data import FlexMeasuresConfigEntry
+from .data import ErrorKind, FlexMeasuresConfigEntry, error_kind
 from .entity import async_rekey_registries
 from .scheduling import DeviceKind, SocUnit
+from .util import selector_seconds
+
+# The form error a failed log-in shows (an invalid URL is shown at the URL field).
+_FORM_ERRORS: Final = {
+    ErrorKind.AUTHENTICATION: "invalid_auth",
+    ErrorKind.SERVER_TOO_OLD: "server_too_old",
+    ErrorKind.INVALID_URL: "invalid_url",
+    # Something answers in JSON, but not as FlexMeasures does to a log-in.
+    ErrorKind.REJECTED: "unexpected_response",
+    ErrorKind.CONNECTION: "cannot_connect",
+    ErrorKind.RESPONSE: "unexpected_response",
+}
 
 PASSWORD_SELECTOR = TextSelector(
     TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
@@ -185,18 +192,12 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         try:
             server = await async_create_api(self.hass, data).async_connect()
-        except FlexMeasuresInvalidUrlError:
-            errors[CONF_URL] = "invalid_url"
-        except FlexMeasuresAuthenticationError:
-            errors["base"] = "invalid_auth"
-        except FlexMeasuresServerTooOldError:
-            errors["base"] = "server_too_old"
-        except FlexMeasuresConnectionError:
-            errors["base"] = "cannot_connect"
-        except FlexMeasuresResponseError as err:
-            # Something answers, in JSON, but it is not FlexMeasures.
-            LOGGER.debug("Not a FlexMeasures answer at %s: %s", data[CONF_URL], err)
-            errors["base"] = "unexpected_response"
+        except FlexMeasuresError as err:
+            kind = error_kind(err)
+            LOGGER.debug("No FlexMeasures log-in at %s: %s", data[CONF_URL], err)
+            errors[CONF_URL if kind is ErrorKind.INVALID_URL else "base"] = (
+                _FORM_ERRORS[kind]
+            )
         except Exception:  # noqa: BLE001
             LOGGER.exception("Unexpected error while connecting to FlexMeasures")
             errors["base"] = "unknown"
@@ -697,7 +698,7 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
         entity_unit = _unit_of(state)
         errors: dict[str, str] = {}
         if user_input is not None:
-            interval = _seconds(user_input[CONF_UPLOAD_INTERVAL])
+            interval = selector_seconds(user_input[CONF_UPLOAD_INTERVAL])
             if interval < MIN_UPLOAD_INTERVAL.total_seconds():
                 errors[CONF_UPLOAD_INTERVAL] = "interval_too_short"
             elif user_input[CONF_SENSOR] == NEW_SENSOR:
@@ -782,7 +783,7 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
                         name=user_input[CONF_NAME].strip(),
                         unit=unit,
                         resolution=timedelta(
-                            seconds=_seconds(user_input[CONF_RESOLUTION])
+                            seconds=selector_seconds(user_input[CONF_RESOLUTION])
                         ),
                         timezone=self.hass.config.time_zone,
                     )
@@ -917,11 +918,6 @@ def _sensor_label(inventory: Inventory, sensor: Sensor) -> str:
     asset = inventory.assets.get(sensor.asset_id)
     name = f"{asset.name}{SEPARATOR}{sensor.name}" if asset else sensor.name
     return f"{name} ({sensor.unit})" if sensor.unit else name
-
-
-def _seconds(duration: Mapping[str, float]) -> float:
-    """Return the seconds of a duration selector's value."""
-    return timedelta(**duration).total_seconds()
 
 
 def _duration_dict(duration: timedelta) -> dict[str, int]:

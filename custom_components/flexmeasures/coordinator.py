@@ -9,15 +9,12 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
 from .api import (
     Asset,
     FlexMeasuresApi,
-    FlexMeasuresAuthenticationError,
-    FlexMeasuresConnectionError,
     FlexMeasuresError,
     FlexMeasuresHttpStatusError,
     FlexMeasuresRejectedError,
@@ -36,7 +33,7 @@ from .const import (
     SLOT_OFFSET,
     VALUE_LOOKBACK,
 )
-from .data import FlexMeasuresConfigEntry
+from .data import FlexMeasuresConfigEntry, translated_error
 
 INVENTORY_INTERVAL: Final = timedelta(minutes=30)
 
@@ -45,22 +42,8 @@ async def async_call_for_coordinator[T](func: Callable[[], Awaitable[T]]) -> T:
     """Await an API call, mapping its errors to what a coordinator must raise."""
     try:
         return await func()
-    except FlexMeasuresAuthenticationError as err:
-        raise ConfigEntryAuthFailed(
-            translation_domain=DOMAIN, translation_key="authentication_failed"
-        ) from err
-    except FlexMeasuresConnectionError as err:
-        raise UpdateFailed(
-            translation_domain=DOMAIN,
-            translation_key="communication_error",
-            translation_placeholders={"error": str(err)},
-        ) from err
     except FlexMeasuresError as err:
-        raise UpdateFailed(
-            translation_domain=DOMAIN,
-            translation_key="unexpected_response",
-            translation_placeholders={"error": str(err)},
-        ) from err
+        raise translated_error(err, UpdateFailed) from err
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from http import HTTPStatus
 import logging
 import math
@@ -50,10 +51,8 @@ from homeassistant.util import dt as dt_util
 
 from .api import (
     FlexMeasuresApi,
-    FlexMeasuresAuthenticationError,
     FlexMeasuresError,
     FlexMeasuresHttpStatusError,
-    FlexMeasuresRejectedError,
     TimeSeries,
     format_duration,
 )
@@ -82,7 +81,8 @@ from .const import (
     LOGGER,
     SUBENTRY_CONTROLLED_DEVICE,
 )
-from .data import FlexMeasuresConfigEntry
+from .data import ErrorKind, FlexMeasuresConfigEntry, error_kind, translated_error
+from .util import as_utc
 
 DEFAULT_RESOLUTION: Final = timedelta(minutes=15)
 MAX_DURATION: Final = timedelta(days=7)
@@ -181,6 +181,12 @@ class FailureReason(StrEnum):
     TIMEOUT = "timeout"
     UNLOADED = "unloaded"
 
+
+# The reasons of failed rounds the server's errors give; others communication.
+_FAILURE_REASONS: Final = {
+    ErrorKind.AUTHENTICATION: FailureReason.AUTHENTICATION_FAILED,
+    ErrorKind.REJECTED: FailureReason.REJECTED,
+}
 
 # ---------------------------------------------------------------- configuration
 
@@ -715,13 +721,6 @@ def read_soc_kwh(hass: HomeAssistant, config: DeviceConfig) -> float:
     return config.to_kwh(value)
 
 
-def _aware(moment: datetime) -> datetime:
-    """Return ``moment`` in UTC; naive moments are in Home Assistant's time zone."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt_util.get_default_time_zone())
-    return dt_util.as_utc(moment)
-
-
 def _fmt(config: DeviceConfig, value: float) -> str:
     """Format a SoC in the device's unit for an error message."""
     return quantity(value, config.soc_unit.symbol)
@@ -749,7 +748,7 @@ def build_request(
     translated ServiceValidationError.
     """
     start = (
-        _aware(start)
+        as_utc(start)
         if start is not None
         else next_slot_boundary(dt_util.utcnow(), config.resolution)
     )
@@ -802,7 +801,7 @@ def build_request(
     end = start + duration
     targets: list[SocTarget] = []
     for moment, value in soc_targets:
-        at = _aware(moment)
+        at = as_utc(moment)
         if not start < at <= end:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
@@ -845,18 +844,6 @@ def build_request(
 
 
 # -------------------------------------------------------------------- scheduler
-
-
-def _server_error(
-    key: str, err: Exception, reason: FailureReason
-) -> ScheduleFailedError:
-    """Wrap a server-side failure in a translated error."""
-    return ScheduleFailedError(
-        reason,
-        translation_domain=DOMAIN,
-        translation_key=key,
-        translation_placeholders={"error": str(err) or type(err).__name__},
-    )
 
 
 class ScheduleFailedError(HomeAssistantError):
@@ -1403,8 +1390,11 @@ class DeviceScheduler:
                 if err.status != HTTPStatus.NOT_FOUND:
                     raise self._map_error(err) from err
                 # The server lost the job (its queue was emptied, or it expired).
-                raise _server_error(
-                    "schedule_job_failed", err, FailureReason.JOB_FAILED
+                raise ScheduleFailedError(
+                    FailureReason.JOB_FAILED,
+                    translation_domain=DOMAIN,
+                    translation_key="schedule_job_failed",
+                    translation_placeholders={"error": str(err)},
                 ) from err
             except FlexMeasuresError as err:
                 raise self._map_error(err) from err
@@ -1430,15 +1420,14 @@ class DeviceScheduler:
 
     def _map_error(self, err: FlexMeasuresError) -> ScheduleFailedError:
         """Translate an API error; an auth error also asks the user to log in."""
-        if isinstance(err, FlexMeasuresAuthenticationError):
-            self.entry.async_start_reauth(self.hass)
-            return _server_error(
-                "authentication_failed", err, FailureReason.AUTHENTICATION_FAILED
-            )
-        if isinstance(err, FlexMeasuresRejectedError):
-            return _server_error("schedule_rejected", err, FailureReason.REJECTED)
-        return _server_error(
-            "communication_error", err, FailureReason.COMMUNICATION_ERROR
+        reason = _FAILURE_REASONS.get(
+            error_kind(err), FailureReason.COMMUNICATION_ERROR
+        )
+        return translated_error(
+            err,
+            partial(ScheduleFailedError, reason),
+            reauth=partial(self.entry.async_start_reauth, self.hass),
+            rejected_key="schedule_rejected",
         )
 
     async def _async_compute(self, round_: _Round) -> Schedule:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
+from functools import partial
 import json
 import math
 from typing import Any, Final
@@ -22,12 +23,13 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 
 from .aggregation import units_compatible
-from .api import FlexMeasuresError, FlexMeasuresRejectedError
+from .api import FlexMeasuresError
 from .compat import vol
 from .const import DOMAIN
 from .controlled_device import async_get_controlled_device_entry
-from .data import FlexMeasuresConfigEntry
+from .data import FlexMeasuresConfigEntry, translated_error
 from .scheduling import DeviceScheduler, schedule_response
+from .util import as_utc
 
 
 @callback
@@ -214,13 +216,6 @@ def _get_loaded_entry(hass: HomeAssistant, entry_id: str) -> FlexMeasuresConfigE
     return entry
 
 
-def _aware(value: datetime) -> datetime:
-    """Return a time with an offset; a time without one is local time."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt_util.get_default_time_zone())
-    return dt_util.as_utc(value)
-
-
 # Measurements: upload_history and post_measurements.
 
 SERVICE_UPLOAD_HISTORY: Final = "upload_history"
@@ -292,8 +287,8 @@ async def _async_upload_history(call: ServiceCall) -> ServiceResponse:
             translation_placeholders={"entity_id": entity_id},
         )
     now = dt_util.utcnow()
-    start = _aware(call.data[ATTR_START])
-    end = min(_aware(call.data.get(ATTR_END, now)), now)
+    start = as_utc(call.data[ATTR_START])
+    end = min(as_utc(call.data.get(ATTR_END, now)), now)
     if not start < end:
         raise ServiceValidationError(
             translation_domain=DOMAIN, translation_key="invalid_period"
@@ -340,22 +335,17 @@ async def _async_post_measurements(call: ServiceCall) -> None:
     try:
         await entry.runtime_data.api.async_post_sensor_data(
             sensor_id,
-            start=_aware(call.data[ATTR_START]),
+            start=as_utc(call.data[ATTR_START]),
             resolution=resolution,
             values=values,
             unit=unit,
         )
-    except FlexMeasuresRejectedError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="post_rejected",
-            translation_placeholders={"error": str(err)},
-        ) from err
     except FlexMeasuresError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="communication_error",
-            translation_placeholders={"error": str(err)},
+        raise translated_error(
+            err,
+            HomeAssistantError,
+            reauth=partial(entry.async_start_reauth, call.hass),
+            rejected_key="post_rejected",
         ) from err
 
 

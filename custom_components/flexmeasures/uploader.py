@@ -59,7 +59,6 @@ from .aggregation import (
 )
 from .api import (
     FlexMeasuresApi,
-    FlexMeasuresAuthenticationError,
     FlexMeasuresError,
     FlexMeasuresHttpStatusError,
     FlexMeasuresRejectedError,
@@ -77,7 +76,8 @@ from .const import (
     LOGGER,
     SUBENTRY_MEASUREMENT_LINK,
 )
-from .data import FlexMeasuresConfigEntry
+from .data import ErrorKind, FlexMeasuresConfigEntry, error_kind
+from .util import selector_seconds
 
 STORAGE_VERSION: Final = 1
 SAVE_DELAY: Final = 5.0
@@ -156,7 +156,7 @@ class LinkConfig:
             invert=bool(data.get(CONF_INVERT, False)),
             aggregation=Aggregation(data[CONF_AGGREGATION]),
             upload_interval=int(
-                _duration_seconds(interval)
+                selector_seconds(interval)
                 if interval
                 else DEFAULT_UPLOAD_INTERVAL.total_seconds()
             ),
@@ -176,11 +176,6 @@ class LinkConfig:
     def kind(self) -> Aggregation:
         """Return the aggregation; an instantaneous sensor gets the last value."""
         return Aggregation.LAST if self.instantaneous else self.aggregation
-
-
-def _duration_seconds(value: Mapping[str, float]) -> float:
-    """Return the seconds of a duration selector's value."""
-    return timedelta(**value).total_seconds()
 
 
 class Link:
@@ -311,6 +306,18 @@ def _restore_pending(config: LinkConfig, stored: Mapping[str, Any]) -> dict[int,
     return {slot: convert(value) for slot, value in pending.items()}
 
 
+def _measurement_store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
+    """Return the store of an entry's pending measurements."""
+    return Store(hass, STORAGE_VERSION, f"{DOMAIN}.measurements.{entry_id}")
+
+
+async def async_remove_measurements(
+    hass: HomeAssistant, entry: FlexMeasuresConfigEntry
+) -> None:
+    """Delete the pending measurements of a removed entry."""
+    await _measurement_store(hass, entry.entry_id).async_remove()
+
+
 class MeasurementUploader:
     """Collects the linked entities' states and posts them for one config entry."""
 
@@ -329,9 +336,7 @@ class MeasurementUploader:
         self._retry_at = 0.0
         self._last_error = ""
         self._by_entity: dict[str, list[Link]] = {}
-        self._store: Store[dict[str, Any]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.measurements.{entry.entry_id}"
-        )
+        self._store = _measurement_store(hass, entry.entry_id)
         self._stored_links: dict[str, Any] = {}
         self._lock = asyncio.Lock()
         self._unsub_state: CALLBACK_TYPE | None = None
@@ -535,7 +540,7 @@ class MeasurementUploader:
     def _server_failed(self, err: FlexMeasuresError) -> bool:
         """Note why the server failed us (a refused login asks to log in); False."""
         self._last_error = str(err)
-        if isinstance(err, FlexMeasuresAuthenticationError):
+        if error_kind(err) is ErrorKind.AUTHENTICATION:
             self.entry.async_start_reauth(self.hass)
         return False
 

@@ -39,11 +39,12 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.flexmeasures.aggregation import Aggregation, aggregate
+from custom_components.flexmeasures.aggregation import Aggregation
 from custom_components.flexmeasures.api import FlexMeasuresApi
 from custom_components.flexmeasures.const import CONF_EXCLUDED_SENSORS, DOMAIN, LOGGER
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
 from custom_components.flexmeasures.sensor import sensor_unique_id
+from tests.series import aggregate
 
 from .conftest import LiveServer, stored_values
 from .proxy import Fault, FaultProxy

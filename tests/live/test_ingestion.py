@@ -27,9 +27,10 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.flexmeasures.aggregation import Aggregation, aggregate
+from custom_components.flexmeasures.aggregation import Aggregation
 from custom_components.flexmeasures.api import FlexMeasuresApi
 from custom_components.flexmeasures.const import DOMAIN
+from tests.series import aggregate
 
 from .conftest import LiveServer, follow_ingestion
 from .server_control import server_control

@@ -36,7 +36,7 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
-from custom_components.flexmeasures.aggregation import Aggregation, aggregate
+from custom_components.flexmeasures.aggregation import Aggregation
 from custom_components.flexmeasures.const import (
     CONF_EXCLUDED_SENSORS,
     CONF_SCAN_INTERVAL,
@@ -44,6 +44,7 @@ from custom_components.flexmeasures.const import (
 )
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
 from custom_components.flexmeasures.sensor import sensor_unique_id
+from tests.series import aggregate
 
 from .conftest import LiveServer, follow_ingestion
 from .server_control import ControlResult, ServerControl, server_control

@@ -38,7 +38,7 @@ from pytest_homeassistant_custom_component.common import (
     async_test_home_assistant,
 )
 
-from custom_components.flexmeasures.aggregation import Aggregation, aggregate
+from custom_components.flexmeasures.aggregation import Aggregation
 from custom_components.flexmeasures.api import FlexMeasuresApi
 from custom_components.flexmeasures.const import (
     DOMAIN,
@@ -51,6 +51,7 @@ from custom_components.flexmeasures.scheduling import (
     ScheduleRecovery,
     ScheduleStatus,
 )
+from tests.series import aggregate
 
 from .conftest import LiveServer, follow_ingestion, stored_values
 from .proxy import Fault, FaultProxy

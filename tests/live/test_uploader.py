@@ -15,13 +15,14 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.flexmeasures.aggregation import Aggregation, aggregate
+from custom_components.flexmeasures.aggregation import Aggregation
 from custom_components.flexmeasures.const import (
     CONF_SENSOR_ID,
     DOMAIN,
     SUBENTRY_MEASUREMENT_LINK,
 )
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
+from tests.series import aggregate
 
 from .conftest import LiveServer, follow_ingestion, stored_values
 from .proxy import FaultProxy
