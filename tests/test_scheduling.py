@@ -438,7 +438,8 @@ async def test_the_plan_is_a_coordinator_every_entity_follows(
     freezer.move_to(NOW)
     scheduler = _scheduler(init_battery)
     assert isinstance(scheduler, DataUpdateCoordinator)
-    assert scheduler.data is None
+    before = scheduler.data
+    assert before is None
     await _trigger(hass)
     assert scheduler.data is scheduler.schedule
     assert scheduler.data is not None
