@@ -21,6 +21,8 @@ from homeassistant.const import (
 )
 from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -421,6 +423,49 @@ async def test_status_transitions_and_event(
     state = hass.states.get("sensor.home_battery_schedule_status")
     assert state is not None
     assert state.state == ScheduleStatus.STALE
+
+
+async def test_the_plan_is_a_coordinator_every_entity_follows(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """The scheduler is the device's plan coordinator; entities follow its data.
+
+    Asking an entity to update re-reads the plan: no request to the server.
+    """
+    freezer.move_to(NOW)
+    scheduler = _scheduler(init_battery)
+    assert isinstance(scheduler, DataUpdateCoordinator)
+    before = scheduler.data
+    assert before is None
+    await _trigger(hass)
+    assert scheduler.data is scheduler.schedule
+    assert scheduler.data is not None
+    assert scheduler.last_update_success
+    power = "sensor.home_battery_planned_power"
+    freezer.move_to(START)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get(power).state == "2.0"  # type: ignore[union-attr]
+
+    triggers = len(fake_scheduling.triggers)
+    requests = len(fake_scheduling.server.calls)
+    await async_setup_component(hass, "homeassistant", {})
+    await hass.services.async_call(
+        "homeassistant", "update_entity", {"entity_id": power}, blocking=True
+    )
+    await hass.async_block_till_done()
+    assert len(fake_scheduling.triggers) == triggers
+    assert len(fake_scheduling.server.calls) == requests
+    assert scheduler.last_update_success
+    assert hass.states.get(power).state == "2.0"  # type: ignore[union-attr]
+
+    # A new plan reaches the entities through the coordinator's listeners.
+    fake_scheduling.values = [-1.5] * 48
+    await _trigger(hass, start=START)
+    assert hass.states.get(power).state == "-1.5"  # type: ignore[union-attr]
 
 
 async def test_failed_job_keeps_reason(

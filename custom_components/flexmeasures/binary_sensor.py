@@ -85,6 +85,6 @@ class FlexMeasuresScheduleBinarySensor(
     @property
     def is_on(self) -> bool | None:
         """Return whether the plan says so now; unknown outside the plan."""
-        schedule = self.scheduler.schedule
+        schedule = self.coordinator.schedule
         power = None if schedule is None else schedule.power_at(dt_util.utcnow())
         return None if power is None else self.entity_description.is_on_fn(power)

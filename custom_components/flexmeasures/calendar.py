@@ -57,7 +57,7 @@ class FlexMeasuresPlanCalendar(FlexMeasuresControlledDeviceEntity, CalendarEntit
 
     def _windows(self) -> list[Window]:
         """Return the windows of the current schedule."""
-        schedule = self.scheduler.schedule
+        schedule = self.coordinator.schedule
         return schedule.windows if schedule else []
 
     @property

@@ -7,7 +7,8 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import CONTROLLED_DEVICE_PREFIX, DOMAIN, SUBENTRY_CONTROLLED_DEVICE
 from .data import FlexMeasuresConfigEntry
@@ -21,17 +22,21 @@ MODELS: dict[DeviceKind, str] = {
 }
 
 
-class FlexMeasuresControlledDeviceEntity(Entity):
-    """An entity that shows a part of a controlled device's schedule."""
+class FlexMeasuresControlledDeviceEntity(CoordinatorEntity[DeviceScheduler]):
+    """An entity that shows a part of a controlled device's plan.
+
+    It follows the device's planner like any coordinator entity. It stays
+    available through an outage: the last plan is still what the device should
+    do, and the schedule status entity says why it is not newer.
+    """
 
     _attr_has_entity_name = True
-    _attr_should_poll = False
 
     def __init__(
         self, *, scheduler: DeviceScheduler, description: EntityDescription
     ) -> None:
         """Initialize the entity on the controlled device's device."""
-        self.scheduler = scheduler
+        super().__init__(scheduler)
         self.entity_description = description
         self._attr_unique_id = f"{scheduler.subentry_id}_{description.key}"
         self._attr_device_info = DeviceInfo(
@@ -42,13 +47,6 @@ class FlexMeasuresControlledDeviceEntity(Entity):
             configuration_url=(
                 f"{scheduler.api.url}/sensors/{scheduler.config.sensor_id}"
             ),
-        )
-
-    async def async_added_to_hass(self) -> None:
-        """Follow the scheduler."""
-        await super().async_added_to_hass()
-        self.async_on_remove(
-            self.scheduler.async_add_listener(self.async_write_ha_state)
         )
 
 

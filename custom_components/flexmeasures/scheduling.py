@@ -47,6 +47,7 @@ from homeassistant.helpers.event import (
 )
 from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.storage import Store
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
 from .api import (
@@ -909,8 +910,14 @@ class _Round:
         return [self, *self.superseded]
 
 
-class DeviceScheduler:
-    """Plans one controlled device: never more than one job in flight."""
+class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
+    """Plans one controlled device: never more than one job in flight.
+
+    The one planner of the device: the action, automatic replans, restart
+    recovery and S2 all ask it; its followers (schedule entities, calendar,
+    card, event, S2 instructions) listen to it as to any coordinator. It polls
+    nothing: ``data`` is the current plan, set when a job's plan arrives.
+    """
 
     def __init__(
         self,
@@ -921,13 +928,18 @@ class DeviceScheduler:
         api: FlexMeasuresApi,
     ) -> None:
         """Initialize; call async_load and async_start before use."""
-        self.hass = hass
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=config.name,
+            update_interval=None,
+        )
         self.entry = entry
         self.subentry_id = subentry_id
         self.config = config
         self.api = api
         self.store = ScheduleStore(hass, subentry_id)
-        self.schedule: Schedule | None = None
         self.status = ScheduleStatus.IDLE
         self.failure_reason: FailureReason | None = None
         self.failure_message: str | None = None
@@ -937,7 +949,6 @@ class DeviceScheduler:
         # The job in flight, stored so that a restart can pick it up.
         self.pending_job: PendingJob | None = None
         self.recovery: ScheduleRecovery | None = None
-        self._listeners: list[CALLBACK_TYPE] = []
         self._active: _Round | None = None
         self._pending: _Round | None = None
         self._unsub_tick: CALLBACK_TYPE | None = None
@@ -1055,11 +1066,6 @@ class DeviceScheduler:
         if self._debouncer is not None:
             self._debouncer.async_shutdown()
 
-    @property
-    def name(self) -> str:
-        """Return the device name."""
-        return self.config.name
-
     # --- prices for the dashboard card
 
     async def async_get_prices(self) -> TimeSeries | None:
@@ -1094,24 +1100,20 @@ class DeviceScheduler:
         self._prices = (schedule.job_id, prices)
         return prices
 
-    # --- listeners and time
+    # --- the plan its followers read, and time
 
-    @callback
-    def async_add_listener(self, update_callback: CALLBACK_TYPE) -> CALLBACK_TYPE:
-        """Call ``update_callback`` on every change; return the remover."""
-        self._listeners.append(update_callback)
+    @property
+    def schedule(self) -> Schedule | None:
+        """Return the device's current plan (the coordinator's data)."""
+        return self.data
 
-        @callback
-        def remove() -> None:
-            self._listeners.remove(update_callback)
+    @schedule.setter
+    def schedule(self, schedule: Schedule | None) -> None:
+        self.data = schedule
 
-        return remove
-
-    @callback
-    def _notify(self) -> None:
-        """Tell the entities."""
-        for update_callback in list(self._listeners):
-            update_callback()
+    async def _async_update_data(self) -> Schedule | None:
+        """Nothing to poll: plans arrive when asked for; a refresh re-reads it."""
+        return self.data
 
     @callback
     def _schedule_tick(self) -> None:
@@ -1138,7 +1140,7 @@ class DeviceScheduler:
         ):
             self.status = ScheduleStatus.STALE
         self._schedule_tick()
-        self._notify()
+        self.async_update_listeners()
 
     # --- requests
 
@@ -1196,7 +1198,7 @@ class DeviceScheduler:
         if round_.resume is None:
             self.recovery = None
         self.status = ScheduleStatus.COMPUTING
-        self._notify()
+        self.async_update_listeners()
         self.entry.async_create_background_task(
             self.hass, self._async_run(round_), f"{DOMAIN} schedule {self.name}"
         )
@@ -1248,7 +1250,7 @@ class DeviceScheduler:
             if pending is not None and not cancelled:
                 self._start(pending)
             else:
-                self._notify()
+                self.async_update_listeners()
 
     @callback
     def _fail(
@@ -1498,7 +1500,7 @@ class DeviceScheduler:
         self.last_updated = now
         self.pending_job = None
         self._schedule_tick()
-        self._notify()
+        self.async_update_listeners()
         self._fire_updated(schedule)
         # Written shortly after, off the path to the entities; flushed at unload.
         self._save(STORE_DELAY)
@@ -1513,7 +1515,7 @@ class DeviceScheduler:
             why = f"its plan ended at {pending.request.end.isoformat()}"
         else:
             self.recovery = ScheduleRecovery.RESUMED
-            self._notify()
+            self.async_update_listeners()
             LOGGER.info(
                 "Picking up scheduling job %s of %s after a restart",
                 pending.job_id,
@@ -1530,7 +1532,7 @@ class DeviceScheduler:
                 why = (err.translation_placeholders or {}).get("error", "")
             round_.job_id = None
         self.recovery = ScheduleRecovery.RECOMPUTED
-        self._notify()
+        self.async_update_listeners()
         LOGGER.info(
             "Computing the schedule of %s anew: job %s from before the restart is "
             "of no use (%s)",
@@ -1726,7 +1728,7 @@ class DeviceScheduler:
             self.failure_message = ", ".join(
                 (err.translation_placeholders or {}).values()
             )
-            self._notify()
+            self.async_update_listeners()
             return
         try:
             await self.async_schedule(request, wait=False)

@@ -567,13 +567,13 @@ class FlexMeasuresScheduleSensor(FlexMeasuresControlledDeviceEntity, SensorEntit
     @property
     def native_value(self) -> StateType | datetime:
         """Return the value planned for now."""
-        return self.entity_description.value_fn(self.scheduler, dt_util.utcnow())
+        return self.entity_description.value_fn(self.coordinator, dt_util.utcnow())
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Return the series or details of this value."""
         return (
-            self.entity_description.attributes_fn(self.scheduler, dt_util.utcnow())
+            self.entity_description.attributes_fn(self.coordinator, dt_util.utcnow())
             or None
         )
 
