@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 import json
 import logging
 import math
-from pathlib import Path
-import sys
-from types import FrameType
 from typing import Any
 import uuid
 
@@ -21,7 +18,6 @@ from aiohttp import (
     WSMsgType,
     WSServerHandshakeError,
 )
-from homeassistant import block_async_io
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
@@ -29,7 +25,6 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util import dt as dt_util
-import pandas as pd
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -448,7 +443,9 @@ def expected_instructions(
     previous: float | None = None
     for index, value in enumerate(schedule.values):
         start = schedule.start + schedule.resolution * index
-        if start + schedule.resolution <= now or value == previous:
+        if start + schedule.resolution <= now or (
+            previous is not None and math.isclose(value, previous)
+        ):
             continue
         previous = value
         factor = (value * 1000 - power[0]) / (power[1] - power[0])
@@ -763,38 +760,6 @@ async def plan_of(entry: MockConfigEntry, job: str) -> Schedule:
     return scheduler.schedule
 
 
-@pytest.fixture
-def pandas_off_the_loop(
-    disable_block_async_io: None,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> Iterator[None]:
-    """Fail when pandas runs in the event loop, or a blocking call is reported.
-
-    Home Assistant's detector is on as in production (tests skip the import
-    check), with tzdata not imported yet: the lazy import pandas makes on its
-    first time-zone aware index is what it reported. A profiler on the event
-    loop's thread catches any pandas call, whether it imports anything or not.
-    """
-    monkeypatch.setattr(block_async_io, "_IN_TESTS", False)
-    block_async_io.enable()
-    monkeypatch.delitem(sys.modules, "tzdata", raising=False)
-    pandas_dir = str(Path(pd.__file__).parent)
-    calls: list[str] = []
-
-    def profile(frame: FrameType, event: str, _arg: Any) -> None:
-        if event == "call" and frame.f_code.co_filename.startswith(pandas_dir):
-            calls.append(f"{frame.f_code.co_filename}:{frame.f_code.co_name}")
-
-    sys.setprofile(profile)
-    try:
-        yield
-    finally:
-        sys.setprofile(None)
-    assert calls == []
-    assert "Detected blocking call" not in caplog.text
-
-
 @pytest.mark.usefixtures("entity_registry_enabled_by_default", "pandas_off_the_loop")
 async def test_description_is_planned_by_the_device_scheduler(
     hass: HomeAssistant,
@@ -1045,16 +1010,20 @@ async def test_flexmeasures_failures_keep_the_connection(
     caplog.set_level(logging.INFO, logger="custom_components.flexmeasures")
     trigger = f"POST /api/v3_0/assets/{BATTERY_ASSET_ID}/schedules/trigger"
     fake_scheduling.server.errors[trigger] = ClientConnectionError("refused")
+    fill_level = f"POST /api/v3_0/sensors/{FILL_LEVEL_SENSOR}/data"
+    fake_scheduling.server.errors[fill_level] = ClientConnectionError("refused")
     rm = await connect_frbc(hass, hass_client, s2_integration)
     await rm.send(FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0))
     await rm.send(storage_description(dt_util.utcnow()))
     scheduler = battery_scheduler(s2_integration)
     await wait_for(lambda: scheduler.failure_reason is not None)
     assert scheduler.failure_reason is FailureReason.COMMUNICATION_ERROR
+    await wait_for(lambda: "S2 data for sensor 21 is not kept" in caplog.text)
     assert (await rm.handshake())["message_type"] == "HandshakeResponse"
 
     # The server answers again: the scheduler's retry plans, and S2 follows.
     del fake_scheduling.server.errors[trigger]
+    del fake_scheduling.server.errors[fill_level]
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=RETRY_FIRST))
     schedule = await plan_of(s2_integration, job_id(1))
     expected = expected_instructions(schedule, (-5000, 5000), dt_util.utcnow())

@@ -343,9 +343,8 @@ class S2Hub:
         self, subentry_id: str, connection: _Connection
     ) -> CALLBACK_TYPE:
         """Send the device's plan now and each time it changes; return the remover."""
-        scheduler = self.entry.runtime_data.schedulers.get(subentry_id)
-        if scheduler is None:
-            return lambda: None
+        # Every S2-enabled device is a controlled device, with its scheduler.
+        scheduler = self.entry.runtime_data.schedulers[subentry_id]
 
         @callback
         def _plan_changed() -> None:
@@ -378,9 +377,7 @@ class S2Hub:
     async def _async_plan(self, subentry_id: str, storage: S2Storage) -> None:
         """Have the device's planner plan the storage a resource manager described."""
         device = self.devices[subentry_id]
-        scheduler = self.entry.runtime_data.schedulers.get(subentry_id)
-        if scheduler is None:
-            return
+        scheduler = self.entry.runtime_data.schedulers[subentry_id]
         try:
             await scheduler.async_plan_from_device(
                 soc_kwh=storage.fill_level,
