@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http import HTTPStatus
@@ -10,14 +10,18 @@ import json
 import logging
 from pathlib import Path
 import re
+import sys
+from types import FrameType
 from typing import Any
 from unittest.mock import PropertyMock, patch
 
+from homeassistant import block_async_io
 from homeassistant.config_entries import ConfigSubentryData, ConfigSubentryDataWithId
 from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.util import dt as dt_util
+import pandas as pd
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.test_util.aiohttp import (
@@ -632,3 +636,35 @@ def no_secrets_logged(caplog: pytest.LogCaptureFixture) -> Generator[None]:
         assert secret not in text, f"{secret!r} was logged"
     if "requestAuthToken" in text:  # the library dumped a login: it was redacted
         assert REDACTED in text
+
+
+@pytest.fixture
+def pandas_off_the_loop(
+    disable_block_async_io: None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> Iterator[None]:
+    """Fail when pandas runs in the event loop, or a blocking call is reported.
+
+    Home Assistant's detector is on as in production (tests skip the import
+    check), with tzdata not imported yet: the lazy import pandas makes on its
+    first time-zone aware index is what it reported. A profiler on the event
+    loop's thread catches any pandas call, whether it imports anything or not.
+    """
+    monkeypatch.setattr(block_async_io, "_IN_TESTS", False)
+    block_async_io.enable()
+    monkeypatch.delitem(sys.modules, "tzdata", raising=False)
+    pandas_dir = str(Path(pd.__file__).parent)
+    calls: list[str] = []
+
+    def profile(frame: FrameType, event: str, _arg: Any) -> None:
+        if event == "call" and frame.f_code.co_filename.startswith(pandas_dir):
+            calls.append(f"{frame.f_code.co_filename}:{frame.f_code.co_name}")
+
+    sys.setprofile(profile)
+    try:
+        yield
+    finally:
+        sys.setprofile(None)
+    assert calls == []
+    assert "Detected blocking call" not in caplog.text

@@ -26,7 +26,11 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_fire_time_changed,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from s2python.common import (
     Commodity,
@@ -63,7 +67,7 @@ from s2python.frbc import (
 from s2python.message import S2Message
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.flexmeasures.api import S2_REASK_INTERVAL, TimeSeries
+from custom_components.flexmeasures.api import S2PlanSlot, _power_limits_kw
 from custom_components.flexmeasures.compat import vol
 from custom_components.flexmeasures.const import (
     CONF_S2,
@@ -74,25 +78,38 @@ from custom_components.flexmeasures.const import (
     CONF_S2_USAGE_FORECAST_SENSOR,
     CONTROLLED_DEVICE_PREFIX,
     DOMAIN,
+    EVENT_SCHEDULE_UPDATED,
     SUBENTRY_CONTROLLED_DEVICE,
 )
 from custom_components.flexmeasures.s2 import (
     MAX_MESSAGE_SIZE,
     S2DeviceConfig,
     async_get_s2_diagnostics,
+    plan_slots,
     s2_path,
+)
+from custom_components.flexmeasures.scheduling import (
+    RETRY_FIRST,
+    DeviceScheduler,
+    FailureReason,
+    Schedule,
+    ScheduleStatus,
+    simulate_soc,
 )
 
 from .conftest import (
+    BATTERY_ASSET_ID,
     BATTERY_DATA as SCHEDULING_DATA,
+    BATTERY_SENSOR_ID,
     ENTRY_DATA,
     PASSWORD,
     SERVER_URL,
     UNIQUE_ID,
     FakeFlexMeasures,
+    FakeScheduling,
     entity_snapshot,
     find_device,
-    load_fixture,
+    job_id,
 )
 
 # Logs at debug level, asserted free of the password, token and e-mail.
@@ -110,10 +127,11 @@ type Reported = (
 
 POWER_SENSOR = 20
 FILL_LEVEL_SENSOR = 21
-SCHEDULE_SENSOR = 22
+# The battery's FlexMeasures power sensor, which its scheduler plans (and its
+# resource manager's measured power goes to, as a home battery's often does).
+SCHEDULE_SENSOR = BATTERY_SENSOR_ID
 USAGE_FORECAST_SENSOR = 30
 ACTUATOR_STATUS_SENSOR = 99  # not in the inventory: posted without a unit
-JOB_ID = "4a1c3c2e-job"
 MESSAGE_ID = "5c3d7f1e-8f5b-4a7e-9d3c-2b1a0f9e8d7c"
 
 # What the scheduling part of a controlled device needs, with S2 settings on top.
@@ -148,7 +166,7 @@ SUBENTRIES: list[dict[str, Any]] = [
         "data": {
             **DEVICE_BASE,
             "name": "Heat pump",
-            "power_sensor": POWER_SENSOR,
+            "power_sensor": 22,
             CONF_S2: {CONF_S2_ENABLED: True},
         },
     },
@@ -182,8 +200,10 @@ def mock_config_entry() -> MockConfigEntry:
 
 
 @pytest.fixture
-def fake_s2_server(fake_server: FakeFlexMeasures) -> FakeFlexMeasures:
-    """Let the recorded server accept data and compute a schedule."""
+def fake_s2_server(
+    fake_server: FakeFlexMeasures, fake_scheduling: FakeScheduling
+) -> FakeFlexMeasures:
+    """Let the recorded server accept data and plan the battery."""
     for sensor_id in (
         POWER_SENSOR,
         FILL_LEVEL_SENSOR,
@@ -194,28 +214,7 @@ def fake_s2_server(fake_server: FakeFlexMeasures) -> FakeFlexMeasures:
             "message": "Request has been processed.",
             "status": "PROCESSED",
         }
-    sensor = next(
-        sensor
-        for sensor in load_fixture("sensors.json")
-        if sensor["id"] == SCHEDULE_SENSOR
-    )
-    fake_server.responses[f"GET /api/v3_0/sensors/{SCHEDULE_SENSOR}"] = sensor
-    fake_server.responses[
-        f"POST /api/v3_0/assets/{sensor['generic_asset_id']}/schedules/trigger"
-    ] = {"schedule": JOB_ID, "status": "PROCESSED"}
     return fake_server
-
-
-def set_schedule(
-    server: FakeFlexMeasures, start: datetime, values: list[float | None]
-) -> None:
-    """Make the recorded server answer the job with this 15-minute schedule (kW)."""
-    server.responses[f"GET /api/v3_0/sensors/{SCHEDULE_SENSOR}/schedules/{JOB_ID}"] = {
-        "start": start.isoformat(),
-        "duration": f"PT{15 * len(values)}M",
-        "unit": "kW",
-        "values": values,
-    }
 
 
 @pytest.fixture
@@ -223,6 +222,7 @@ async def s2_integration(
     hass: HomeAssistant,
     fake_s2_server: FakeFlexMeasures,
     mock_config_entry: MockConfigEntry,
+    fast_polling: None,
 ) -> MockConfigEntry:
     """Set up the integration with S2-enabled controlled devices."""
     mock_config_entry.add_to_hass(hass)
@@ -379,8 +379,13 @@ def device_of(hass: HomeAssistant, subentry_id: str) -> str:
     return entry.device_id
 
 
-def storage_description(valid_from: datetime) -> FRBCSystemDescription:
-    """Return a battery of 0-10 kWh that charges and discharges up to 5 kW."""
+def storage_description(
+    valid_from: datetime,
+    *,
+    power: tuple[float, float] = (-5000, 5000),
+    fill_level: tuple[float, float] = (1, 9),
+) -> FRBCSystemDescription:
+    """Return a battery of 0-10 kWh (by default: kept within 1-9 kWh, ±5 kW)."""
     return FRBCSystemDescription(
         message_id=new_id(),
         valid_from=valid_from,
@@ -403,8 +408,8 @@ def storage_description(valid_from: datetime) -> FRBCSystemDescription:
                                 ),
                                 power_ranges=[
                                     PowerRange(
-                                        start_of_range=-5000,
-                                        end_of_range=5000,
+                                        start_of_range=power[0],
+                                        end_of_range=power[1],
                                         commodity_quantity=CommodityQuantity.ELECTRIC_POWER_3_PHASE_SYMMETRIC,
                                     )
                                 ],
@@ -420,9 +425,50 @@ def storage_description(valid_from: datetime) -> FRBCSystemDescription:
             provides_leakage_behaviour=False,
             provides_fill_level_target_profile=False,
             provides_usage_forecast=True,
-            fill_level_range=NumberRange(start_of_range=1, end_of_range=9),
+            fill_level_range=NumberRange(
+                start_of_range=fill_level[0], end_of_range=fill_level[1]
+            ),
         ),
     )
+
+
+def expected_instructions(
+    schedule: Schedule, power: tuple[float, float], now: datetime
+) -> list[tuple[datetime, float]]:
+    """Return (execution time, factor) per change of the plan's power from now on.
+
+    The factor places the slot's power (kW) on the description's power range (W).
+    """
+    expected: list[tuple[datetime, float]] = []
+    previous: float | None = None
+    for index, value in enumerate(schedule.values):
+        start = schedule.start + schedule.resolution * index
+        if start + schedule.resolution <= now or (
+            previous is not None and math.isclose(value, previous)
+        ):
+            continue
+        previous = value
+        factor = (value * 1000 - power[0]) / (power[1] - power[0])
+        expected.append((max(start, now), factor))
+    return expected
+
+
+async def received_instructions(
+    rm: ResourceManager, count: int
+) -> list[dict[str, Any]]:
+    """Return the next ``count`` instructions the resource manager receives."""
+    return [await rm.expect("FRBC.Instruction") for _ in range(count)]
+
+
+def as_plan(instructions: list[dict[str, Any]]) -> list[tuple[datetime, Any]]:
+    """Return (execution time, factor) of received instructions."""
+    return [
+        (
+            datetime.fromisoformat(item["execution_time"]),
+            pytest.approx(item["operation_mode_factor"]),
+        )
+        for item in instructions
+    ]
 
 
 def posts(server: FakeFlexMeasures, sensor_id: int) -> list[Any]:
@@ -698,78 +744,179 @@ async def test_power_measurement_reaches_flexmeasures(
     assert datetime.fromisoformat(payload["start"]) == slot
 
 
-@pytest.mark.usefixtures("entity_registry_enabled_by_default")
-async def test_instruction_from_schedule(
+def battery_scheduler(entry: MockConfigEntry) -> DeviceScheduler:
+    """Return the battery's scheduler: the one planner of the device."""
+    scheduler: DeviceScheduler = entry.runtime_data.schedulers["battery"]
+    return scheduler
+
+
+async def plan_of(entry: MockConfigEntry, job: str) -> Schedule:
+    """Wait until the battery's plan is the one of ``job``; return it."""
+    scheduler = battery_scheduler(entry)
+    await wait_for(
+        lambda: scheduler.schedule is not None and scheduler.schedule.job_id == job
+    )
+    assert scheduler.schedule is not None
+    return scheduler.schedule
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default", "pandas_off_the_loop")
+async def test_description_is_planned_by_the_device_scheduler(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
     s2_integration: MockConfigEntry,
-    fake_s2_server: FakeFlexMeasures,
+    fake_scheduling: FakeScheduling,
 ) -> None:
-    """A system description is planned by FlexMeasures and followed by instructions."""
+    """A described storage is a normal round of the device's scheduler.
+
+    The job is waited for, the plan kept and announced; the resource manager
+    gets instructions whose factors put each slot's planned power on its range.
+    """
     last_instruction = entity_id(hass, "sensor", "battery_s2_last_instruction")
     assert hass.states.get(last_instruction).state == STATE_UNKNOWN  # type: ignore[union-attr]
-    schedule_start = (dt_util.utcnow() + timedelta(hours=2)).replace(
-        minute=0, second=0, microsecond=0
-    )
-    set_schedule(fake_s2_server, schedule_start, [5.0, 5.0, -2.5, None])
+    events = async_capture_events(hass, EVENT_SCHEDULE_UPDATED)
+    fake_scheduling.pending_polls = 3
     rm = await connect_frbc(hass, hass_client, s2_integration)
 
-    # Described before the fill level is known: planned once it is.
-    description = storage_description(dt_util.utcnow())
+    # Described before the fill level is known: planned once it is. The device
+    # reports less than the subentry allows (1-9 kWh, 5 kW): that narrows the plan.
+    power = (-3000.0, 4000.0)
+    description = storage_description(dt_util.utcnow(), power=power, fill_level=(2, 8))
     await rm.send(description)
     assert (await rm.expect_status(str(description.message_id)))["status"] == "OK"
+    assert fake_scheduling.triggers == []
     await rm.send(FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0))
 
-    first = await rm.expect("FRBC.Instruction")
-    second = await rm.expect("FRBC.Instruction")
+    schedule = await plan_of(s2_integration, job_id(1))
+    expected = expected_instructions(schedule, power, dt_util.utcnow())
+    instructions = await received_instructions(rm, len(expected))
+    assert as_plan(instructions) == expected
     actuator = description.actuators[0]
-    assert first["actuator_id"] == str(actuator.id)
-    assert first["operation_mode"] == str(actuator.operation_modes[0].id)
-    assert first["operation_mode_factor"] == pytest.approx(1.0)
-    assert datetime.fromisoformat(first["execution_time"]) == schedule_start
-    assert second["operation_mode_factor"] == pytest.approx(0.25)
-    assert datetime.fromisoformat(second["execution_time"]) == schedule_start + (
-        timedelta(minutes=30)
-    )
+    assert {item["actuator_id"] for item in instructions} == {str(actuator.id)}
+    assert {item["operation_mode"] for item in instructions} == {
+        str(actuator.operation_modes[0].id)
+    }
 
-    (trigger,) = [
-        data
-        for method, path, data in fake_s2_server.calls
-        if method == "POST" and path.endswith("/schedules/trigger")
-    ]
-    assert trigger["flex-model"] == [
-        {
-            "sensor": SCHEDULE_SENSOR,
-            "soc-at-start": "4.0 kWh",
-            "soc-min": "1.0 kWh",
-            "soc-max": "9.0 kWh",
-            "power-capacity": "5.0 kW",
-        }
-    ]
+    # One trigger, by the scheduler, with what the resource manager reported.
+    assert len(fake_scheduling.triggers) == 1
+    model = fake_scheduling.last_flex_model
+    assert model["sensor"] == SCHEDULE_SENSOR
+    assert model["soc-at-start"] == "4 kWh"
+    assert (model["soc-min"], model["soc-max"]) == ("2 kWh", "8 kWh")
+    assert model["consumption-capacity"] == "4 kW"
+    assert model["production-capacity"] == "3 kW"
+    # The scheduler waited for the job (3 polls still running) and announced it.
+    assert fake_scheduling.polls[job_id(1)] == 4
+    scheduler = battery_scheduler(s2_integration)
+    assert scheduler.status is ScheduleStatus.READY
+    assert [event.data["start"] for event in events] == [schedule.start.isoformat()]
     await wait_for(
         lambda: hass.states.get(last_instruction).state != STATE_UNKNOWN  # type: ignore[union-attr]
     )
 
-    # A new schedule (for instance from Home Assistant's own planning) revokes the
-    # instructions that have not been executed yet.
-    hub = s2_integration.runtime_data.s2
-    schedule = TimeSeries(
-        start=schedule_start,
-        resolution=timedelta(minutes=15),
-        unit="kW",
-        values=(1.0,),
+
+@pytest.mark.usefixtures("pandas_off_the_loop")
+async def test_trigger_schedule_action_reaches_the_resource_manager(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    s2_integration: MockConfigEntry,
+    fake_scheduling: FakeScheduling,
+) -> None:
+    """A plan from the action replaces the instructions of the plan before it."""
+    rm = await connect_frbc(hass, hass_client, s2_integration)
+    power = (-5000.0, 5000.0)
+    await rm.send(storage_description(dt_util.utcnow()))
+    await rm.send(FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0))
+    first = await plan_of(s2_integration, job_id(1))
+    before = await received_instructions(
+        rm, len(expected_instructions(first, power, dt_util.utcnow()))
     )
-    assert await hub.async_send_schedule("battery", schedule) == 1
-    revoked = {
-        (await rm.expect("RevokeObject"))["object_id"],
-        (await rm.expect("RevokeObject"))["object_id"],
+
+    fake_scheduling.values = [1.0, 3.0, 3.0, -2.0, 0.5]
+    hass.states.async_set("sensor.s2_soc", "40", {"unit_of_measurement": "%"})
+    target_at = first.start + timedelta(hours=2)
+    await hass.services.async_call(
+        DOMAIN,
+        "trigger_schedule",
+        {
+            "device_id": device_of(hass, "battery"),
+            "soc_targets": [{"datetime": target_at.isoformat(), "value": 80}],
+        },
+        blocking=True,
+        return_response=True,
+    )
+    second = await plan_of(s2_integration, job_id(2))
+    assert fake_scheduling.last_flex_model["soc-targets"] == [
+        {"datetime": target_at.isoformat(), "value": "8 kWh"}
+    ]
+    revoked = [await rm.expect("RevokeObject") for _ in before]
+    assert {item["object_id"] for item in revoked} == {item["id"] for item in before}
+    assert {item["object_type"] for item in revoked} == {"FRBC.Instruction"}
+    expected = expected_instructions(second, power, dt_util.utcnow())
+    assert as_plan(await received_instructions(rm, len(expected))) == expected
+
+    # A storage status alone plans nothing: the plan stays the action's.
+    await rm.send(FRBCStorageStatus(message_id=new_id(), present_fill_level=5.0))
+    assert (await rm.handshake())["message_type"] == "HandshakeResponse"
+    assert len(fake_scheduling.triggers) == 2
+
+
+@pytest.mark.usefixtures("pandas_off_the_loop")
+async def test_connect_with_a_plan_from_before_a_restart(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    hass_client: ClientSessionGenerator,
+    fake_s2_server: FakeFlexMeasures,
+    fake_scheduling: FakeScheduling,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """A resource manager that connects gets instructions for the rest of the plan.
+
+    The plan began an hour ago: ended slots are left out, the slot in progress
+    is carried out from now on.
+    """
+    now = dt_util.utcnow()
+    resolution = timedelta(minutes=15)
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    pattern = (4.0, -4.0, 2.0, 2.0, 1.0, 1.0, 0.0, -1.0, -1.0, 0.0)
+    slots = int((now - start) / resolution) + len(pattern) - 6
+    values = (pattern * 3)[:slots]
+    stored = Schedule(
+        job_id="stored-job",
+        start=start,
+        resolution=resolution,
+        values=values,
+        soc_at_start_kwh=5.0,
+        soc=tuple(simulate_soc(5.0, values, resolution)),
+        targets=(),
+        computed_at=start,
+    )
+    key = f"{DOMAIN}.schedule.battery"
+    hass_storage[key] = {
+        "version": 1,
+        "minor_version": 2,
+        "key": key,
+        "data": {"schedule": stored.as_dict(), "pending_job": None},
     }
-    assert revoked == {first["id"], second["id"]}
-    replacement = await rm.expect("FRBC.Instruction")
-    assert replacement["operation_mode_factor"] == pytest.approx(0.6)
-    assert await hub.async_send_schedule("heat_pump", schedule) == 0
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+
+    rm = await connect_frbc(hass, hass_client, mock_config_entry)
+    power = (-5000.0, 5000.0)
+    await rm.send(storage_description(now))
+    connected_at = dt_util.utcnow()
+    instructions = await received_instructions(
+        rm, len(expected_instructions(stored, power, connected_at))
+    )
+    received = as_plan(instructions)
+    # The first one is for the slot in progress, from the moment it was sent.
+    assert connected_at <= received[0][0] <= dt_util.utcnow()
+    assert received[1:] == expected_instructions(stored, power, connected_at)[1:]
+    assert fake_scheduling.triggers == []
 
 
+@pytest.mark.usefixtures("pandas_off_the_loop")
 async def test_frbc_data_reaches_flexmeasures(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
@@ -851,44 +998,37 @@ async def test_frbc_data_reaches_flexmeasures(
     assert datetime.fromisoformat(actuator["start"]) == start + timedelta(minutes=5)
 
 
+@pytest.mark.parametrize("expected_lingering_timers", [True])
 async def test_flexmeasures_failures_keep_the_connection(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
     s2_integration: MockConfigEntry,
-    fake_s2_server: FakeFlexMeasures,
+    fake_scheduling: FakeScheduling,
     caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An absent server is logged once and asked again once it answers."""
+    """A plan the server was away for is the scheduler's to take up again."""
     caplog.set_level(logging.INFO, logger="custom_components.flexmeasures")
-    clock = [1000.0]
-    monkeypatch.setattr(
-        "custom_components.flexmeasures.api.monotonic", lambda: clock[0]
-    )
-    lookup = f"GET /api/v3_0/sensors/{SCHEDULE_SENSOR}"
-    fake_s2_server.errors[lookup] = ClientConnectionError("refused")
-    set_schedule(fake_s2_server, dt_util.utcnow(), [5.0, 5.0, -2.5, None])
+    trigger = f"POST /api/v3_0/assets/{BATTERY_ASSET_ID}/schedules/trigger"
+    fake_scheduling.server.errors[trigger] = ClientConnectionError("refused")
+    fill_level = f"POST /api/v3_0/sensors/{FILL_LEVEL_SENSOR}/data"
+    fake_scheduling.server.errors[fill_level] = ClientConnectionError("refused")
     rm = await connect_frbc(hass, hass_client, s2_integration)
     await rm.send(FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0))
-    description = storage_description(dt_util.utcnow())
-    await rm.send(description)
-    assert (await rm.expect_status(str(description.message_id)))["status"] == "OK"
-    await wait_for(lambda: "asking for a plan again when it answers" in caplog.text)
-    asked = fake_s2_server.count(lookup)
-    # Within the interval, more statuses do not ask again; nor log again.
-    for _ in range(3):
-        await rm.send(FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0))
+    await rm.send(storage_description(dt_util.utcnow()))
+    scheduler = battery_scheduler(s2_integration)
+    await wait_for(lambda: scheduler.failure_reason is not None)
+    assert scheduler.failure_reason is FailureReason.COMMUNICATION_ERROR
+    await wait_for(lambda: "S2 data for sensor 21 is not kept" in caplog.text)
     assert (await rm.handshake())["message_type"] == "HandshakeResponse"
-    assert fake_s2_server.count(lookup) == asked
-    # The server answers again: the next status after the interval asks once.
-    del fake_s2_server.errors[lookup]
-    clock[0] += S2_REASK_INTERVAL
-    await rm.send(FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0))
-    await rm.expect("FRBC.Instruction")
-    assert fake_s2_server.count(lookup) == asked + 1
-    assert caplog.text.count("S2: FlexMeasures at ") == 2
-    assert caplog.text.count("is available again") == 1
-    assert "did not plan" not in caplog.text
+
+    # The server answers again: the scheduler's retry plans, and S2 follows.
+    del fake_scheduling.server.errors[trigger]
+    del fake_scheduling.server.errors[fill_level]
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=RETRY_FIRST))
+    schedule = await plan_of(s2_integration, job_id(1))
+    expected = expected_instructions(schedule, (-5000, 5000), dt_util.utcnow())
+    assert as_plan(await received_instructions(rm, len(expected))) == expected
+    assert "is available again" in caplog.text
 
 
 async def test_refusals_are_warnings(
@@ -898,15 +1038,14 @@ async def test_refusals_are_warnings(
     fake_s2_server: FakeFlexMeasures,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A refused upload or plan is a warning each time; the connection stays."""
+    """A refused upload, plan or fill level is a warning; the connection stays."""
     fake_s2_server.statuses[f"POST /api/v3_0/sensors/{FILL_LEVEL_SENSOR}/data"] = 422
     fake_s2_server.responses[f"POST /api/v3_0/sensors/{FILL_LEVEL_SENSOR}/data"] = {
         "message": {"json": {"values": ["Not a number."]}},
         "status": 422,
     }
-    trigger = next(
-        key for key in fake_s2_server.responses if key.endswith("/schedules/trigger")
-    )
+    trigger = f"POST /api/v3_0/assets/{BATTERY_ASSET_ID}/schedules/trigger"
+    del fake_s2_server.handlers[trigger]
     fake_s2_server.statuses[trigger] = 422
     fake_s2_server.responses[trigger] = {
         "message": {"json": {"flex-model": ["Unknown field."]}},
@@ -917,9 +1056,17 @@ async def test_refusals_are_warnings(
     description = storage_description(dt_util.utcnow())
     await rm.send(description)
     assert (await rm.expect_status(str(description.message_id)))["status"] == "OK"
-    await wait_for(lambda: "FlexMeasures did not plan the S2 device" in caplog.text)
+    await wait_for(lambda: "Scheduling Battery failed" in caplog.text)
     await wait_for(lambda: "Could not post S2 data to sensor 21" in caplog.text)
     assert "is unavailable" not in caplog.text
+
+    # More than the battery holds: not planned, and said why.
+    await rm.send(FRBCStorageStatus(message_id=new_id(), present_fill_level=12.0))
+    await rm.send(storage_description(dt_util.utcnow()))
+    await wait_for(
+        lambda: "Cannot plan Battery with what its S2 resource manager reported: 120 %"
+        in caplog.text
+    )
     assert (await rm.handshake())["message_type"] == "HandshakeResponse"
 
 
@@ -1344,41 +1491,84 @@ async def test_usage_forecast_without_numbers(
     assert not posts(fake_s2_server, USAGE_FORECAST_SENSOR)
 
 
-async def test_schedule_edge_cases(
+@pytest.mark.usefixtures("pandas_off_the_loop")
+async def test_plan_edge_cases(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
     s2_integration: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Schedules are followed only with a description and usable values."""
+    """Plans are followed only with a description and slots still ahead."""
     hub = s2_integration.runtime_data.s2
     rm = await connect_frbc(hass, hass_client, s2_integration)
-    now = dt_util.utcnow().replace(second=0, microsecond=0)
+    session = hub.session("battery")
+    assert session is not None
+    now = dt_util.utcnow()
+    resolution = timedelta(minutes=15)
 
-    def schedule(start: datetime, *values: float | None) -> TimeSeries:
-        return TimeSeries(
-            start=start, resolution=timedelta(minutes=15), unit="kW", values=values
-        )
+    def plan(start: datetime, *values: float) -> list[S2PlanSlot]:
+        return [
+            S2PlanSlot(
+                start=start + resolution * index,
+                end=start + resolution * (index + 1),
+                power_kw=value,
+                fill_level=5,
+            )
+            for index, value in enumerate(values)
+        ]
 
-    # No system description yet.
-    assert await hub.async_send_schedule("battery", schedule(now, 1.0)) == 0
-
-    # A description but no fill level yet: not planned, and the fill level of a
-    # schedule pushed now starts at the storage's minimum.
-    description = storage_description(now)
-    await rm.send(description)
-    assert (await rm.expect_status(str(description.message_id)))["status"] == "OK"
-    assert await hub.async_send_schedule("battery", schedule(now, None, 1.0)) == 0
-    past = now - timedelta(hours=1)
-    assert await hub.async_send_schedule("battery", schedule(past, 1.0)) == 1
+    # No system description yet: kept, and followed once one arrives.
+    assert await session.async_follow_plan(plan(now, 1.0)) == 0
+    await rm.send(storage_description(now))
+    first = await rm.expect("FRBC.Instruction")
+    assert first["operation_mode_factor"] == pytest.approx(0.6)
+    # A plan that has ended sends nothing and revokes nothing.
+    assert await session.async_follow_plan(plan(now - 2 * resolution, 1.0)) == 0
+    assert await session.async_follow_plan([]) == 0
+    # An instruction whose time has come is replaced without a revocation.
+    assert await session.async_follow_plan(plan(now - resolution / 2, 1.0, 2.0)) == 2
     await rm.expect("FRBC.Instruction")
-    # The earlier instruction lies in the past: replaced without a revocation.
-    assert await hub.async_send_schedule("battery", schedule(past, 2.0)) == 1
     await rm.expect("FRBC.Instruction")
     assert all(message["message_type"] != "RevokeObject" for message in rm.received)
 
-    # More than one actuator is beyond what the library can follow.
+    # More than one actuator is beyond what can be followed.
     two_actuators = storage_description(now)
     two_actuators.actuators.append(storage_description(now).actuators[0])
     await rm.send(two_actuators)
     assert (await rm.expect_status(str(two_actuators.message_id)))["status"] == "OK"
-    assert await hub.async_send_schedule("battery", schedule(now, 1.0)) == 0
+    assert await session.async_follow_plan(plan(now, 1.0)) == 0
+    assert "Cannot follow the plan: 2 actuators" in caplog.text
+
+
+def test_plan_slots_and_power_limits() -> None:
+    """A plan's slots start from its SoC; limits come from the power ranges."""
+    start = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
+    resolution = timedelta(minutes=30)
+    schedule = Schedule(
+        job_id="job",
+        start=start,
+        resolution=resolution,
+        values=(2.0, -1.0),
+        soc_at_start_kwh=3.0,
+        soc=(4.0, 3.5),
+        targets=(),
+        computed_at=start,
+    )
+    assert plan_slots(schedule) == [
+        S2PlanSlot(start=start, end=start + resolution, power_kw=2.0, fill_level=3.0),
+        S2PlanSlot(
+            start=start + resolution,
+            end=start + 2 * resolution,
+            power_kw=-1.0,
+            fill_level=4.0,
+        ),
+    ]
+    assert _power_limits_kw(storage_description(start)) == (5.0, 5.0)
+    assert _power_limits_kw(storage_description(start, power=(0, 2000))) == (
+        2.0,
+        None,
+    )
+    assert _power_limits_kw(storage_description(start, power=(-1500, 0))) == (
+        None,
+        1.5,
+    )

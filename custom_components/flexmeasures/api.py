@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 import json
 import logging
+import math
 import re
-from time import monotonic
 from typing import Any, Final, cast
 from uuid import UUID
 
@@ -34,8 +34,9 @@ from flexmeasures_client.s2 import register
 from flexmeasures_client.s2.cem import CEM
 from flexmeasures_client.s2.control_types.FRBC import FRBC
 from flexmeasures_client.s2.control_types.FRBC.utils import (
-    fm_schedule_to_instructions,
     get_soc_min_max,
+    op_mode_compute_factor,
+    power_to_fill_rate_with_metrics,
 )
 from flexmeasures_client.s2.control_types.translations import (
     translate_usage_forecast_to_fm,
@@ -55,6 +56,7 @@ from s2python.common import (
     RevokableObjects,
     RevokeObject,
 )
+from s2python.frbc import FRBCInstruction
 from yarl import URL
 
 from .availability import ServerAvailability
@@ -719,9 +721,6 @@ S2_NIL_ID: Final = "00000000-0000-0000-0000-000000000000"
 S2_DEFAULT_RESOLUTION: Final = timedelta(minutes=5)
 # Uploads waiting per connection; more are dropped (with a warning), never queued.
 S2_UPLOAD_QUEUE_SIZE: Final = 32
-# A plan that could not be asked for because the server was away is asked for
-# again with the next storage status, at most this often (seconds).
-S2_REASK_INTERVAL: Final = 15.0
 
 _S2_PHASES: Final = (
     CommodityQuantity.ELECTRIC_POWER_L1,
@@ -731,6 +730,8 @@ _S2_PHASES: Final = (
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 type TaskFactory = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
+# Runs a blocking function off the event loop (Home Assistant's executor).
+type Executor = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -750,8 +751,34 @@ class S2CemSettings:
     fill_level: S2SensorTarget | None = None
     usage_forecast: S2SensorTarget | None = None
     actuator_status: S2SensorTarget | None = None
-    schedule: S2SensorTarget | None = None
-    schedule_duration: timedelta = timedelta(hours=12)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class S2Storage:
+    """What a resource manager told about its storage, for the device's planner.
+
+    Fill levels are in the storage's unit (read as kWh), power in kW, charging
+    positive; ``None`` where the resource manager did not say.
+    """
+
+    fill_level: float
+    fill_level_min: float
+    fill_level_max: float
+    charge_power_kw: float | None
+    discharge_power_kw: float | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class S2PlanSlot:
+    """One slot of the device's plan, its power (kW) and starting fill level (kWh).
+
+    Power is positive while charging, as in the plan and in S2 power ranges.
+    """
+
+    start: datetime
+    end: datetime
+    power_kw: float
+    fill_level: float
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -781,21 +808,91 @@ def _electric_power(values: Sequence[Any]) -> float | None:
     return sum(phases) if phases else None
 
 
-def _power_capacity_kw(description: Any) -> float:
-    """Return the largest power (kW) any operation mode of the description can draw.
+def _power_limits_kw(description: Any) -> tuple[float | None, float | None]:
+    """Return the largest charging and discharging power (kW) the description offers.
 
-    S2 requires at least one actuator, operation mode, element and power range.
+    Charging is positive in S2 as in the plan; a side no power range reaches is None.
     """
-    return float(
-        max(
-            max(abs(power_range.start_of_range), abs(power_range.end_of_range))
-            for actuator in description.actuators
-            for mode in actuator.operation_modes
-            for element in mode.elements
-            for power_range in element.power_ranges
-        )
-        / 1000
+    powers = [
+        bound
+        for actuator in description.actuators
+        for mode in actuator.operation_modes
+        for element in mode.elements
+        for power_range in element.power_ranges
+        for bound in (power_range.start_of_range, power_range.end_of_range)
+    ]
+    charge = max(powers, default=0.0)
+    discharge = -min(powers, default=0.0)
+    return (
+        charge / 1000 if charge > 0 else None,
+        discharge / 1000 if discharge > 0 else None,
     )
+
+
+def _mode_and_factor(
+    description: Any, power_w: float, fill_level: float
+) -> tuple[Any, float]:
+    """Return the operation mode that delivers ``power_w`` best, and its factor.
+
+    The choice is the library's (least fill-level penalty, then least power
+    penalty, then the highest efficiency), made per slot without pandas.
+    """
+    results = [
+        (mode, *power_to_fill_rate_with_metrics(mode, power_w, fill_level))
+        for mode in description.actuators[0].operation_modes
+    ]
+    best = min(results, key=lambda result: (result[2], result[3], -result[4]))
+    mode, fill_rate, element = best[0], best[1], best[5]
+    return mode, float(op_mode_compute_factor(element, fill_rate, S2_LOGGER))
+
+
+def frbc_instructions(
+    description: Any, plan: Sequence[S2PlanSlot]
+) -> list[FRBCInstruction]:
+    """Return the FRBC instructions that follow a plan: one per change of power.
+
+    Raise NotImplementedError for descriptions with more than one actuator.
+    """
+    if len(description.actuators) != 1:
+        raise NotImplementedError(
+            f"{len(description.actuators)} actuators; only one can be followed"
+        )
+    actuator = description.actuators[0]
+    instructions: list[FRBCInstruction] = []
+    previous: float | None = None
+    for slot in plan:
+        if previous is not None and math.isclose(slot.power_kw, previous):
+            continue
+        previous = slot.power_kw
+        mode, factor = _mode_and_factor(
+            description, slot.power_kw * 1000, slot.fill_level
+        )
+        instructions.append(
+            FRBCInstruction(
+                message_id=get_unique_id(),
+                id=get_unique_id(),
+                actuator_id=actuator.id,
+                operation_mode=mode.id,
+                operation_mode_factor=factor,
+                execution_time=slot.start,
+                abnormal_condition=False,
+            )
+        )
+    return instructions
+
+
+def _usage_per_hour(
+    usage_forecast: Any, resolution: timedelta
+) -> tuple[datetime, list[float]] | None:
+    """Return the expected usage per hour from its start, or None (uses pandas)."""
+    series = translate_usage_forecast_to_fm(
+        usage_forecast, resolution=pd.Timedelta(resolution)
+    ).dropna()
+    if series.empty:
+        return None
+    # S2 gives fill-level units per second; FlexMeasures plans per hour.
+    values = [float(value) * 3600 for value in series.to_numpy()]
+    return series.index[0].to_pydatetime(), values
 
 
 class _S2Uploads:
@@ -855,26 +952,40 @@ class _S2Uploads:
             self._task.cancel()
 
 
+type StorageListener = Callable[[S2Storage], Awaitable[None]]
+
+
 class _FRBC(FRBC):
-    """The library's FRBC handler, posting to the configured FlexMeasures sensors."""
+    """The library's FRBC handler, posting to the configured FlexMeasures sensors.
+
+    It does not plan: a described storage goes to the device's planner (the
+    ``on_storage`` callback), and instructions follow the device's plan, which
+    the hub hands over with ``follow_plan`` whatever produced it.
+    """
 
     def __init__(
-        self, api: FlexMeasuresApi, settings: S2CemSettings, uploads: _S2Uploads
+        self,
+        settings: S2CemSettings,
+        uploads: _S2Uploads,
+        executor: Executor,
+        on_storage: StorageListener,
     ) -> None:
-        """Bind the handler to a connection's API, settings and uploader."""
+        """Bind the handler to a connection's settings, uploader and planner."""
         super().__init__()
-        self._api = api
         self._settings = settings
         self._uploads = uploads
-        self._schedule_lock = asyncio.Lock()
+        self._executor = executor
+        self._on_storage = on_storage
         self._waiting_description: str | None = None
-        # A description the server was away for, and when to ask again.
-        self._reask: tuple[str, float] | None = None
+        # One plan at a time: its revocations and instructions stay together.
+        self._follow_lock = asyncio.Lock()
+        # The device's plan, followed from the moment a description allows it.
+        self._plan: tuple[S2PlanSlot, ...] = ()
         # Instructions sent, by id, with their execution time: revoked when replaced.
         self._sent_instructions: dict[str, datetime] = {}
 
     async def send_storage_status(self, status: Any) -> None:
-        """Post the fill level; schedule a description that waited for it."""
+        """Post the fill level; plan a description that waited for it."""
         if (target := self._settings.fill_level) is not None:
             start = _floor_time(
                 dt_util.utcnow(), target.resolution or S2_DEFAULT_RESOLUTION
@@ -885,8 +996,6 @@ class _FRBC(FRBC):
         if (description_id := self._waiting_description) is not None:
             self._waiting_description = None
             await self.trigger_schedule(description_id)
-        elif self._reask is not None and monotonic() >= self._reask[1]:
-            await self.trigger_schedule(self._reask[0])
 
     async def send_actuator_status(self, status: Any) -> None:
         """Post the actuator's operation mode factor (0-1)."""
@@ -902,16 +1011,11 @@ class _FRBC(FRBC):
         if (target := self._settings.usage_forecast) is None:
             return
         resolution = target.resolution or timedelta(minutes=15)
-        series = translate_usage_forecast_to_fm(
-            usage_forecast, resolution=pd.Timedelta(resolution)
-        ).dropna()
-        if series.empty:
-            return
-        # S2 gives fill-level units per second; FlexMeasures plans per hour.
-        values = [float(value) * 3600 for value in series.to_numpy()]
-        self._uploads.submit(
-            target, series.index[0].to_pydatetime(), values, target.unit
+        usage = await self._executor(
+            lambda: _usage_per_hour(usage_forecast, resolution)
         )
+        if usage is not None:
+            self._uploads.submit(target, usage[0], usage[1], target.unit)
 
     async def send_leakage_behaviour(self, leakage_behaviour: Any) -> None:
         """Keep the leakage behaviour only: no FlexMeasures sensor receives it."""
@@ -920,86 +1024,63 @@ class _FRBC(FRBC):
         """Keep the fill level target profile only: no sensor receives it."""
 
     async def trigger_schedule(self, system_description_id: str) -> None:
-        """Ask FlexMeasures to plan the storage described, and send instructions."""
-        if (target := self._settings.schedule) is None:
-            return
+        """Follow the plan with the new description; hand the storage to the planner.
+
+        The library calls this for every system description. The planner needs
+        the fill level, so a description before any storage status waits for one.
+        """
+        description = self._system_description_history[system_description_id]
+        await self.follow_plan(self._plan)
         if not self._storage_status_history:
             self._waiting_description = system_description_id
             return
-        description = self._system_description_history[system_description_id]
         fill_level = float(
             list(self._storage_status_history.values())[-1].present_fill_level
         )
         soc_min, soc_max = get_soc_min_max(description)
-        flex_model: dict[str, Any] = {
-            "soc-at-start": f"{fill_level} kWh",
-            "soc-min": f"{soc_min} kWh",
-            "soc-max": f"{soc_max} kWh",
-        }
-        flex_model["power-capacity"] = f"{_power_capacity_kw(description)} kW"
-        resolution = target.resolution or timedelta(minutes=15)
-        start = _floor_time(max(dt_util.utcnow(), description.valid_from), resolution)
-        duration = self._settings.schedule_duration
-        async with self._schedule_lock:
-            try:
-                job_id = await self._api.async_trigger_schedule(
-                    sensor_id=target.id,
-                    start=start,
-                    duration=duration,
-                    flex_model=flex_model,
-                )
-                schedule = await self._api.async_get_schedule(
-                    sensor_id=target.id, job_id=job_id, duration=duration
-                )
-            except FlexMeasuresConnectionError as err:
-                self._reask = (
-                    system_description_id,
-                    monotonic() + S2_REASK_INTERVAL,
-                )
-                self._uploads.availability.mark_down(
-                    f"asking for a plan again when it answers: {err}"
-                )
-                return
-            except FlexMeasuresError as err:
-                self._reask = None
-                S2_LOGGER.warning("FlexMeasures did not plan the S2 device: %s", err)
-                return
-        self._reask = None
-        self._uploads.availability.mark_up()
-        await self.send_schedule(schedule)
+        charge, discharge = _power_limits_kw(description)
+        await self._on_storage(
+            S2Storage(
+                fill_level=fill_level,
+                fill_level_min=soc_min,
+                fill_level_max=soc_max,
+                charge_power_kw=charge,
+                discharge_power_kw=discharge,
+            )
+        )
 
-    async def send_schedule(self, schedule: TimeSeries) -> int:
-        """Send instructions that follow the schedule; return how many."""
-        if not self._system_description_history:
+    async def follow_plan(self, plan: Sequence[S2PlanSlot]) -> int:
+        """Send instructions for the plan's slots still ahead; return how many.
+
+        Instructions of an earlier plan that have not been executed yet are
+        revoked first. Without a description the plan is kept for the first one.
+        """
+        async with self._follow_lock:
+            return await self._follow(tuple(plan))
+
+    async def _follow(self, plan: tuple[S2PlanSlot, ...]) -> int:
+        """Send a plan's instructions (see follow_plan), under the lock."""
+        self._plan = plan
+        now = dt_util.utcnow()
+        # The slot in progress is carried out from now on; ended slots are dropped.
+        ahead = [
+            S2PlanSlot(
+                start=max(slot.start, now),
+                end=slot.end,
+                power_kw=slot.power_kw,
+                fill_level=slot.fill_level,
+            )
+            for slot in plan
+            if slot.end > now
+        ]
+        if not ahead or not self._system_description_history:
             return 0
         description = list(self._system_description_history.values())[-1]
-        values: list[float] = []
-        for value in schedule.values:
-            if value is None:
-                break
-            values.append(value * 1000)  # kW to W, the unit of S2 power ranges
-        if not values:
-            return 0
-        if self._storage_status_history:
-            fill_level = float(
-                list(self._storage_status_history.values())[-1].present_fill_level
-            )
-        else:
-            fill_level = get_soc_min_max(description)[0]
-        frame = pd.DataFrame(
-            {"schedule": values},
-            index=pd.date_range(
-                start=schedule.start, periods=len(values), freq=schedule.resolution
-            ),
-        )
         try:
-            instructions = fm_schedule_to_instructions(
-                frame, description, initial_fill_level=fill_level, logger=S2_LOGGER
-            )
+            instructions = frbc_instructions(description, ahead)
         except NotImplementedError as err:
-            S2_LOGGER.warning("Cannot follow the schedule: %s", err)
+            S2_LOGGER.warning("Cannot follow the plan: %s", err)
             return 0
-        now = dt_util.utcnow()
         for instruction_id, execution_time in self._sent_instructions.items():
             if execution_time > now:
                 await self._sending_queue.put(
@@ -1030,6 +1111,7 @@ class _CEM(CEM):
         settings: S2CemSettings,
         uploads: _S2Uploads,
         queue_size: int,
+        frbc: _FRBC,
     ) -> None:
         """Set up the CEM with FRBC as the control type it asks for."""
         super().__init__(
@@ -1041,7 +1123,7 @@ class _CEM(CEM):
         self._settings = settings
         self._uploads = uploads
         self._power_slot: tuple[datetime, list[float]] | None = None
-        self.frbc = _FRBC(api, settings, uploads)
+        self.frbc = frbc
         self.register_control_type(self.frbc)
 
     @property
@@ -1078,11 +1160,14 @@ class S2Session:
         settings: S2CemSettings,
         *,
         create_task: TaskFactory,
+        executor: Executor,
+        on_storage: StorageListener,
         queue_size: int,
     ) -> None:
         """Start a conversation; this does no I/O."""
         self._uploads = _S2Uploads(api, create_task)
-        self._cem = _CEM(api, settings, self._uploads, queue_size)
+        frbc = _FRBC(settings, self._uploads, executor, on_storage)
+        self._cem = _CEM(api, settings, self._uploads, queue_size, frbc)
 
     @property
     def control_type(self) -> str | None:
@@ -1169,9 +1254,9 @@ class S2Session:
             raise ValueError(control_type)
         await self._cem.activate_control_type(ControlType(control_type.upper()))
 
-    async def async_send_schedule(self, schedule: TimeSeries) -> int:
-        """Send instructions following a FlexMeasures schedule (in kW)."""
-        return await self._cem.frbc.send_schedule(schedule)
+    async def async_follow_plan(self, plan: Sequence[S2PlanSlot]) -> int:
+        """Send instructions for the rest of the device's plan; return how many."""
+        return await self._cem.frbc.follow_plan(plan)
 
     async def async_close(self) -> None:
         """Stop the CEM and everything it started."""

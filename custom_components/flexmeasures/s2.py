@@ -6,6 +6,11 @@ access token. Each connection runs the library's CEM with FRBC (see ``api.py``),
 configured from the controlled device's subentry. The hub keeps one connection per
 device (the newest wins), bounds what each connection may queue, and closes all
 connections when the entry unloads.
+
+The device has one planner, its ``DeviceScheduler``: the storage a resource manager
+describes is planned by it (a normal round), and every connection follows the
+device's current plan, whatever produced it (S2, the action, automatic replans,
+a job picked up after a restart).
 """
 
 from __future__ import annotations
@@ -14,20 +19,24 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from homeassistant.components.http.const import KEY_HASS_USER
 from homeassistant.config_entries import ConfigEntryState, ConfigSubentry
 from homeassistant.const import ATTR_DEVICE_ID
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, ServiceCall, callback
-from homeassistant.exceptions import ServiceValidationError, Unauthorized
+from homeassistant.exceptions import (
+    HomeAssistantError,
+    ServiceValidationError,
+    Unauthorized,
+)
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.helpers.json import json_dumps
 from homeassistant.util import dt as dt_util
 
-from .api import S2CemSettings, S2SensorTarget, S2Session, TimeSeries
+from .api import S2CemSettings, S2PlanSlot, S2SensorTarget, S2Session, S2Storage
 from .compat import vol
 from .const import (
     CONF_POWER_SENSOR,
@@ -44,6 +53,9 @@ from .const import (
 )
 from .controlled_device import async_get_controlled_device_entry
 from .data import FlexMeasuresConfigEntry
+
+if TYPE_CHECKING:
+    from .scheduling import Schedule
 
 S2_URL: Final = "/api/flexmeasures/s2/{entry_id}/{subentry_id}"
 # Frames above this size close the connection (aiohttp answers 1009).
@@ -127,6 +139,25 @@ def s2_devices(entry: FlexMeasuresConfigEntry) -> dict[str, S2DeviceConfig]:
     return {device.subentry_id: device for device in devices if device.enabled}
 
 
+def plan_slots(schedule: Schedule) -> list[S2PlanSlot]:
+    """Return a plan's slots: start, power (kW) and the SoC (kWh) it starts from."""
+    return [
+        S2PlanSlot(
+            start=schedule.start + schedule.resolution * index,
+            end=schedule.start + schedule.resolution * (index + 1),
+            power_kw=power,
+            fill_level=fill_level,
+        )
+        for index, (power, fill_level) in enumerate(
+            zip(
+                schedule.values,
+                (schedule.soc_at_start_kwh, *schedule.soc),
+                strict=False,
+            )
+        )
+    ]
+
+
 def s2_path(entry_id: str, subentry_id: str) -> str:
     """Return the websocket path of a controlled device."""
     return S2_URL.format(entry_id=entry_id, subentry_id=subentry_id)
@@ -152,6 +183,9 @@ class _Connection:
     connected_at: datetime
     done: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # The device's plan this connection follows, and the task sending it.
+    plan: Schedule | None = None
+    follower: asyncio.Task[None] | None = None
 
 
 class S2Hub:
@@ -204,7 +238,6 @@ class S2Hub:
             fill_level=target(device.fill_level_sensor),
             usage_forecast=target(device.usage_forecast_sensor),
             actuator_status=target(device.actuator_status_sensor),
-            schedule=target(device.schedule_sensor),
         )
 
     def _create_task(self, coro: Any, name: str) -> asyncio.Task[None]:
@@ -220,14 +253,20 @@ class S2Hub:
         if self._closing:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"Unloading")
             return ws
+        subentry_id = device.subentry_id
+
+        async def _async_plan(storage: S2Storage) -> None:
+            await self._async_plan(subentry_id, storage)
+
         session = S2Session(
             self.entry.runtime_data.api,
             self._settings(device),
             create_task=self._create_task,
+            executor=self.hass.async_add_executor_job,
+            on_storage=_async_plan,
             queue_size=OUTGOING_QUEUE_SIZE,
         )
         connection = _Connection(ws=ws, session=session, connected_at=dt_util.utcnow())
-        subentry_id = device.subentry_id
         if (previous := self._connections.get(subentry_id)) is not None:
             LOGGER.info("S2 resource manager of %s reconnected", device.name)
             self._create_task(
@@ -236,6 +275,7 @@ class S2Hub:
         self._connections[subentry_id] = connection
         self.status[subentry_id].connections += 1
         self._async_update(subentry_id)
+        unsub_plan = self._async_follow_plans(subentry_id, connection)
         try:
             reader = self._create_task(
                 self._async_read(subentry_id, connection), "s2 reader"
@@ -246,6 +286,7 @@ class S2Hub:
             connection.tasks.update((reader, writer))
             await asyncio.wait(connection.tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            unsub_plan()
             for task in connection.tasks:
                 task.cancel()
             if self._connections.get(subentry_id) is connection:
@@ -297,11 +338,63 @@ class S2Hub:
         connection = self._connections.get(subentry_id)
         return connection.session if connection else None
 
-    async def async_send_schedule(self, subentry_id: str, schedule: TimeSeries) -> int:
-        """Send instructions following a schedule to a connected device."""
-        if (session := self.session(subentry_id)) is None:
-            return 0
-        return await session.async_send_schedule(schedule)
+    @callback
+    def _async_follow_plans(
+        self, subentry_id: str, connection: _Connection
+    ) -> CALLBACK_TYPE:
+        """Send the device's plan now and each time it changes; return the remover."""
+        # Every S2-enabled device is a controlled device, with its scheduler.
+        scheduler = self.entry.runtime_data.schedulers[subentry_id]
+
+        @callback
+        def _plan_changed() -> None:
+            if (schedule := scheduler.schedule) is connection.plan or schedule is None:
+                return
+            connection.plan = schedule
+            if connection.follower is None or connection.follower.done():
+                connection.follower = self._create_task(
+                    self._async_follow(connection), "s2 instructions"
+                )
+
+        _plan_changed()
+        remove = scheduler.async_add_listener(_plan_changed)
+
+        @callback
+        def _stop() -> None:
+            remove()
+            if connection.follower is not None:
+                connection.follower.cancel()
+
+        return _stop
+
+    async def _async_follow(self, connection: _Connection) -> None:
+        """Hand the newest plan to a connection until it has the newest one."""
+        sent: Schedule | None = None
+        while (plan := connection.plan) is not sent and plan is not None:
+            sent = plan
+            await connection.session.async_follow_plan(plan_slots(plan))
+
+    async def _async_plan(self, subentry_id: str, storage: S2Storage) -> None:
+        """Have the device's planner plan the storage a resource manager described."""
+        device = self.devices[subentry_id]
+        scheduler = self.entry.runtime_data.schedulers[subentry_id]
+        try:
+            await scheduler.async_plan_from_device(
+                soc_kwh=storage.fill_level,
+                soc_min_kwh=storage.fill_level_min,
+                soc_max_kwh=storage.fill_level_max,
+                charge_power_kw=storage.charge_power_kw,
+                discharge_power_kw=storage.discharge_power_kw,
+            )
+        except ServiceValidationError as err:
+            LOGGER.warning(
+                "Cannot plan %s with what its S2 resource manager reported: %s",
+                device.name,
+                ", ".join((err.translation_placeholders or {}).values()),
+            )
+        except HomeAssistantError as err:
+            # The planner's status and log already say why.
+            LOGGER.debug("S2 plan request of %s failed: %s", device.name, err)
 
     async def async_close(self) -> None:
         """Close every connection (the entry is unloading)."""

@@ -1148,6 +1148,35 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
         """Validate user input into a request for this device."""
         return build_request(self.hass, self.config, **kwargs)
 
+    async def async_plan_from_device(
+        self,
+        *,
+        soc_kwh: float,
+        soc_min_kwh: float,
+        soc_max_kwh: float,
+        charge_power_kw: float | None,
+        discharge_power_kw: float | None,
+    ) -> None:
+        """Plan with what the device itself reported (an S2 resource manager).
+
+        A normal round: the device's SoC, its limits narrowing the configured
+        ones, and the targets still ahead. Raise ServiceValidationError for a
+        report the device's settings cannot hold, HomeAssistantError for a
+        round that could not be queued (its status says why).
+        """
+        config = self.config
+        low = max(config.to_kwh(config.soc_min), soc_min_kwh)
+        high = min(config.to_kwh(config.soc_max), soc_max_kwh)
+        request = self.build_request(
+            soc_at_start=config.from_kwh(soc_kwh),
+            soc_targets=self._remaining_targets(),
+            soc_min=config.from_kwh(min(low, high)),
+            soc_max=config.from_kwh(high),
+            charge_power=min(config.charge_power_kw, charge_power_kw or 0.0),
+            discharge_power=min(config.discharge_power_kw, discharge_power_kw or 0.0),
+        )
+        await self.async_schedule(request, wait=False)
+
     def _new_round(self, request: ScheduleRequest) -> _Round:
         """Create a round with its two futures."""
         round_ = _Round(

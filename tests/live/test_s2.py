@@ -1,37 +1,55 @@
-"""S2 (issue 8) against the real server: a resource manager's power reaches it."""
+"""S2 against the real server: power reaches it, instructions follow the plan.
+
+A resource manager's power measurements are stored (issue 8); its instructions
+follow the device's one plan, however that plan was asked for (issue 15).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 import random
+from typing import Any
 
 from aiohttp import WSServerHandshakeError
 from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from s2python.common import CommodityQuantity, PowerMeasurement, PowerValue
+from s2python.frbc import FRBCStorageStatus
 
 from custom_components.flexmeasures.api import TimeSeries
 from custom_components.flexmeasures.const import (
     CONF_S2,
     CONF_S2_ENABLED,
     CONF_S2_POWER_SENSOR,
+    DOMAIN,
     SUBENTRY_CONTROLLED_DEVICE,
 )
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
 from custom_components.flexmeasures.s2 import s2_path
-from tests.test_s2 import ResourceManager, new_id, wait_for
+from custom_components.flexmeasures.scheduling import DeviceScheduler, Schedule
+from tests.test_s2 import (
+    ResourceManager,
+    as_plan,
+    expected_instructions,
+    new_id,
+    storage_description,
+    wait_for,
+)
 
 from .conftest import LiveServer, quarter_floor
+from .test_scheduling import device_id_of
 
 SOC_ENTITY = "sensor.live_s2_battery_soc"
 POST_TIMEOUT = 30.0  # seconds until the finished slot is on the server
 POLL_INTERVAL = 0.25
+PLAN_TIMEOUT = 90.0  # seconds; a real 24-hour battery job takes 4-6 s here
 
 
 async def _add_s2_battery(
@@ -203,3 +221,115 @@ async def test_power_measurement_reaches_flexmeasures(
 
     await rm.ws.close()
     await wait_for(lambda: not hub.status[subentry_id].connected)
+
+
+async def _next_plan(
+    scheduler: DeviceScheduler, after: Schedule | None, start: Callable[[], Any]
+) -> Schedule:
+    """Run ``start`` and wait (real time, bounded) for a plan newer than ``after``."""
+    changed = asyncio.Event()
+
+    @callback
+    def _changed() -> None:
+        if scheduler.schedule is not None and scheduler.schedule is not after:
+            changed.set()
+
+    remove = scheduler.async_add_listener(_changed)
+    try:
+        await start()
+        async with asyncio.timeout(PLAN_TIMEOUT):
+            await changed.wait()
+    finally:
+        remove()
+    assert scheduler.schedule is not None
+    return scheduler.schedule
+
+
+async def _instructions(rm: ResourceManager, count: int) -> list[dict[str, Any]]:
+    """Return the next ``count`` instructions, bounded in real time."""
+    async with asyncio.timeout(PLAN_TIMEOUT):
+        return [await rm.expect("FRBC.Instruction") for _ in range(count)]
+
+
+@pytest.mark.usefixtures("pandas_off_the_loop")
+async def test_instructions_follow_the_plan(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    live_server: LiveServer,
+    loaded_entry: FlexMeasuresConfigEntry,
+) -> None:
+    """A described battery is planned by the real server and followed.
+
+    A plan from the action with a target then replaces those instructions
+    (revoked) with its own.
+    """
+    subentry_id = await _add_s2_battery(hass, loaded_entry, live_server)
+    scheduler = loaded_entry.runtime_data.schedulers[subentry_id]
+    capacity = live_server.battery_capacity_kwh
+    watts = live_server.battery_power_kw * 1000
+    power = (-watts, watts)
+
+    client = await hass_client()
+    rm = ResourceManager(
+        await client.ws_connect(s2_path(loaded_entry.entry_id, subentry_id))
+    )
+    await rm.handshake()
+    assert (await rm.introduce())["control_type"] == "FILL_RATE_BASED_CONTROL"
+    description = storage_description(
+        dt_util.utcnow(), power=power, fill_level=(0.1 * capacity, 0.9 * capacity)
+    )
+
+    async def describe() -> None:
+        await rm.send(description)
+        await rm.send(
+            FRBCStorageStatus(message_id=new_id(), present_fill_level=0.3 * capacity)
+        )
+
+    first = await _next_plan(scheduler, None, describe)
+    expected = expected_instructions(first, power, dt_util.utcnow())
+    before = await _instructions(rm, len(expected))
+    assert as_plan(before) == expected
+    assert len(before) > 1  # a day-ahead plan with prices is not flat
+    assert first.soc_at_start_kwh == pytest.approx(0.3 * capacity)
+
+    # The action plans the same device, with a target: new instructions follow,
+    # and those of the first plan that lie ahead are revoked.
+    target_at = quarter_floor(dt_util.utcnow()) + timedelta(hours=4)
+    device_id = device_id_of(hass, loaded_entry, scheduler.device_identifier)
+
+    async def trigger() -> None:
+        await hass.services.async_call(
+            DOMAIN,
+            "trigger_schedule",
+            {
+                "device_id": device_id,
+                "soc_targets": [{"datetime": target_at, "value": 90}],
+                "force": True,
+            },
+            blocking=True,
+        )
+
+    second = await _next_plan(scheduler, first, trigger)
+    assert second.job_id != first.job_id
+    assert second.targets[0].at == target_at
+    revoked: set[str] = set()
+    async with asyncio.timeout(PLAN_TIMEOUT):
+        while (message := await rm.receive())["message_type"] != "FRBC.Instruction":
+            if message["message_type"] == "RevokeObject":
+                assert message["object_type"] == "FRBC.Instruction"
+                revoked.add(message["object_id"])
+    now = dt_util.utcnow()
+    ahead = {
+        item["id"]
+        for item in before
+        if datetime.fromisoformat(item["execution_time"]) > now
+    }
+    assert ahead <= revoked <= {item["id"] for item in before}
+    expected = expected_instructions(second, power, now)
+    after = [message, *await _instructions(rm, len(expected) - 1)]
+    assert as_plan(after) == expected
+
+    await rm.ws.close()
+    await wait_for(
+        lambda: not loaded_entry.runtime_data.s2.status[subentry_id].connected
+    )
