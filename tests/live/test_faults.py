@@ -43,7 +43,7 @@ from custom_components.flexmeasures.aggregation import Aggregation, aggregate
 from custom_components.flexmeasures.api import FlexMeasuresApi
 from custom_components.flexmeasures.const import CONF_EXCLUDED_SENSORS, DOMAIN, LOGGER
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
-from custom_components.flexmeasures.sensor import sensor_unique_id
+from custom_components.flexmeasures.identity import sensor_unique_id
 
 from .conftest import LiveServer, stored_values
 from .proxy import Fault, FaultProxy
