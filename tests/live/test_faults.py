@@ -167,7 +167,7 @@ async def _setup_entry(
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="Home (proxy)",
-        unique_id=f"{proxy.url}_{live_server.home.account_id}",
+        unique_id=live_server.unique_id,
         data={**live_server.entry_data(), CONF_URL: proxy.url},
         options={CONF_EXCLUDED_SENSORS: excluded},
         version=1,
