@@ -282,6 +282,71 @@ async def test_user_flow_other_entry_server_down(
     assert result["description_placeholders"] == {"entry": mock_config_entry.title}
 
 
+def _assets_fail_at(fake_server: FakeFlexMeasures, host: str) -> None:
+    """Make the server at ``host`` drop the connection on the asset list."""
+    assets = fake_server.responses["GET /api/v3_0/assets"]
+
+    def answer(method: str, url: URL, data: Any) -> tuple[int, Any]:
+        if url.host == host:
+            raise ClientConnectionError("reset")
+        return HTTPStatus.OK, assets
+
+    fake_server.handlers["GET /api/v3_0/assets"] = answer
+
+
+async def test_user_flow_new_server_fails_while_comparing(
+    hass: HomeAssistant,
+    fake_server: FakeFlexMeasures,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """The new address failing during the comparison is a form error, then fine."""
+    mock_config_entry.add_to_hass(hass)
+    _assets_fail_at(fake_server, "fm.example.net")
+    user_input = {**USER_INPUT, CONF_URL: "https://fm.example.net"}
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}, data=user_input
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+
+    del fake_server.handlers["GET /api/v3_0/assets"]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], user_input
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_reconfigure_new_server_fails_while_comparing(
+    hass: HomeAssistant,
+    fake_server: FakeFlexMeasures,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """The same in reconfigure, beside another server's entry for account 3."""
+    mock_config_entry.add_to_hass(hass)
+    MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=f"{UNIQUE_ID}_2",
+        data={**ENTRY_DATA, CONF_URL: "https://fm.elsewhere.net"},
+    ).add_to_hass(hass)
+    _assets_fail_at(fake_server, "fm.local")
+    new_input = {CONF_URL: "http://fm.local:5000", CONF_EMAIL: EMAIL}
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], new_input
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+
+    _other_server_assets(fake_server, "fm.elsewhere.net")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], new_input
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert mock_config_entry.unique_id == UNIQUE_ID
+
+
 async def test_user_flow_other_account(
     hass: HomeAssistant,
     fake_server: FakeFlexMeasures,

@@ -232,7 +232,8 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             server, errors = await self._async_connect(user_input)
             if server is not None:
-                await self._async_abort_if_account_configured(server)
+                errors = await self._async_check_account(server)
+            if server is not None and not errors:
                 await self.async_set_unique_id(
                     account_unique_id(
                         server.account_id,
@@ -293,7 +294,8 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
             if server is not None:
                 if server.account_id != entry.data[CONF_ACCOUNT_ID]:
                     return self.async_abort(reason="wrong_account")
-                await self._async_abort_if_account_configured(server, entry)
+                errors = await self._async_check_account(server, entry)
+            if server is not None and not errors:
                 # The unique id, and so every device and entity id, stays.
                 return self.async_update_reload_and_abort(
                     entry, data=_entry_data(user_input, server)
@@ -306,15 +308,16 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
         )
 
-    async def _async_abort_if_account_configured(
+    async def _async_check_account(
         self, server: ServerInfo, this_entry: ConfigEntry | None = None
-    ) -> None:
+    ) -> dict[str, str]:
         """Abort if another entry holds this account, whatever its address.
 
         An entry with the same account id at the same address is the same
         account; at another address, both servers are asked (each with its
-        own entry's credentials) and compared. A server that does not answer
-        cannot be compared, which aborts too.
+        own entry's credentials) and compared. Another entry's server that
+        does not answer cannot be compared, which aborts too; ours failing
+        now is a form error.
         """
         others = [
             entry
@@ -325,8 +328,12 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
         if any(entry.data[CONF_URL] == server.url for entry in others):
             raise AbortFlow("already_configured")
         if not others:
-            return
-        ours = await _async_account_fingerprint(self._api, server)
+            return {}
+        try:
+            ours = await _async_account_fingerprint(self._api, server)
+        except FlexMeasuresError as err:
+            LOGGER.debug("No assets from %s: %s", server.url, err)
+            return {"base": "cannot_connect"}
         for entry in others:
             api = async_create_api(self.hass, entry.data)
             try:
@@ -341,6 +348,7 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
                 ) from err
             if theirs == ours:
                 raise AbortFlow("already_configured")
+        return {}
 
 
 def _without_password(data: Mapping[str, Any] | None) -> dict[str, Any]:
