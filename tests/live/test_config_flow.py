@@ -183,3 +183,60 @@ async def test_reconfigure_to_another_address_keeps_every_id(
         identifier for _, identifiers in before[1] for _, identifier in identifiers
     ]
     assert not [identifier for identifier in ids if "127.0.0.1" in identifier]
+
+
+async def test_entry_with_url_ids_migrates_in_place(
+    hass: HomeAssistant, live_server: LiveServer
+) -> None:
+    """An entry as version 1.2 stored it loads with the new ids and the user's names."""
+    old = f"{live_server.url}_{live_server.home.account_id}"
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=f"{live_server.home.account_name} ({live_server.url})",
+        unique_id=old,
+        data=live_server.entry_data(),
+        version=1,
+        minor_version=2,
+    )
+    entry.add_to_hass(hass)
+    battery = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={(DOMAIN, f"{old}_asset_{live_server.assets['battery']}")},
+        name="battery",
+    )
+    dr.async_get(hass).async_update_device(battery.id, name_by_user="Garage battery")
+    power = er.async_get(hass).async_get_or_create(
+        "sensor",
+        DOMAIN,
+        f"{old}_sensor_{live_server.sensors['battery_power']}",
+        config_entry=entry,
+        device_id=battery.id,
+        suggested_object_id="my_battery_power",
+    )
+    er.async_get(hass).async_update_entity(power.entity_id, name="Mine")
+
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.unique_id == live_server.unique_id
+    migrated = er.async_get(hass).async_get(power.entity_id)
+    assert migrated is not None
+    assert migrated.unique_id == (
+        f"{live_server.unique_id}_sensor_{live_server.sensors['battery_power']}"
+    )
+    assert (migrated.name, migrated.device_id) == ("Mine", battery.id)
+    assert hass.states.get(power.entity_id) is not None
+    device = dr.async_get(hass).async_get(battery.id)
+    assert device is not None
+    assert device.name_by_user == "Garage battery"
+    entities, devices = _registry(hass, entry.entry_id)
+    # Set-up found the migrated entity: the battery power has one, not two.
+    suffix = f"_sensor_{live_server.sensors['battery_power']}"
+    assert [uid for _, _, uid, _ in entities if uid.endswith(suffix)] == [
+        migrated.unique_id
+    ]
+    ids = [unique_id for _, _, unique_id, _ in entities] + [
+        identifier for _, identifiers in devices for _, identifier in identifiers
+    ]
+    assert not [identifier for identifier in ids if "127.0.0.1" in identifier]
