@@ -337,7 +337,7 @@ async def _setup_hass(hass: HomeAssistant, target: Target, hours: int) -> str:
     entry = MockConfigEntry(
         domain="flexmeasures",
         title="Benchmark",
-        unique_id=f"{target.url}_{target.account_id}",
+        unique_id=f"account_{target.account_id}",
         data={
             "url": target.url,
             "email": target.email,

@@ -112,7 +112,7 @@ async def setup_integration(hass: HomeAssistant, url: str, size: int) -> float:
     entry = MockConfigEntry(
         domain="flexmeasures",
         title="Benchmark",
-        unique_id=f"{url}_3",
+        unique_id="account_3",
         data={
             "url": url,
             "email": EMAIL,

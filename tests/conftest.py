@@ -44,7 +44,9 @@ EMAIL = "ha@example.com"
 PASSWORD = "correct horse battery staple"  # noqa: S105
 TOKEN = "secret-token-abc123"  # noqa: S105
 ACCOUNT_ID = 3
-UNIQUE_ID = f"{SERVER_URL}_{ACCOUNT_ID}"
+UNIQUE_ID = f"account_{ACCOUNT_ID}"
+# The unique id version 1.2 gave the entry (and so its devices and entities).
+OLD_UNIQUE_ID = f"{SERVER_URL}_{ACCOUNT_ID}"
 # When tests/fixtures/sensor_data.json was recorded; freeze time here for values.
 RECORDED_AT = "2026-11-02T10:07:30+00:00"
 

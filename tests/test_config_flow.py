@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from http import HTTPStatus
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
 from unittest.mock import patch
@@ -14,6 +15,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from yarl import URL
 
 from custom_components.flexmeasures import async_setup_entry as real_async_setup_entry
 from custom_components.flexmeasures.api import Asset, Sensor
@@ -207,21 +209,151 @@ async def test_user_flow_duplicate(
     assert result["reason"] == "already_configured"
 
 
-async def test_user_flow_other_account_or_server(
+async def test_user_flow_same_account_other_address(
     hass: HomeAssistant,
     fake_server: FakeFlexMeasures,
     mock_config_entry: MockConfigEntry,
 ) -> None:
-    """A second account on the same server, or another server, can be added."""
+    """The same account reached through another address is not added again."""
     mock_config_entry.add_to_hass(hass)
     result = await hass.config_entries.flow.async_init(
         DOMAIN,
         context={"source": SOURCE_USER},
         data={**USER_INPUT, CONF_URL: "http://fm.example.com:5000"},
     )
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["result"].unique_id == "http://fm.example.com:5000_3"
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    # Both servers were asked for the account's assets, each with its own login.
+    assert fake_server.count("GET /api/v3_0/assets") == 2
+    assert len(hass.config_entries.async_entries(DOMAIN)) == 1
 
+
+def _other_server_assets(fake_server: FakeFlexMeasures, host: str) -> None:
+    """Make the server at ``host`` another server: its account 3 has other assets."""
+    assets = fake_server.responses["GET /api/v3_0/assets"]
+
+    def answer(method: str, url: URL, data: Any) -> tuple[int, Any]:
+        if url.host == host:
+            return HTTPStatus.OK, [{**asset, "name": "Elsewhere"} for asset in assets]
+        return HTTPStatus.OK, assets
+
+    fake_server.handlers["GET /api/v3_0/assets"] = answer
+
+
+async def test_user_flow_other_server_same_account_id(
+    hass: HomeAssistant,
+    fake_server: FakeFlexMeasures,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """Another server whose account has the same id is another entry."""
+    mock_config_entry.add_to_hass(hass)
+    _other_server_assets(fake_server, "fm.elsewhere.net")
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_USER},
+        data={**USER_INPUT, CONF_URL: "https://fm.elsewhere.net"},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == f"{UNIQUE_ID}_2"
+    assert result["data"][CONF_ACCOUNT_ID] == ACCOUNT_ID
+
+
+async def test_user_flow_other_entry_server_down(
+    hass: HomeAssistant,
+    fake_server: FakeFlexMeasures,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """An entry with the same account id whose server is down cannot be compared."""
+    mock_config_entry.add_to_hass(hass)
+
+    def versions(method: str, url: URL, data: Any) -> tuple[int, Any]:
+        if url.host == "fm.example.com":
+            raise ClientConnectionError("refused")
+        return HTTPStatus.OK, load_fixture("versions.json")
+
+    fake_server.handlers["GET /api/"] = versions
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_USER},
+        data={**USER_INPUT, CONF_URL: "https://fm.elsewhere.net"},
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "account_not_comparable"
+    assert result["description_placeholders"] == {"entry": mock_config_entry.title}
+
+
+def _assets_fail_at(fake_server: FakeFlexMeasures, host: str) -> None:
+    """Make the server at ``host`` drop the connection on the asset list."""
+    assets = fake_server.responses["GET /api/v3_0/assets"]
+
+    def answer(method: str, url: URL, data: Any) -> tuple[int, Any]:
+        if url.host == host:
+            raise ClientConnectionError("reset")
+        return HTTPStatus.OK, assets
+
+    fake_server.handlers["GET /api/v3_0/assets"] = answer
+
+
+async def test_user_flow_new_server_fails_while_comparing(
+    hass: HomeAssistant,
+    fake_server: FakeFlexMeasures,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """The new address failing during the comparison is a form error, then fine."""
+    mock_config_entry.add_to_hass(hass)
+    _assets_fail_at(fake_server, "fm.example.net")
+    user_input = {**USER_INPUT, CONF_URL: "https://fm.example.net"}
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}, data=user_input
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+
+    del fake_server.handlers["GET /api/v3_0/assets"]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], user_input
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_reconfigure_new_server_fails_while_comparing(
+    hass: HomeAssistant,
+    fake_server: FakeFlexMeasures,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """The same in reconfigure, beside another server's entry for account 3."""
+    mock_config_entry.add_to_hass(hass)
+    MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=f"{UNIQUE_ID}_2",
+        data={**ENTRY_DATA, CONF_URL: "https://fm.elsewhere.net"},
+    ).add_to_hass(hass)
+    _assets_fail_at(fake_server, "fm.local")
+    new_input = {CONF_URL: "http://fm.local:5000", CONF_EMAIL: EMAIL}
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], new_input
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+
+    _other_server_assets(fake_server, "fm.elsewhere.net")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], new_input
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert mock_config_entry.unique_id == UNIQUE_ID
+
+
+async def test_user_flow_other_account(
+    hass: HomeAssistant,
+    fake_server: FakeFlexMeasures,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """A second account on the same server can be added."""
+    mock_config_entry.add_to_hass(hass)
     fake_server.responses["GET /api/v3_0/users"] = [
         {"id": 9, "username": "other", "email": EMAIL, "account_id": 4}
     ]
@@ -230,7 +362,7 @@ async def test_user_flow_other_account_or_server(
         DOMAIN, context={"source": SOURCE_USER}, data=USER_INPUT
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["result"].unique_id == f"{SERVER_URL}_4"
+    assert result["result"].unique_id == "account_4"
     assert result["data"][CONF_ACCOUNT_ID] == 4
 
 
@@ -312,9 +444,7 @@ async def test_reconfigure(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
-    assert (
-        mock_config_entry.unique_id == f"https://flexmeasures.example.org_{ACCOUNT_ID}"
-    )
+    assert mock_config_entry.unique_id == UNIQUE_ID
     assert mock_config_entry.data == {
         **new_input,
         CONF_PASSWORD: PASSWORD,
@@ -369,7 +499,7 @@ async def test_reconfigure_to_address_of_other_entry(
     mock_config_entry.add_to_hass(hass)
     MockConfigEntry(
         domain=DOMAIN,
-        unique_id=f"http://fm.local:5000_{ACCOUNT_ID}",
+        unique_id=f"{UNIQUE_ID}_2",
         data={**ENTRY_DATA, CONF_URL: "http://fm.local:5000"},
     ).add_to_hass(hass)
     result = await mock_config_entry.start_reconfigure_flow(hass)
@@ -378,6 +508,29 @@ async def test_reconfigure_to_address_of_other_entry(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
+
+
+async def test_reconfigure_beside_other_server_same_account_id(
+    hass: HomeAssistant,
+    fake_server: FakeFlexMeasures,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """An entry of another server's account with the same id does not block a move."""
+    mock_config_entry.add_to_hass(hass)
+    MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=f"{UNIQUE_ID}_2",
+        data={**ENTRY_DATA, CONF_URL: "https://fm.elsewhere.net"},
+    ).add_to_hass(hass)
+    _other_server_assets(fake_server, "fm.elsewhere.net")
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: "http://fm.local:5000", CONF_EMAIL: EMAIL}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert mock_config_entry.unique_id == UNIQUE_ID
+    assert mock_config_entry.data[CONF_URL] == "http://fm.local:5000"
 
 
 # --- Options flow (issue 4) ----------------------------------------------------

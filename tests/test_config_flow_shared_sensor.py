@@ -26,10 +26,10 @@ from .conftest import (
     BATTERY_SENSOR_ID,
     ENTRY_DATA,
     LINK_DATA,
+    OLD_UNIQUE_ID,
     POWER_ENTITY,
     SERVER_URL,
     SOC_ENTITY,
-    UNIQUE_ID,
     FakeFlexMeasures,
     FakeScheduling,
 )
@@ -152,7 +152,7 @@ def _old_entry(*subentries: ConfigSubentryDataWithId, version: int = 1) -> Any:
     return MockConfigEntry(
         domain=DOMAIN,
         title=f"Home ({SERVER_URL})",
-        unique_id=UNIQUE_ID,
+        unique_id=OLD_UNIQUE_ID,
         data=dict(ENTRY_DATA),
         version=version,
         minor_version=1,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.const import CONF_EMAIL, CONF_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
@@ -169,26 +171,37 @@ async def test_reconfigure_new_url_keeps_devices_and_entities(
     hass: HomeAssistant,
     init_battery: MockConfigEntry,
 ) -> None:
-    """A server that moved keeps every device, entity id and entity setting."""
-    # Controlled devices are keyed by their subentry, not the URL: left alone.
+    """A server that moved keeps every device, entity and id, unchanged."""
+    entity_registry = er.async_get(hass)
+    device_registry = dr.async_get(hass)
+
+    def registry() -> tuple[set[tuple[str, str, str | None]], dict[str, Any]]:
+        entities = {
+            (entity.entity_id, entity.unique_id, entity.name)
+            for entity in er.async_entries_for_config_entry(
+                entity_registry, init_battery.entry_id
+            )
+        }
+        devices = {
+            device.id: device.identifiers
+            for device in dr.async_entries_for_config_entry(
+                device_registry, init_battery.entry_id
+            )
+        }
+        return entities, devices
+
+    renamed = er.async_entries_for_config_entry(entity_registry, init_battery.entry_id)[
+        0
+    ].entity_id
+    entity_registry.async_update_entity(renamed, name="My name")
+    before = registry()
+    # Controlled devices (keyed by their subentry) are among them.
     assert any(
         entity.config_subentry_id
         for entity in er.async_entries_for_config_entry(
-            er.async_get(hass), init_battery.entry_id
+            entity_registry, init_battery.entry_id
         )
     )
-    entity_registry = er.async_get(hass)
-    device_registry = dr.async_get(hass)
-    before = er.async_entries_for_config_entry(entity_registry, init_battery.entry_id)
-    devices = {
-        device.id
-        for device in dr.async_entries_for_config_entry(
-            device_registry, init_battery.entry_id
-        )
-    }
-    assert any(entity.unique_id.startswith(UNIQUE_ID) for entity in before)
-    renamed = before[0].entity_id
-    entity_registry.async_update_entity(renamed, name="My name")
 
     result = await init_battery.start_reconfigure_flow(hass)
     new_url = "https://flexmeasures.example.org"
@@ -197,28 +210,19 @@ async def test_reconfigure_new_url_keeps_devices_and_entities(
     )
     await hass.async_block_till_done()
     assert result["reason"] == "reconfigure_successful"
+    assert init_battery.data[CONF_URL] == new_url
+    assert init_battery.unique_id == UNIQUE_ID
 
-    after = er.async_entries_for_config_entry(entity_registry, init_battery.entry_id)
-    assert {entity.entity_id for entity in after} == {
-        entity.entity_id for entity in before
-    }
-    assert not any(entity.unique_id.startswith(UNIQUE_ID) for entity in after)
-    assert entity_registry.async_get(renamed).name == "My name"  # type: ignore[union-attr]
-    assert {
-        device.id
-        for device in dr.async_entries_for_config_entry(
-            device_registry, init_battery.entry_id
-        )
-    } == devices
-    for device_id in devices:
-        device = device_registry.async_get(device_id)
-        assert device is not None
-        for domain, identifier in device.identifiers:
-            assert domain == DOMAIN
-            assert not identifier.startswith(UNIQUE_ID)
-            assert identifier.startswith(
-                ("https://flexmeasures.example.org_", "controlled_device_")
-            )
-    for entity in after:
-        state = hass.states.get(entity.entity_id)
-        assert state is None or state.state != "unavailable", entity.entity_id
+    assert registry() == before
+    ids = [unique_id for _, unique_id, _ in before[0]] + [
+        identifier
+        for identifiers in before[1].values()
+        for _, identifier in identifiers
+    ]
+    assert ids
+    for identifier in ids:
+        assert "example" not in identifier
+        assert "://" not in identifier
+    for entity_id, _, _ in before[0]:
+        state = hass.states.get(entity_id)
+        assert state is None or state.state != "unavailable", entity_id

@@ -76,11 +76,11 @@ from custom_components.flexmeasures.const import (
     CONF_S2_FILL_LEVEL_SENSOR,
     CONF_S2_POWER_SENSOR,
     CONF_S2_USAGE_FORECAST_SENSOR,
-    CONTROLLED_DEVICE_PREFIX,
     DOMAIN,
     EVENT_SCHEDULE_UPDATED,
     SUBENTRY_CONTROLLED_DEVICE,
 )
+from custom_components.flexmeasures.identity import controlled_device_identifier
 from custom_components.flexmeasures.s2 import (
     MAX_MESSAGE_SIZE,
     S2DeviceConfig,
@@ -1339,7 +1339,7 @@ async def test_set_control_type_errors(
         charger = find_device(
             hass,
             s2_integration.entry_id,
-            (DOMAIN, f"{CONTROLLED_DEVICE_PREFIX}charger"),
+            controlled_device_identifier("charger"),
         )
         assert charger is not None
         device_id = charger.id

@@ -16,6 +16,7 @@ from .api import FlexMeasuresError, async_create_api
 from .card import async_setup_card
 from .config_flow import subentry_unique_id
 from .const import (
+    CONF_ACCOUNT_ID,
     CONF_POWER_SENSOR,
     CONF_SENSOR_ID,
     CONFIG_ENTRY_MINOR_VERSION,
@@ -30,7 +31,8 @@ from .coordinator import (
     scan_interval,
 )
 from .data import FlexMeasuresConfigEntry, FlexMeasuresData, translated_error
-from .entity import asset_id_of, async_sync_devices
+from .entity import async_sync_devices
+from .identity import account_unique_id, asset_id_of, async_rekey_registries, entry_key
 from .s2 import async_create_s2_hub, async_setup_s2
 from .scheduling import async_remove_schedules, async_setup_schedulers
 from .services import async_setup_measurement_services, async_setup_services
@@ -84,6 +86,20 @@ async def async_migrate_entry(
                 hass.config_entries.async_update_subentry(
                     entry, subentry, unique_id=unique_id
                 )
+    if entry.minor_version < 3:
+        # 1.2 -> 1.3: the entry, its devices and entities are keyed on the
+        # account, not on "<server URL>_<account id>". Registry entries keep
+        # their entity ids, names and areas, so history stays with them.
+        new_unique_id = account_unique_id(
+            entry.data[CONF_ACCOUNT_ID],
+            taken={
+                other.unique_id
+                for other in hass.config_entries.async_entries(DOMAIN)
+                if other.entry_id != entry.entry_id
+            },
+        )
+        await async_rekey_registries(hass, entry, entry_key(entry), new_unique_id)
+        hass.config_entries.async_update_entry(entry, unique_id=new_unique_id)
     hass.config_entries.async_update_entry(
         entry, minor_version=CONFIG_ENTRY_MINOR_VERSION
     )

@@ -16,7 +16,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 
-from .const import CONTROLLED_DEVICE_PREFIX, DOMAIN
+from .const import DOMAIN
+from .identity import controlled_device_subentry_id
 from .scheduling import merge_windows
 
 if TYPE_CHECKING:
@@ -73,10 +74,7 @@ class CardSchedule(TypedDict):
 
 def _is_controlled_device(device: dr.DeviceEntry) -> bool:
     """Tell whether a device is a controlled device."""
-    return any(
-        domain == DOMAIN and str(value).startswith(CONTROLLED_DEVICE_PREFIX)
-        for domain, value in device.identifiers
-    )
+    return controlled_device_subentry_id(device) is not None
 
 
 def _device_name(device: dr.DeviceEntry) -> str:

@@ -32,7 +32,7 @@ from homeassistant.const import (
     CONF_VERIFY_SSL,
 )
 from homeassistant.core import State, callback
-from homeassistant.data_entry_flow import section
+from homeassistant.data_entry_flow import AbortFlow, section
 from homeassistant.helpers.selector import (
     BooleanSelector,
     DurationSelector,
@@ -53,6 +53,7 @@ from homeassistant.helpers.selector import (
 from .aggregation import Aggregation, parse_number, units_compatible
 from .api import (
     Asset,
+    FlexMeasuresApi,
     FlexMeasuresError,
     FlexMeasuresRejectedError,
     Sensor,
@@ -104,7 +105,7 @@ from .const import (
 )
 from .coordinator import Inventory, exposed_sensors, scan_interval
 from .data import ErrorKind, FlexMeasuresConfigEntry, error_kind
-from .entity import async_rekey_registries
+from .identity import account_unique_id
 from .scheduling import DeviceKind, SocUnit
 from .util import selector_seconds
 
@@ -147,9 +148,25 @@ RECONFIGURE_SCHEMA = _connection_schema(password_required=False)
 REAUTH_SCHEMA = vol.Schema({vol.Required(CONF_PASSWORD): PASSWORD_SELECTOR})
 
 
-def unique_id_for(server: ServerInfo) -> str:
-    """Return the entry's unique id: one entry per account per server."""
-    return f"{server.url}_{server.account_id}"
+type AccountFingerprint = tuple[str, frozenset[tuple[int, str]]]
+
+
+async def _async_account_fingerprint(
+    api: FlexMeasuresApi, server: ServerInfo
+) -> AccountFingerprint:
+    """Return what tells two servers' accounts with the same id apart.
+
+    FlexMeasures numbers accounts per server (every fresh server has an
+    account 1) and has no server id of its own, so two entries for one account
+    id are the same account when the account's name and its assets (ids and
+    names) are the same.
+    """
+    assets = await api.async_get_assets()
+    return server.account_name, frozenset(
+        (asset.id, asset.name)
+        for asset in assets
+        if asset.account_id in (None, server.account_id)
+    )
 
 
 def subentry_unique_id(subentry_type: str, sensor_id: int | str) -> str:
@@ -185,13 +202,16 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
             SUBENTRY_MEASUREMENT_LINK: MeasurementLinkSubentryFlow,
         }
 
+    _api: FlexMeasuresApi
+
     async def _async_connect(
         self, data: Mapping[str, Any]
     ) -> tuple[ServerInfo | None, dict[str, str]]:
         """Test the connection; return what was learned or the form errors."""
         errors: dict[str, str] = {}
         try:
-            server = await async_create_api(self.hass, data).async_connect()
+            self._api = async_create_api(self.hass, data)
+            server = await self._api.async_connect()
         except FlexMeasuresError as err:
             kind = error_kind(err)
             LOGGER.debug("No FlexMeasures log-in at %s: %s", data[CONF_URL], err)
@@ -213,7 +233,14 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             server, errors = await self._async_connect(user_input)
             if server is not None:
-                await self.async_set_unique_id(unique_id_for(server))
+                errors = await self._async_check_account(server)
+            if server is not None and not errors:
+                await self.async_set_unique_id(
+                    account_unique_id(
+                        server.account_id,
+                        {entry.unique_id for entry in self._async_current_entries()},
+                    )
+                )
                 self._abort_if_unique_id_configured()
                 return self.async_create_entry(
                     title=f"{server.account_name} ({server.url})",
@@ -243,8 +270,8 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
             data = {**entry.data, **user_input}
             server, errors = await self._async_connect(data)
             if server is not None:
-                await self.async_set_unique_id(unique_id_for(server))
-                self._abort_if_unique_id_mismatch(reason="wrong_account")
+                if server.account_id != entry.data[CONF_ACCOUNT_ID]:
+                    return self.async_abort(reason="wrong_account")
                 return self.async_update_reload_and_abort(entry, data=data)
         return self.async_show_form(
             step_id="reauth_confirm",
@@ -268,15 +295,11 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
             if server is not None:
                 if server.account_id != entry.data[CONF_ACCOUNT_ID]:
                     return self.async_abort(reason="wrong_account")
-                new_unique_id = unique_id_for(server)
-                if new_unique_id != entry.unique_id:
-                    await self.async_set_unique_id(new_unique_id)
-                    self._abort_if_unique_id_configured()
-                    async_rekey_registries(self.hass, entry, new_unique_id)
+                errors = await self._async_check_account(server, entry)
+            if server is not None and not errors:
+                # The unique id, and so every device and entity id, stays.
                 return self.async_update_reload_and_abort(
-                    entry,
-                    unique_id=new_unique_id,
-                    data=_entry_data(user_input, server),
+                    entry, data=_entry_data(user_input, server)
                 )
         return self.async_show_form(
             step_id="reconfigure",
@@ -285,6 +308,48 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
             ),
             errors=errors,
         )
+
+    async def _async_check_account(
+        self, server: ServerInfo, this_entry: ConfigEntry | None = None
+    ) -> dict[str, str]:
+        """Abort if another entry holds this account, whatever its address.
+
+        An entry with the same account id at the same address is the same
+        account; at another address, both servers are asked (each with its
+        own entry's credentials) and compared. Another entry's server that
+        does not answer cannot be compared, which aborts too; ours failing
+        now is a form error.
+        """
+        others = [
+            entry
+            for entry in self._async_current_entries(include_ignore=False)
+            if entry.data.get(CONF_ACCOUNT_ID) == server.account_id
+            and entry is not this_entry
+        ]
+        if any(entry.data[CONF_URL] == server.url for entry in others):
+            raise AbortFlow("already_configured")
+        if not others:
+            return {}
+        try:
+            ours = await _async_account_fingerprint(self._api, server)
+        except FlexMeasuresError as err:
+            LOGGER.debug("No assets from %s: %s", server.url, err)
+            return {"base": "cannot_connect"}
+        for entry in others:
+            api = async_create_api(self.hass, entry.data)
+            try:
+                theirs = await _async_account_fingerprint(
+                    api, await api.async_connect()
+                )
+            except FlexMeasuresError as err:
+                LOGGER.debug("Cannot compare with %s: %s", entry.title, err)
+                raise AbortFlow(
+                    "account_not_comparable",
+                    description_placeholders={"entry": entry.title},
+                ) from err
+            if theirs == ours:
+                raise AbortFlow("already_configured")
+        return {}
 
 
 def _without_password(data: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -43,7 +43,9 @@ INSTANTANEOUS_RESOLUTION: Final = timedelta(minutes=5)
 
 # Minor version 2: subentry unique ids name their type ("controlled_device_20",
 # "measurement_link_20") instead of the bare sensor id.
-CONFIG_ENTRY_MINOR_VERSION: Final = 2
+# Minor version 3: the entry's unique id, device identifiers and entity unique
+# ids name the account ("account_3"), no longer the server URL.
+CONFIG_ENTRY_MINOR_VERSION: Final = 3
 
 SUBENTRY_CONTROLLED_DEVICE: Final = "controlled_device"
 
@@ -64,9 +66,6 @@ CONF_AUTO_RESCHEDULE: Final = "auto_reschedule"
 CONF_AUTO_INTERVAL: Final = "interval"
 CONF_AUTO_SOC_DRIFT: Final = "soc_drift"
 CONF_AUTO_ENTITIES: Final = "entities"
-
-# Device identifiers of controlled devices: (DOMAIN, prefix + subentry id).
-CONTROLLED_DEVICE_PREFIX: Final = "controlled_device_"
 
 EVENT_SCHEDULE_UPDATED: Final = "flexmeasures_schedule_updated"
 

@@ -10,8 +10,9 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .const import CONTROLLED_DEVICE_PREFIX, DOMAIN, SUBENTRY_CONTROLLED_DEVICE
+from .const import DOMAIN, SUBENTRY_CONTROLLED_DEVICE
 from .data import FlexMeasuresConfigEntry
+from .identity import controlled_device_subentry_id, controlled_device_unique_id
 from .scheduling import DeviceKind, DeviceScheduler
 
 MODELS: dict[DeviceKind, str] = {
@@ -38,7 +39,9 @@ class FlexMeasuresControlledDeviceEntity(CoordinatorEntity[DeviceScheduler]):
         """Initialize the entity on the controlled device's device."""
         super().__init__(scheduler)
         self.entity_description = description
-        self._attr_unique_id = f"{scheduler.subentry_id}_{description.key}"
+        self._attr_unique_id = controlled_device_unique_id(
+            scheduler.subentry_id, description.key
+        )
         self._attr_device_info = DeviceInfo(
             identifiers={scheduler.device_identifier},
             name=scheduler.name,
@@ -67,17 +70,13 @@ def async_get_controlled_device_entry(
             translation_key="device_not_found",
             translation_placeholders={"device_id": device_id},
         )
-    subentry_ids = {
-        value.removeprefix(CONTROLLED_DEVICE_PREFIX)
-        for domain, value in device.identifiers
-        if domain == DOMAIN and value.startswith(CONTROLLED_DEVICE_PREFIX)
-    }
+    device_subentry_id = controlled_device_subentry_id(device)
     entries: list[FlexMeasuresConfigEntry] = hass.config_entries.async_entries(DOMAIN)
     for entry in entries:
         found = [
             subentry_id
             for subentry_id, subentry in entry.subentries.items()
-            if subentry_id in subentry_ids
+            if subentry_id == device_subentry_id
             and subentry.subentry_type == SUBENTRY_CONTROLLED_DEVICE
         ]
         if not found:

@@ -10,9 +10,8 @@ from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceEntry
 
-from .const import CONTROLLED_DEVICE_PREFIX, DOMAIN
 from .data import FlexMeasuresConfigEntry
-from .entity import asset_id_of
+from .identity import asset_id_of, controlled_device_subentry_id
 from .s2 import async_get_s2_diagnostics
 
 TO_REDACT: Final = {CONF_PASSWORD, CONF_EMAIL, CONF_TOKEN, "access_token", "user_name"}
@@ -78,14 +77,7 @@ async def async_get_device_diagnostics(
 ) -> dict[str, Any]:
     """Return diagnostics for one device: an asset or a controlled device."""
     diagnostics = await async_get_config_entry_diagnostics(hass, entry)
-    subentry_id = next(
-        (
-            value.removeprefix(CONTROLLED_DEVICE_PREFIX)
-            for domain, value in device.identifiers
-            if domain == DOMAIN and value.startswith(CONTROLLED_DEVICE_PREFIX)
-        ),
-        None,
-    )
+    subentry_id = controlled_device_subentry_id(device)
     asset = entry.runtime_data.inventory.data.assets.get(
         asset_id_of(entry, device) or 0
     )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from homeassistant.const import CONF_URL
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.update_coordinator import (
     CoordinatorEntity,
@@ -15,58 +14,9 @@ from homeassistant.helpers.update_coordinator import (
 )
 
 from .api import Asset
-from .const import DOMAIN
 from .coordinator import Inventory
 from .data import FlexMeasuresConfigEntry
-
-
-def asset_identifier(entry: FlexMeasuresConfigEntry, asset_id: int) -> tuple[str, str]:
-    """Return the device identifier of an asset."""
-    return (DOMAIN, f"{entry.unique_id}_asset_{asset_id}")
-
-
-def asset_id_of(entry: FlexMeasuresConfigEntry, device: dr.DeviceEntry) -> int | None:
-    """Return the id of the asset a device stands for, or None for other devices."""
-    pattern = re.compile(rf"{re.escape(f'{entry.unique_id}_asset_')}(\d+)")
-    for domain, identifier in device.identifiers:
-        if domain == DOMAIN and (match := pattern.fullmatch(identifier)):
-            return int(match[1])
-    return None
-
-
-@callback
-def async_rekey_registries(
-    hass: HomeAssistant, entry: FlexMeasuresConfigEntry, new_unique_id: str
-) -> None:
-    """Move the entry's device and entity ids to a new entry unique id (a new URL).
-
-    Asset devices, FlexMeasures sensor entities and the entry's own device and
-    sensors carry the entry's unique id, which contains the server URL: re-keying
-    them keeps entity ids, names, areas and history when the server moves.
-    """
-
-    def rekey(identifier: str) -> str:
-        if identifier == entry.unique_id:
-            return new_unique_id
-        if identifier.startswith(old_prefix):
-            return f"{new_unique_id}_{identifier.removeprefix(old_prefix)}"
-        return identifier
-
-    old_prefix = f"{entry.unique_id}_"
-    entity_registry = er.async_get(hass)
-    for entity in er.async_entries_for_config_entry(entity_registry, entry.entry_id):
-        if (unique_id := rekey(entity.unique_id)) != entity.unique_id:
-            entity_registry.async_update_entity(
-                entity.entity_id, new_unique_id=unique_id
-            )
-    device_registry = dr.async_get(hass)
-    for device in dr.async_entries_for_config_entry(device_registry, entry.entry_id):
-        identifiers = {
-            (domain, rekey(identifier) if domain == DOMAIN else identifier)
-            for domain, identifier in device.identifiers
-        }
-        if identifiers != device.identifiers:
-            device_registry.async_update_device(device.id, new_identifiers=identifiers)
+from .identity import asset_id_of, asset_identifier
 
 
 def asset_device_info(entry: FlexMeasuresConfigEntry, asset: Asset) -> DeviceInfo:

@@ -33,8 +33,9 @@ except ImportError:  # Home Assistant releases without binary_sensor/const.py
         BinarySensorDeviceClass,
     )
 
-from .const import CONTROLLED_DEVICE_PREFIX, DOMAIN, S2_CONTROL_TYPES
+from .const import S2_CONTROL_TYPES
 from .data import FlexMeasuresConfigEntry
+from .identity import controlled_device_identifier, controlled_device_unique_id
 from .s2 import S2DeviceConfig, S2DeviceStatus, S2Hub, s2_path
 
 
@@ -94,9 +95,11 @@ class S2Entity(Entity):
         self.entity_description = description
         self._hub = hub
         self._subentry_id = device.subentry_id
-        self._attr_unique_id = f"{device.subentry_id}_{description.key}"
+        self._attr_unique_id = controlled_device_unique_id(
+            device.subentry_id, description.key
+        )
         self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, f"{CONTROLLED_DEVICE_PREFIX}{device.subentry_id}")},
+            identifiers={controlled_device_identifier(device.subentry_id)},
             name=device.name,
         )
 

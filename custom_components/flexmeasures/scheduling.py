@@ -76,13 +76,13 @@ from .const import (
     CONF_SOC_MAX,
     CONF_SOC_MIN,
     CONF_SOC_UNIT,
-    CONTROLLED_DEVICE_PREFIX,
     DOMAIN,
     EVENT_SCHEDULE_UPDATED,
     LOGGER,
     SUBENTRY_CONTROLLED_DEVICE,
 )
 from .data import ErrorKind, FlexMeasuresConfigEntry, error_kind, translated_error
+from .identity import controlled_device_identifier
 from .util import as_utc
 
 DEFAULT_RESOLUTION: Final = timedelta(minutes=15)
@@ -970,7 +970,7 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
     @property
     def device_identifier(self) -> tuple[str, str]:
         """Return the device registry identifier of this controlled device."""
-        return (DOMAIN, f"{CONTROLLED_DEVICE_PREFIX}{self.subentry_id}")
+        return controlled_device_identifier(self.subentry_id)
 
     @property
     def busy(self) -> bool:

@@ -36,11 +36,16 @@ from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
 from .api import Asset, Sensor
-from .const import DOMAIN
 from .controlled_device import FlexMeasuresControlledDeviceEntity
 from .coordinator import FlexMeasuresSensorValuesCoordinator, SensorReading
 from .data import FlexMeasuresConfigEntry
 from .entity import FlexMeasuresEntity
+from .identity import (
+    entry_device_identifier,
+    entry_entity_unique_id,
+    sensor_id_of,
+    sensor_unique_id,
+)
 from .s2_entities import async_setup_s2_sensors
 from .scheduling import DeviceScheduler, ScheduleStatus, SocUnit, Window, WindowKind
 from .uploader import MeasurementUploader
@@ -189,23 +194,17 @@ def description_for(sensor: Sensor) -> FlexMeasuresSensorEntityDescription:
     )
 
 
-def sensor_unique_id(entry: FlexMeasuresConfigEntry, sensor_id: int) -> str:
-    """Return the unique id of a sensor's entity."""
-    return f"{entry.unique_id}_sensor_{sensor_id}"
-
-
 @callback
 def _async_remove_stale_entities(
     hass: HomeAssistant, entry: FlexMeasuresConfigEntry, exposed: set[int]
 ) -> None:
     """Remove the entities of sensors that were deleted or deselected."""
     registry = er.async_get(hass)
-    pattern = re.compile(rf"{re.escape(f'{entry.unique_id}_sensor_')}(\d+)")
     for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
         if (
             entity.domain == SENSOR_DOMAIN
-            and (match := pattern.fullmatch(entity.unique_id))
-            and int(match[1]) not in exposed
+            and (sensor_id := sensor_id_of(entry, entity.unique_id)) is not None
+            and sensor_id not in exposed
         ):
             registry.async_remove(entity.entity_id)
 
@@ -630,9 +629,9 @@ class FlexMeasuresUploaderSensor(SensorEntity):
         """Initialize the sensor."""
         self.entity_description = description
         self._uploader = entry.runtime_data.uploader
-        self._attr_unique_id = f"{entry.unique_id}_{description.key}"
+        self._attr_unique_id = entry_entity_unique_id(entry, description.key)
         self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, str(entry.unique_id))},
+            identifiers={entry_device_identifier(entry)},
             name=entry.runtime_data.server.account_name,
             manufacturer="FlexMeasures",
             entry_type=DeviceEntryType.SERVICE,

@@ -40,6 +40,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.flexmeasures.api import FlexMeasuresApi
 from custom_components.flexmeasures.const import CONF_ACCOUNT_ID, DOMAIN
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
+from custom_components.flexmeasures.identity import account_unique_id
 
 from .proxy import LOOPBACK, FaultProxy
 
@@ -83,7 +84,7 @@ class LiveServer:
     @property
     def unique_id(self) -> str:
         """Return the unique id the config flow gives the home account's entry."""
-        return f"{self.url}_{self.home.account_id}"
+        return account_unique_id(self.home.account_id)
 
     def entry_data(self, account: Account | None = None) -> dict[str, Any]:
         """Return config entry data for an account (the home account by default)."""

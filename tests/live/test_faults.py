@@ -43,7 +43,7 @@ from custom_components.flexmeasures.aggregation import Aggregation
 from custom_components.flexmeasures.api import FlexMeasuresApi
 from custom_components.flexmeasures.const import CONF_EXCLUDED_SENSORS, DOMAIN, LOGGER
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
-from custom_components.flexmeasures.sensor import sensor_unique_id
+from custom_components.flexmeasures.identity import sensor_unique_id
 from tests.series import aggregate
 
 from .conftest import LiveServer, stored_values
@@ -168,7 +168,7 @@ async def _setup_entry(
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="Home (proxy)",
-        unique_id=f"{proxy.url}_{live_server.home.account_id}",
+        unique_id=live_server.unique_id,
         data={**live_server.entry_data(), CONF_URL: proxy.url},
         options={CONF_EXCLUDED_SENSORS: excluded},
         version=1,

@@ -43,7 +43,7 @@ from custom_components.flexmeasures.const import (
     DOMAIN,
 )
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
-from custom_components.flexmeasures.sensor import sensor_unique_id
+from custom_components.flexmeasures.identity import sensor_unique_id
 from tests.series import aggregate
 
 from .conftest import LiveServer, follow_ingestion

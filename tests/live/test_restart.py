@@ -184,7 +184,7 @@ def _entry(
         domain=DOMAIN,
         entry_id=ENTRY_ID,
         title="Home (restart)",
-        unique_id=f"{url}_{live_server.home.account_id}",
+        unique_id=live_server.unique_id,
         data={**live_server.entry_data(), CONF_URL: url},
         version=1,
         subentries_data=subentries,

@@ -12,8 +12,7 @@ import pytest
 
 from custom_components.flexmeasures.const import DOMAIN
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
-from custom_components.flexmeasures.entity import asset_identifier
-from custom_components.flexmeasures.sensor import sensor_unique_id
+from custom_components.flexmeasures.identity import asset_identifier, sensor_unique_id
 
 from .conftest import LiveServer, quarter_floor, until_stored
 

@@ -115,7 +115,7 @@ async def test_twenty_links_survive_an_outage_and_a_reload(
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="Home (proxy)",
-        unique_id=f"{proxy.url}_{live_server.home.account_id}",
+        unique_id=live_server.unique_id,
         data={**live_server.entry_data(), CONF_URL: proxy.url},
         version=1,
     )
