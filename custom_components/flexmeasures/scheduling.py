@@ -292,13 +292,6 @@ def quantity(value: float, unit: str) -> str:
     return f"{'0' if text in ('', '-0') else text} {unit}"
 
 
-def next_slot_boundary(moment: datetime, resolution: timedelta) -> datetime:
-    """Return the first slot boundary at or after ``moment`` (UTC-aligned)."""
-    step = resolution.total_seconds()
-    epoch = moment.timestamp()
-    return dt_util.utc_from_timestamp(math.ceil(epoch / step) * step)
-
-
 def slot_start(moment: datetime, resolution: timedelta) -> datetime:
     """Return the start of the slot (UTC-aligned) that covers ``moment``."""
     step = resolution.total_seconds()
@@ -748,11 +741,19 @@ def build_request(
     SoC values are in the device's unit (% or kWh). Every problem is a
     translated ServiceValidationError.
     """
-    start = (
-        _aware(start)
-        if start is not None
-        else next_slot_boundary(dt_util.utcnow(), config.resolution)
-    )
+    # Plans start at a slot boundary: the start of the slot that holds the asked
+    # moment, by default the current one, so the plan has a value for now at once.
+    current = slot_start(dt_util.utcnow(), config.resolution)
+    start = current if start is None else slot_start(_aware(start), config.resolution)
+    if start < current:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="start_in_past",
+            translation_placeholders={
+                "start": dt_util.as_local(start).isoformat(),
+                "earliest": dt_util.as_local(current).isoformat(),
+            },
+        )
     duration = duration if duration is not None else config.horizon
     if duration < config.resolution or duration > MAX_DURATION:
         raise ServiceValidationError(
@@ -1568,11 +1569,10 @@ class DeviceScheduler:
         return await self._async_compute(round_)
 
     def _replan_request(self, stored: ScheduleRequest) -> ScheduleRequest:
-        """Return a stored request again, from the next slot and the SoC now."""
+        """Return a stored request again, from the current slot and the SoC now."""
         config = self.config
-        start = max(
-            stored.start, next_slot_boundary(dt_util.utcnow(), config.resolution)
-        )
+        now = dt_util.utcnow()
+        start = max(stored.start, slot_start(now, config.resolution))
         end = start + stored.duration
         return self.build_request(
             start=start,
@@ -1580,7 +1580,7 @@ class DeviceScheduler:
             soc_targets=[
                 (target.at, config.from_kwh(target.kwh))
                 for target in stored.targets
-                if start < target.at <= end
+                if max(start, now) < target.at <= end
             ],
             soc_min=config.from_kwh(stored.soc_min_kwh),
             soc_max=config.from_kwh(stored.soc_max_kwh),
@@ -1760,12 +1760,12 @@ class DeviceScheduler:
             targets = self.schedule.targets
         else:
             return []
-        start = next_slot_boundary(dt_util.utcnow(), self.config.resolution)
-        end = start + self.config.horizon
+        now = dt_util.utcnow()
+        end = slot_start(now, self.config.resolution) + self.config.horizon
         return [
             (target.at, self.config.from_kwh(target.kwh))
             for target in targets
-            if start < target.at <= end
+            if now < target.at <= end
         ]
 
 
