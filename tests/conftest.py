@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http import HTTPStatus
 import json
 import logging
@@ -373,6 +373,8 @@ class FakeScheduling:
     ``pending_polls`` times (and as long as ``hold`` is set) with 202/STARTED,
     then with ``final_status`` (FINISHED 200, FAILED 422, CANCELED or STOPPED
     202; ``ended_at`` False drops ``ended-at``, as the server sometimes does).
+    A FINISHED job with ``unmet`` (target moment, deviation in kWh) answers as
+    one whose plan misses those targets (``job_unmet_target``).
     The schedule has ``values`` (or a default pattern: two slots charging 2 kW,
     two idle, one discharging 1 kW, then idle).
     """
@@ -389,6 +391,7 @@ class FakeScheduling:
     enqueued: dict[str, str] = field(default_factory=dict)
     fallback: bool = False
     fallbacks: dict[str, str] = field(default_factory=dict)
+    unmet: list[tuple[datetime, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         """Register the routes on the fake server."""
@@ -427,8 +430,18 @@ class FakeScheduling:
         if self.hold or self.polls[uuid] <= self.pending_polls:
             status, body = recorded("job_started", uuid=uuid, timestamp=enqueued)
         elif self.final_status == "FINISHED":
-            status, body = recorded("job_finished", uuid=uuid)
+            status, body = recorded(
+                "job_unmet_target" if self.unmet else "job_finished", uuid=uuid
+            )
             body["enqueued-at"] = body["enqueued_at"] = enqueued
+            if self.unmet:
+                # The recorded result, one missed target per item of ``unmet``.
+                (entry,) = body["result"]["unresolved"]
+                template = entry["soc-targets"][0]
+                entry["soc-targets"] = [
+                    {**template, "datetime": at.isoformat(), "violation": f"{kwh} kWh"}
+                    for at, kwh in self.unmet
+                ]
             if not self.ended_at:
                 # The real server sometimes answers FINISHED without ended-at.
                 body["ended-at"] = body["ended_at"] = None

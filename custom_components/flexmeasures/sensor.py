@@ -42,7 +42,14 @@ from .coordinator import FlexMeasuresSensorValuesCoordinator, SensorReading
 from .data import FlexMeasuresConfigEntry
 from .entity import FlexMeasuresEntity
 from .s2_entities import async_setup_s2_sensors
-from .scheduling import DeviceScheduler, ScheduleStatus, SocUnit, Window, WindowKind
+from .scheduling import (
+    DeviceScheduler,
+    ScheduleStatus,
+    SocUnit,
+    Window,
+    WindowKind,
+    unmet_target_attributes,
+)
 from .uploader import MeasurementUploader
 
 PARALLEL_UPDATES = 0
@@ -449,6 +456,11 @@ def _status_attributes(scheduler: DeviceScheduler, now: datetime) -> dict[str, A
         if scheduler.failure_reason
         else None,
         "failure_message": scheduler.failure_message,
+        # A fallback plan: why FlexMeasures' own scheduler failed.
+        "fallback_reason": schedule.fallback_reason if schedule else None,
+        "unmet_targets": unmet_target_attributes(schedule, scheduler.config)
+        if schedule
+        else [],
         "job_id": schedule.job_id if schedule else None,
         "schedule_start": schedule.start.isoformat() if schedule else None,
         "schedule_end": schedule.end.isoformat() if schedule else None,
@@ -544,7 +556,7 @@ class FlexMeasuresScheduleSensor(FlexMeasuresControlledDeviceEntity, SensorEntit
 
     entity_description: FlexMeasuresScheduleSensorEntityDescription
     # Series are for cards and templates, not for the database.
-    _unrecorded_attributes = frozenset({"schedule", "soc_schedule"})
+    _unrecorded_attributes = frozenset({"schedule", "soc_schedule", "unmet_targets"})
 
     def __init__(
         self,

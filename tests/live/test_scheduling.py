@@ -256,8 +256,9 @@ async def test_planned_power_from_the_moment_the_plan_arrives(
     def _updated(event: Event) -> None:
         # The entities as they are when the plan is announced.
         now = dt_util.utcnow()
-        power, charging = hass.states.get(power_entity), hass.states.get(
-            charging_entity
+        power, charging = (
+            hass.states.get(power_entity),
+            hass.states.get(charging_entity),
         )
         seen.update(
             now=now,
