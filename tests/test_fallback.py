@@ -12,7 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 import logging
 from typing import Any
+from unittest.mock import patch
 
+from aiohttp import ClientConnectionError
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
@@ -29,7 +31,13 @@ from custom_components.flexmeasures.scheduling import (
     ScheduleStatus,
 )
 
-from .conftest import BATTERY_SUBENTRY_ID, FakeScheduling, battery_device
+from .conftest import (
+    BATTERY_SENSOR_ID,
+    BATTERY_SUBENTRY_ID,
+    FakeScheduling,
+    battery_device,
+    job_id,
+)
 
 NOW = datetime.fromisoformat("2026-11-20T10:05:00+00:00")
 STATUS = "sensor.home_battery_schedule_status"
@@ -184,3 +192,53 @@ async def test_stored_fallback_plan_is_restored_as_such(
     assert state == "fallback"
     assert attributes["fallback_reason"] == fake_scheduling.failure_message
     assert _schedule(init_battery).fallback_reason == fake_scheduling.failure_message
+
+
+async def test_fallback_job_fails_too(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """A fallback job that fails as well: the round fails with its error."""
+    fake_scheduling.final_status = "FAILED"
+    fake_scheduling.fallback = True
+    fake_scheduling.fallback_status = "FAILED"
+    with pytest.raises(HomeAssistantError) as err:
+        await _trigger(hass)
+    assert err.value.translation_key == "schedule_job_failed"
+    assert _attributes(hass)[0] == "failed"
+
+
+async def test_fallback_lookup_without_the_server(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """Losing the server while asking for the fallback is a communication error."""
+    fake_scheduling.final_status = "FAILED"
+    fake_scheduling.fallback = True
+    path = f"GET /api/v3_0/sensors/{BATTERY_SENSOR_ID}/schedules/{job_id(1)}"
+    fake_scheduling.server.errors[path] = ClientConnectionError("refused")
+    with pytest.raises(HomeAssistantError) as err:
+        await _trigger(hass)
+    assert err.value.translation_key == "communication_error"
+    assert not fake_scheduling.fallbacks
+
+
+async def test_failed_job_with_its_schedule_in_place(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+) -> None:
+    """A failed job whose schedule answers without a redirect has no fallback."""
+    fake_scheduling.final_status = "FAILED"
+    scheduler = init_battery.runtime_data.schedulers[BATTERY_SUBENTRY_ID]
+    with (
+        patch.object(
+            scheduler.api, "async_get_fallback_job", return_value=None
+        ) as lookup,
+        pytest.raises(HomeAssistantError) as err,
+    ):
+        await _trigger(hass)
+    assert lookup.call_count == 1
+    assert err.value.translation_key == "schedule_job_failed"

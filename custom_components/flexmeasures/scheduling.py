@@ -1623,7 +1623,12 @@ class DeviceScheduler:
                 item.queued.set_result(job_id)
         slots = max(int(request.duration / self.config.resolution), 1)
         job = await self._async_wait_for_job(job_id, slots, resumed=resumed)
-        failure = _job_failure(job) if _job_status(job) == JOB_FAILED else None
+        fallback_reason: str | None = None
+        if _job_status(job) == JOB_FAILED:
+            fallback_reason, job_id = await self._async_fallback_job(job, job_id)
+            job = await self._async_wait_for_job(job_id, slots, resumed=True)
+            if _job_status(job) == JOB_FAILED:
+                raise _job_failure(job)
         try:
             series = await self.api.async_get_schedule(
                 sensor_id=self.config.sensor_id,
@@ -1632,27 +1637,7 @@ class DeviceScheduler:
                 unit="kW",
             )
         except FlexMeasuresError as err:
-            if failure is not None:
-                # No fallback plan (400 "unknown schedule"): the job's own error.
-                raise failure from err
             raise self._map_error(err) from err
-        fallback_reason: str | None = None
-        if failure is not None:
-            fallback_reason = (failure.translation_placeholders or {}).get("error", "")
-            if not self.entry.options.get(
-                CONF_USE_FALLBACK_PLANS, DEFAULT_USE_FALLBACK_PLANS
-            ):
-                raise ScheduleFailedError(
-                    FailureReason.FALLBACK_NOT_USED,
-                    translation_domain=DOMAIN,
-                    translation_key="schedule_fallback_not_used",
-                    translation_placeholders={"error": fallback_reason},
-                )
-            LOGGER.info(
-                "The scheduler of %s failed (%s); FlexMeasures' fallback plan is used",
-                self.name,
-                fallback_reason,
-            )
         now = dt_util.utcnow()
         schedule = schedule_from_series(
             job_id,
@@ -1675,6 +1660,44 @@ class DeviceScheduler:
         # Written shortly after, off the path to the entities; flushed at unload.
         self._save(STORE_DELAY)
         return schedule
+
+    async def _async_fallback_job(
+        self, job: Mapping[str, Any], job_id: str
+    ) -> tuple[str, str]:
+        """Return why a job failed and the job of FlexMeasures' fallback plan.
+
+        FlexMeasures may plan a failed job again with its scheduler's fallback:
+        the failed job's schedule then redirects (303) to the fallback job's,
+        which is still being computed. Without a fallback (400 "unknown
+        schedule"), or with fallback plans switched off, the round fails.
+        """
+        failure = _job_failure(job)
+        reason = (failure.translation_placeholders or {}).get("error", "")
+        try:
+            fallback_job = await self.api.async_get_fallback_job(
+                sensor_id=self.config.sensor_id, job_id=job_id
+            )
+        except FlexMeasuresRejectedError as err:
+            raise failure from err
+        except FlexMeasuresError as err:
+            raise self._map_error(err) from err
+        if fallback_job is None:
+            raise failure
+        if not self.entry.options.get(
+            CONF_USE_FALLBACK_PLANS, DEFAULT_USE_FALLBACK_PLANS
+        ):
+            raise ScheduleFailedError(
+                FailureReason.FALLBACK_NOT_USED,
+                translation_domain=DOMAIN,
+                translation_key="schedule_fallback_not_used",
+                translation_placeholders={"error": reason},
+            )
+        LOGGER.info(
+            "The scheduler of %s failed (%s); FlexMeasures' fallback plan is used",
+            self.name,
+            reason,
+        )
+        return reason, fallback_job
 
     async def _async_recover(self, round_: _Round, pending: PendingJob) -> Schedule:
         """Pick up a job queued before a restart, or replace it by a fresh one."""
