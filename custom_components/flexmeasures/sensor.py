@@ -555,7 +555,7 @@ class FlexMeasuresScheduleSensor(FlexMeasuresControlledDeviceEntity, SensorEntit
     """A sensor that shows a part of a controlled device's schedule."""
 
     entity_description: FlexMeasuresScheduleSensorEntityDescription
-    # Series are for cards and templates, not for the database.
+    # Series and lists are for cards and templates, not for the database.
     _unrecorded_attributes = frozenset({"schedule", "soc_schedule", "unmet_targets"})
 
     def __init__(
