@@ -14,6 +14,7 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -141,23 +142,39 @@ async def test_unmet_targets_are_not_recorded(
     assert "fallback_reason" not in state.state_info["unrecorded_attributes"]
 
 
+@pytest.mark.parametrize(
+    ("then", "status"),
+    [("nothing", "stale"), ("a_failed_round", "failed"), ("a_fallback_plan", "stale")],
+)
 async def test_issue_ends_with_the_plan(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
     issue_registry: ir.IssueRegistry,
     fake_scheduling: FakeScheduling,
     init_battery: MockConfigEntry,
+    then: str,
+    status: str,
 ) -> None:
     """Once the plan has ended its missed targets are history: the issue goes."""
     fake_scheduling.unmet = [(TARGET_AT, 4.257)]
     await _trigger(hass, duration={"hours": 4})
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_ID) is not None
+    # A later round that fails, or plans with the fallback (for as long).
+    fake_scheduling.unmet = []
+    fake_scheduling.final_status = "FAILED"
+    if then == "a_failed_round":
+        with pytest.raises(HomeAssistantError):
+            await _trigger(hass, duration={"hours": 4})
+    elif then == "a_fallback_plan":
+        fake_scheduling.fallback = True
+        await _trigger(hass, duration={"hours": 4})
     assert issue_registry.async_get_issue(DOMAIN, ISSUE_ID) is not None
     freezer.move_to(START + timedelta(hours=4))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
     state = hass.states.get(STATUS)
     assert state is not None
-    assert state.state == "stale"
+    assert state.state == status
     assert issue_registry.async_get_issue(DOMAIN, ISSUE_ID) is None
 
 

@@ -1292,13 +1292,14 @@ class DeviceScheduler:
     def _handle_tick(self, _scheduled: datetime) -> None:
         """Move to the next slot: entities re-read, the plan may become stale."""
         self._unsub_tick = None
+        schedule = self.schedule
         if (
-            self.schedule is not None
-            and self.schedule.status_at(dt_util.utcnow()) is ScheduleStatus.STALE
-            and self.status in (ScheduleStatus.READY, ScheduleStatus.FALLBACK)
+            schedule is not None
+            and schedule.status_at(dt_util.utcnow()) is ScheduleStatus.STALE
         ):
-            self.status = ScheduleStatus.STALE
-            self._report_unmet_targets(self.schedule)
+            if self.status in (ScheduleStatus.READY, ScheduleStatus.FALLBACK):
+                self.status = ScheduleStatus.STALE
+            self._report_unmet_targets(schedule)
         self._schedule_tick()
         self._notify()
 
@@ -1821,20 +1822,23 @@ class DeviceScheduler:
     def _report_unmet_targets(self, schedule: Schedule) -> None:
         """Raise, update or clear the repair issue about targets the plan misses.
 
-        A fallback plan says nothing about the targets (FlexMeasures' fallback
-        may drop them): the issue stays as it is until a plan of the device's
-        own scheduler arrives. An ended plan's targets are history.
+        An ended plan's targets are history. A fallback plan says nothing about
+        the targets (FlexMeasures' fallback may drop them): the issue stays as it
+        is until a plan of the device's own scheduler arrives.
         """
+        issue_id = unmet_targets_issue_id(self.subentry_id)
+        if dt_util.utcnow() >= schedule.end:
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            return
         if schedule.fallback_reason is not None:
             return
-        issue_id = unmet_targets_issue_id(self.subentry_id)
         # The targets the request named; the others only a raw override knows.
         missed = [
             (target.at, target.target_kwh, target.deviation_kwh)
             for target in schedule.unmet_targets
             if target.target_kwh is not None
         ]
-        if not missed or dt_util.utcnow() >= schedule.end:
+        if not missed:
             ir.async_delete_issue(self.hass, DOMAIN, issue_id)
             return
         at, target_kwh, deviation_kwh = missed[0]
