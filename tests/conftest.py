@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http import HTTPStatus
 import json
 import logging
@@ -379,6 +379,10 @@ class FakeScheduling:
     ``pending_polls`` times (and as long as ``hold`` is set) with 202/STARTED,
     then with ``final_status`` (FINISHED 200, FAILED 422, CANCELED or STOPPED
     202; ``ended_at`` False drops ``ended-at``, as the server sometimes does).
+    A FINISHED job with ``unmet`` (target moment, deviation in kWh) answers as
+    one whose plan misses those targets (``job_unmet_target``). With ``fallback``
+    a FAILED job's schedule redirects to a fallback job, which answers like any
+    job (``pending_polls`` times STARTED), ending with ``fallback_status``.
     The schedule has ``values`` (or a default pattern: two slots charging 2 kW,
     two idle, one discharging 1 kW, then idle).
     """
@@ -394,7 +398,9 @@ class FakeScheduling:
     polls: dict[str, int] = field(default_factory=dict)
     enqueued: dict[str, str] = field(default_factory=dict)
     fallback: bool = False
+    fallback_status: str = "FINISHED"
     fallbacks: dict[str, str] = field(default_factory=dict)
+    unmet: list[tuple[datetime, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         """Register the routes on the fake server."""
@@ -430,20 +436,31 @@ class FakeScheduling:
         uuid = url.path.rsplit("/", 1)[1]
         self.polls[uuid] += 1
         enqueued = self.enqueued[uuid]
+        final = self.fallback_status if uuid in self.fallbacks else self.final_status
         if self.hold or self.polls[uuid] <= self.pending_polls:
             status, body = recorded("job_started", uuid=uuid, timestamp=enqueued)
-        elif self.final_status == "FINISHED":
-            status, body = recorded("job_finished", uuid=uuid)
+        elif final == "FINISHED":
+            status, body = recorded(
+                "job_unmet_target" if self.unmet else "job_finished", uuid=uuid
+            )
             body["enqueued-at"] = body["enqueued_at"] = enqueued
+            if self.unmet:
+                # The recorded result, one missed target per item of ``unmet``.
+                (entry,) = body["result"]["unresolved"]
+                template = entry["soc-targets"][0]
+                entry["soc-targets"] = [
+                    {**template, "datetime": at.isoformat(), "violation": f"{kwh} kWh"}
+                    for at, kwh in self.unmet
+                ]
             if not self.ended_at:
                 # The real server sometimes answers FINISHED without ended-at.
                 body["ended-at"] = body["ended_at"] = None
-        elif self.final_status == "FAILED":
+        elif final == "FAILED":
             status, body = recorded(
                 "job_no_prices_failed", uuid=uuid, message=self.failure_message
             )
         else:
-            status, body = recorded(f"job_{self.final_status.lower()}", uuid=uuid)
+            status, body = recorded(f"job_{final.lower()}", uuid=uuid)
         return status, body
 
     def _schedule(self, method: str, url: URL, data: Any) -> tuple[Any, ...]:
@@ -460,6 +477,9 @@ class FakeScheduling:
                 return recorded("schedule_failed_job")
             fallback = job_id(1000 + len(self.fallbacks) + 1)
             self.fallbacks[fallback] = uuid
+            self.polls[fallback] = 0
+            self.enqueued[fallback] = dt_util.utcnow().isoformat()
+            self.server.handlers[f"GET /api/v3_0/jobs/{fallback}"] = self._job
             path = f"/api/v3_0/sensors/{BATTERY_SENSOR_ID}/schedules/{fallback}"
             self.server.handlers[f"GET {path}"] = self._schedule
             location = f"{SERVER_URL}{path}?{url.query_string}"

@@ -17,7 +17,7 @@ from custom_components.flexmeasures.const import DOMAIN
 
 from .conftest import FakeScheduling, battery_device
 
-NOW = datetime.fromisoformat("2026-11-20T09:50:00+00:00")
+NOW = datetime.fromisoformat("2026-11-20T10:05:00+00:00")
 START = datetime.fromisoformat("2026-11-20T10:00:00+00:00")
 QUARTER = timedelta(minutes=15)
 CHARGING = "binary_sensor.home_battery_charging_planned"
@@ -54,8 +54,8 @@ async def test_planned_now_follows_slots(
         DOMAIN, "trigger_schedule", {"device_id": device.id}, blocking=True
     )
     await hass.async_block_till_done(wait_background_tasks=True)
-    # The plan starts at the next slot boundary.
-    assert _states(hass) == (STATE_UNKNOWN, STATE_UNKNOWN)
+    # The plan starts with the current slot: charging now, at once.
+    assert _states(hass) == (STATE_ON, STATE_OFF)
 
     expected = [
         (STATE_ON, STATE_OFF),

@@ -20,7 +20,7 @@ from pytest_homeassistant_custom_component.common import (
 from .conftest import FakeScheduling, battery_device
 
 BLUEPRINTS = Path(__file__).parent.parent / "blueprints" / "automation" / "flexmeasures"
-NOW = datetime.fromisoformat("2026-11-20T09:50:00+00:00")
+NOW = datetime.fromisoformat("2026-11-20T10:05:00+00:00")
 
 pytestmark = pytest.mark.usefixtures("fast_polling")
 

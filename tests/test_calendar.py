@@ -21,7 +21,7 @@ from custom_components.flexmeasures.const import DOMAIN
 
 from .conftest import FakeScheduling, battery_device
 
-NOW = datetime.fromisoformat("2026-11-20T09:50:00+00:00")
+NOW = datetime.fromisoformat("2026-11-20T10:05:00+00:00")
 START = datetime.fromisoformat("2026-11-20T10:00:00+00:00")
 QUARTER = timedelta(minutes=15)
 CALENDAR = "calendar.home_battery_plan"

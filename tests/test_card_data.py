@@ -86,6 +86,21 @@ def test_card_schedule_from_python_values() -> None:
     }
 
 
+def test_card_schedule_of_a_fallback_plan() -> None:
+    """A fallback plan keeps its status; the badge's tooltip gives the reason."""
+    response = {
+        "start": at(0),
+        "resolution": 900,
+        "values": [1.0],
+        "status": "fallback",
+        "failure_reason": None,
+        "fallback_reason": "Scheduling job failed with str: infeasible.",
+    }
+    schedule = card_schedule("dev", "Battery", response)
+    assert schedule["status"] == "fallback"
+    assert schedule["reason"] == "Scheduling job failed with str: infeasible."
+
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [

@@ -597,16 +597,23 @@ async def test_options_flow(
         "20", "21", "22", "23", "24", "30", "31", "32", "33", "34", "35"
     ]  # fmt: skip
     assert _suggested(schema, "scan_interval") == 5
+    # FlexMeasures' fallback plans drive the devices unless switched off.
+    assert _suggested(schema, "use_fallback_plans") is True
 
     keep = [
         choice["value"] for choice in choices if choice["value"] not in {"21", "35"}
     ]
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {"sensors": keep, "scan_interval": 15}
+        result["flow_id"],
+        {"sensors": keep, "scan_interval": 15, "use_fallback_plans": False},
     )
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert loaded_entry.options == {"excluded_sensors": [21, 35], "scan_interval": 15}
+    assert loaded_entry.options == {
+        "excluded_sensors": [21, 35],
+        "scan_interval": 15,
+        "use_fallback_plans": False,
+    }
     assert hass.states.get("sensor.home_battery_state_of_charge") is None
     assert hass.states.get("sensor.home_gas_flow") is None
     assert hass.states.get("sensor.home_battery_power") is not None
@@ -623,13 +630,22 @@ async def test_options_flow(
     assert schema is not None
     assert "21" not in _suggested(schema, "sensors")
     assert _suggested(schema, "scan_interval") == 15
+    assert _suggested(schema, "use_fallback_plans") is False
     before = fake_server.count("GET /api/v3_0/sensors/21/data")
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
-        {"sensors": [choice["value"] for choice in choices], "scan_interval": 5},
+        {
+            "sensors": [choice["value"] for choice in choices],
+            "scan_interval": 5,
+            "use_fallback_plans": True,
+        },
     )
     await hass.async_block_till_done()
-    assert loaded_entry.options == {"excluded_sensors": [], "scan_interval": 5}
+    assert loaded_entry.options == {
+        "excluded_sensors": [],
+        "scan_interval": 5,
+        "use_fallback_plans": True,
+    }
     state = hass.states.get("sensor.home_battery_state_of_charge")
     assert state is not None
     assert state.state == "76.4"

@@ -210,6 +210,40 @@ async def test_job_statuses(
     assert isinstance(answer["ended-at"], str) is ended
 
 
+async def test_fallback_job_of_a_failed_job(
+    api: FlexMeasuresApi, fake_scheduling: FakeScheduling
+) -> None:
+    """The 303 of a failed job's schedule names the fallback job; not followed."""
+    fake_scheduling.pending_polls = 0
+    fake_scheduling.final_status = "FAILED"
+    fake_scheduling.fallback = True
+    job = await api.async_trigger_schedule(
+        sensor_id=BATTERY_SENSOR_ID,
+        start=START,
+        duration=timedelta(hours=1),
+        flex_model={},
+    )
+    fallback = await api.async_get_fallback_job(sensor_id=BATTERY_SENSOR_ID, job_id=job)
+    assert fallback == next(iter(fake_scheduling.fallbacks))
+    # Only the failed job's schedule was asked for, not the fallback's.
+    assert not any(fallback in path for _, path, _ in fake_scheduling.server.calls)
+
+
+async def test_no_fallback_job(
+    api: FlexMeasuresApi, fake_server: FakeFlexMeasures
+) -> None:
+    """Without a fallback: a refusal (400), or a schedule answered in place."""
+    unknown = job_id(99)
+    with pytest.raises(FlexMeasuresRejectedError):
+        await api.async_get_fallback_job(sensor_id=BATTERY_SENSOR_ID, job_id=unknown)
+    path = f"GET /api/v3_0/sensors/{BATTERY_SENSOR_ID}/schedules/{unknown}"
+    fake_server.responses[path] = recorded("schedule")[1]
+    assert (
+        await api.async_get_fallback_job(sensor_id=BATTERY_SENSOR_ID, job_id=unknown)
+        is None
+    )
+
+
 async def test_unknown_job_and_schedule(api: FlexMeasuresApi) -> None:
     """An unknown job is a 404; an unknown schedule a 400 refusal, readable."""
     unknown = job_id(99)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 import json
 import logging
@@ -432,14 +433,31 @@ def storage_description(
     )
 
 
+@dataclass(frozen=True)
+class InSlot:
+    """Equal to any moment of a slot: the slot in progress starts "now"."""
+
+    start: datetime
+    end: datetime
+
+    def __eq__(self, other: object) -> bool:
+        """Return whether ``other`` is a moment in this slot."""
+        return isinstance(other, datetime) and self.start <= other < self.end
+
+    def __hash__(self) -> int:
+        """Hash like the slot."""
+        return hash((self.start, self.end))
+
+
 def expected_instructions(
     schedule: Schedule, power: tuple[float, float], now: datetime
-) -> list[tuple[datetime, float]]:
+) -> list[tuple[datetime | InSlot, float]]:
     """Return (execution time, factor) per change of the plan's power from now on.
 
     The factor places the slot's power (kW) on the description's power range (W).
+    The slot in progress is instructed from the moment the plan is sent.
     """
-    expected: list[tuple[datetime, float]] = []
+    expected: list[tuple[datetime | InSlot, float]] = []
     previous: float | None = None
     for index, value in enumerate(schedule.values):
         start = schedule.start + schedule.resolution * index
@@ -449,7 +467,8 @@ def expected_instructions(
             continue
         previous = value
         factor = (value * 1000 - power[0]) / (power[1] - power[0])
-        expected.append((max(start, now), factor))
+        end = start + schedule.resolution
+        expected.append((InSlot(start, end) if start < now else start, factor))
     return expected
 
 
@@ -849,8 +868,16 @@ async def test_trigger_schedule_action_reaches_the_resource_manager(
     assert fake_scheduling.last_flex_model["soc-targets"] == [
         {"datetime": target_at.isoformat(), "value": "8 kWh"}
     ]
-    revoked = [await rm.expect("RevokeObject") for _ in before]
-    assert {item["object_id"] for item in revoked} == {item["id"] for item in before}
+    # Instructions that have started (the slot in progress) stay; later ones go.
+    started = dt_util.utcnow()
+    ahead = [
+        item
+        for item in before
+        if datetime.fromisoformat(item["execution_time"]) > started
+    ]
+    assert 0 < len(ahead) < len(before)
+    revoked = [await rm.expect("RevokeObject") for _ in ahead]
+    assert {item["object_id"] for item in revoked} == {item["id"] for item in ahead}
     assert {item["object_type"] for item in revoked} == {"FRBC.Instruction"}
     expected = expected_instructions(second, power, dt_util.utcnow())
     assert as_plan(await received_instructions(rm, len(expected))) == expected

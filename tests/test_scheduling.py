@@ -17,7 +17,6 @@ from homeassistant.config_entries import ConfigSubentryDataWithId
 from homeassistant.const import (
     EVENT_HOMEASSISTANT_FINAL_WRITE,
     EVENT_HOMEASSISTANT_STARTED,
-    STATE_UNKNOWN,
 )
 from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
@@ -56,11 +55,11 @@ from custom_components.flexmeasures.scheduling import (
     build_flex_context,
     build_flex_model,
     merge_windows,
-    next_slot_boundary,
     poll_delays,
     quantity,
     read_soc_kwh,
     simulate_soc,
+    slot_start,
 )
 
 from .conftest import (
@@ -77,7 +76,7 @@ from .conftest import (
 # Logs at debug level, asserted free of the password, token and e-mail.
 pytestmark = pytest.mark.usefixtures("no_secrets_logged")
 
-NOW = datetime.fromisoformat("2026-11-20T09:50:00+00:00")
+NOW = datetime.fromisoformat("2026-11-20T10:05:00+00:00")
 START = datetime.fromisoformat("2026-11-20T10:00:00+00:00")
 QUARTER = timedelta(minutes=15)
 
@@ -173,15 +172,15 @@ def test_quantity(value: float, unit: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("moment", "resolution", "expected"),
     [
-        ("2026-11-20T09:50:00+00:00", QUARTER, "2026-11-20T10:00:00+00:00"),
+        ("2026-11-20T09:50:00+00:00", QUARTER, "2026-11-20T09:45:00+00:00"),
         ("2026-11-20T10:00:00+00:00", QUARTER, "2026-11-20T10:00:00+00:00"),
-        ("2026-11-20T10:00:01+00:00", QUARTER, "2026-11-20T10:15:00+00:00"),
-        ("2026-11-20T10:50:00+01:00", timedelta(hours=1), "2026-11-20T10:00:00+00:00"),
+        ("2026-11-20T10:14:59+00:00", QUARTER, "2026-11-20T10:00:00+00:00"),
+        ("2026-11-20T10:50:00+01:00", timedelta(hours=1), "2026-11-20T09:00:00+00:00"),
     ],
 )
-def test_next_slot_boundary(moment: str, resolution: timedelta, expected: str) -> None:
-    """The default start is the next slot boundary, aligned in UTC."""
-    assert next_slot_boundary(
+def test_slot_start(moment: str, resolution: timedelta, expected: str) -> None:
+    """The default start is the start of the current slot, aligned in UTC."""
+    assert slot_start(
         datetime.fromisoformat(moment), resolution
     ) == datetime.fromisoformat(expected)
 
@@ -362,7 +361,7 @@ def test_schedule_queries_and_storage() -> None:
     assert schedule.soc_at(START + QUARTER / 2) == pytest.approx(5.25)
     assert schedule.soc_at(schedule.end) == 5.5
     assert schedule.soc_at(schedule.end + QUARTER) is None
-    assert schedule.next_boundary(NOW) == START
+    assert schedule.next_boundary(START - timedelta(minutes=10)) == START
     assert schedule.next_boundary(START + timedelta(minutes=1)) == START + QUARTER
     assert schedule.next_boundary(schedule.end) is None
     assert Schedule.from_dict(schedule.as_dict()) == schedule
@@ -1018,7 +1017,7 @@ async def test_finished_job_is_fetched_after_a_restart(
     assert len(looked_up) == 2
     state = hass.states.get("sensor.home_battery_planned_power")
     assert state is not None
-    assert state.state == STATE_UNKNOWN  # the plan starts at START
+    assert state.state == "3.0"  # the plan covers now
     status = hass.states.get("sensor.home_battery_schedule_status")
     assert status is not None
     assert status.attributes["job_id"] == OLD_JOB
@@ -1441,8 +1440,8 @@ async def test_soc_drift_without_plan_now(
     freezer.move_to(NOW)
     hass.states.async_set(SOC_ENTITY, "90")
     await _advance(hass, freezer, timedelta(seconds=11))
-    await _trigger(hass)
-    hass.states.async_set(SOC_ENTITY, "20")  # the plan starts at 10:00, not yet
+    await _trigger(hass, start=START + QUARTER)
+    hass.states.async_set(SOC_ENTITY, "20")  # the plan starts at 10:15, not yet
     await _advance(hass, freezer, timedelta(seconds=11))
     assert len(fake_scheduling.triggers) == 1
 

@@ -293,7 +293,7 @@ async def test_failed_inventory_refresh_keeps_entities(
 
 # --- Scheduling: the sensors of a controlled device --------------------------
 
-NOW = datetime.fromisoformat("2026-11-20T09:50:00+00:00")
+NOW = datetime.fromisoformat("2026-11-20T10:05:00+00:00")
 START = datetime.fromisoformat("2026-11-20T10:00:00+00:00")
 
 
@@ -372,14 +372,16 @@ async def test_planned_power_switches_at_slot_boundaries(
     fake_scheduling: FakeScheduling,
     init_battery: MockConfigEntry,
 ) -> None:
-    """The planned power follows the plan exactly at slot boundaries."""
-    await _plan(hass)
+    """Planned power has a value once the plan arrives, then switches at boundaries."""
     power = "sensor.home_battery_planned_power"
     assert _state(hass, power) == STATE_UNKNOWN
-    # Just before the boundary nothing changes: no polling, only time tracking.
-    await _at(hass, freezer, START - timedelta(seconds=1))
-    assert _state(hass, power) == STATE_UNKNOWN
-    expected = {0: "2.0", 1: "2.0", 2: "0.0", 4: "-1.0", 5: "0.0"}
+    await _plan(hass)
+    # The plan starts with the current slot (10:00 at 10:05): a value for now.
+    assert _state(hass, power) == "2.0"
+    # Just before a boundary nothing changes: no polling, only time tracking.
+    await _at(hass, freezer, START + 2 * QUARTER - timedelta(seconds=1))
+    assert _state(hass, power) == "2.0"
+    expected = {2: "0.0", 4: "-1.0", 5: "0.0"}
     for slot, value in expected.items():
         await _at(hass, freezer, START + slot * QUARTER)
         assert _state(hass, power) == value, slot

@@ -64,7 +64,7 @@ from .test_s2 import connect_frbc
 
 pytestmark = pytest.mark.usefixtures("fast_polling")
 
-NOW = datetime.fromisoformat("2026-11-20T09:50:00+00:00")
+NOW = datetime.fromisoformat("2026-11-20T10:05:00+00:00")
 START = datetime.fromisoformat("2026-11-20T10:00:00+00:00")
 # Measurement actions run a few days later, when the battery has a history.
 MEASURED_AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -245,6 +245,7 @@ async def test_get_schedule(
         ),
         ({"duration": {"minutes": 5}}, "invalid_duration"),
         ({"duration": {"days": 8}}, "invalid_duration"),
+        ({"start": "2026-11-20T09:59:59+00:00"}, "start_in_past"),
     ],
 )
 async def test_trigger_validation_errors(
@@ -259,6 +260,29 @@ async def test_trigger_validation_errors(
         await _call(hass, "trigger_schedule", **data)
     assert err.value.translation_key == translation_key
     assert fake_scheduling.triggers == []
+
+
+@pytest.mark.parametrize(
+    ("start", "planned_from"),
+    [
+        (None, "2026-11-20T10:00:00+00:00"),
+        ("2026-11-20T10:00:00+00:00", "2026-11-20T10:00:00+00:00"),
+        ("2026-11-20T10:14:59+00:00", "2026-11-20T10:00:00+00:00"),
+        ("2026-11-20T10:20:00+00:00", "2026-11-20T10:15:00+00:00"),
+    ],
+)
+async def test_trigger_start_is_a_slot_start(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    init_battery: MockConfigEntry,
+    start: str | None,
+    planned_from: str,
+) -> None:
+    """A plan starts at the start of a slot: by default the current one (at 10:05)."""
+    data: dict[str, Any] = {} if start is None else {"start": start}
+    response = await _call(hass, "trigger_schedule", **data)
+    assert fake_scheduling.triggers[0]["start"] == planned_from
+    assert response["start"] == planned_from
 
 
 @pytest.mark.parametrize(

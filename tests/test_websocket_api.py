@@ -286,7 +286,8 @@ async def test_get_real_schedule(
 # --- Prices: the consumption price sensor's series over the schedule ---------
 
 PRICES_PATH = "GET /api/v3_0/sensors/30/data"
-NOW = datetime(2026, 11, 20, 10, 7, tzinfo=UTC)
+# The plan starts at the current slot, 10:15: its prices span three hours.
+NOW = datetime(2026, 11, 20, 10, 22, tzinfo=UTC)
 
 
 async def card_after_trigger(

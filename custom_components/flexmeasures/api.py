@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -20,7 +21,7 @@ import re
 from typing import Any, Final, cast
 from uuid import UUID
 
-from aiohttp import ClientResponseError, ClientSession
+from aiohttp import ClientResponse, ClientResponseError, ClientSession
 from awesomeversion import AwesomeVersion, AwesomeVersionException
 from flexmeasures_client.client import FlexMeasuresClient
 from flexmeasures_client.exceptions import (
@@ -380,6 +381,10 @@ RETRY_LATER_STATUSES: Final = frozenset({408, 429, *range(500, 600)})
 # sends 422 (and 400, 403) with a message that is often a dict per field, which the
 # library would print as a dict; they become FlexMeasuresRejectedError, readable.
 REFUSAL_STATUSES: Final = frozenset({400, 403, 409, 422})
+# Where a 303 answer points, for the call that collects it (one list per task).
+_REDIRECTS: Final[ContextVar[list[str] | None]] = ContextVar(
+    "flexmeasures_redirects", default=None
+)
 # A trigger's one attempt may log in first; the library's repeat comes a second
 # after the attempt's timeout, so this ends the call before it is sent.
 TRIGGER_GRACE: Final = 0.5
@@ -438,6 +443,18 @@ class _Client(FlexMeasuresClient):
                 status=status,
             )
         return payload, status
+
+    async def request_once(
+        self, *args: Any, **kwargs: Any
+    ) -> tuple[ClientResponse, int, bool, URL]:
+        """Send one request; a 303's Location goes to the call collecting them."""
+        response, polling_step, reauth_once, url = await super().request_once(
+            *args, **kwargs
+        )
+        redirects = _REDIRECTS.get()
+        if redirects is not None and response.status == HTTPStatus.SEE_OTHER:
+            redirects.append(response.headers.get("Location", ""))
+        return response, polling_step, reauth_once, url
 
     async def get_access_token(self) -> None:
         """Log in; a refusal here always means the credentials are wrong."""
@@ -710,6 +727,33 @@ class FlexMeasuresApi:
             )
         )
         return TimeSeries.from_json(raw)
+
+    async def async_get_fallback_job(
+        self, *, sensor_id: int, job_id: str
+    ) -> str | None:
+        """Return the job of the fallback plan for a failed job, None without one.
+
+        FlexMeasures may plan a failed job again with its scheduler's fallback;
+        the failed job's schedule then answers 303 See Other to the fallback
+        job's schedule, which may still be computing. The redirect is not
+        followed here: the caller waits for that job like for any other. A
+        failed job without a fallback is refused (400, unknown schedule).
+        """
+        redirects: list[str] = []
+        token = _REDIRECTS.set(redirects)
+        try:
+            _, status = await self._call(
+                lambda: self._client.request(
+                    uri=f"sensors/{sensor_id}/schedules/{job_id}",
+                    method="GET",
+                    pass_through_statuses=frozenset({HTTPStatus.SEE_OTHER}),
+                )
+            )
+        finally:
+            _REDIRECTS.reset(token)
+        if status != HTTPStatus.SEE_OTHER or not redirects:
+            return None
+        return URL(redirects[-1]).path.rstrip("/").rsplit("/", 1)[-1] or None
 
 
 # --- S2: the library's Customer Energy Manager, bound to this API (issue 8) --------

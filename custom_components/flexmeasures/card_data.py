@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .scheduling import DeviceScheduler
 
 SERVICE_GET_SCHEDULE: Final = "get_schedule"
-STATUSES: Final = ("idle", "computing", "ready", "stale", "failed")
+STATUSES: Final = ("idle", "computing", "ready", "fallback", "stale", "failed")
 
 
 class CardDevice(TypedDict):
@@ -233,6 +233,7 @@ def card_schedule(device_id: str, name: str, response: dict[str, Any]) -> CardSc
         if (updated := response.get("updated", response.get("computed_at"))) is None
         else _iso(updated),
     )
-    if reason := response.get("reason", response.get("failure_reason")):
+    reason = response.get("reason") or response.get("failure_reason")
+    if reason := reason or response.get("fallback_reason"):
         schedule["reason"] = str(reason)
     return schedule

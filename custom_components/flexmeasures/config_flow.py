@@ -94,8 +94,10 @@ from .const import (
     CONF_SOC_MIN,
     CONF_SOC_UNIT,
     CONF_UPLOAD_INTERVAL,
+    CONF_USE_FALLBACK_PLANS,
     CONFIG_ENTRY_MINOR_VERSION,
     DEFAULT_UPLOAD_INTERVAL,
+    DEFAULT_USE_FALLBACK_PLANS,
     DOMAIN,
     LOGGER,
     MAX_SCAN_INTERVAL_MINUTES,
@@ -383,7 +385,7 @@ def _sensor_options(inventory: Inventory) -> list[SelectOptionDict]:
 
 
 class FlexMeasuresOptionsFlow(OptionsFlow):
-    """Choose the exposed sensors and how often their values are polled."""
+    """Choose the exposed sensors, their polling interval and fallback plans."""
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
@@ -400,6 +402,7 @@ class FlexMeasuresOptionsFlow(OptionsFlow):
                     **entry.options,
                     CONF_EXCLUDED_SENSORS: sorted(set(inventory.sensors) - selected),
                     CONF_SCAN_INTERVAL: int(user_input[CONF_SCAN_INTERVAL]),
+                    CONF_USE_FALLBACK_PLANS: bool(user_input[CONF_USE_FALLBACK_PLANS]),
                 }
             )
         schema = vol.Schema(
@@ -420,6 +423,7 @@ class FlexMeasuresOptionsFlow(OptionsFlow):
                         unit_of_measurement="min",
                     )
                 ),
+                vol.Required(CONF_USE_FALLBACK_PLANS): BooleanSelector(),
             }
         )
         defaults = {
@@ -427,6 +431,9 @@ class FlexMeasuresOptionsFlow(OptionsFlow):
                 str(sensor.id) for sensor in exposed_sensors(inventory, entry.options)
             ],
             CONF_SCAN_INTERVAL: scan_interval(entry.options).total_seconds() // 60,
+            CONF_USE_FALLBACK_PLANS: entry.options.get(
+                CONF_USE_FALLBACK_PLANS, DEFAULT_USE_FALLBACK_PLANS
+            ),
         }
         return self.async_show_form(
             step_id="init",

@@ -67,6 +67,11 @@ CONF_AUTO_INTERVAL: Final = "interval"
 CONF_AUTO_SOC_DRIFT: Final = "soc_drift"
 CONF_AUTO_ENTITIES: Final = "entities"
 
+# Option: whether FlexMeasures' fallback plan (its scheduler failed, another one
+# planned) drives the device's entities, or counts as a failure.
+CONF_USE_FALLBACK_PLANS: Final = "use_fallback_plans"
+DEFAULT_USE_FALLBACK_PLANS: Final = True
+
 EVENT_SCHEDULE_UPDATED: Final = "flexmeasures_schedule_updated"
 
 # --- S2 (issue 8) -----------------------------------------------------------------

@@ -18,6 +18,7 @@ from functools import partial
 from http import HTTPStatus
 import logging
 import math
+import re
 import time
 from typing import Any, Final
 
@@ -37,7 +38,7 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.event import (
     async_call_later,
@@ -54,6 +55,7 @@ from .api import (
     FlexMeasuresApi,
     FlexMeasuresError,
     FlexMeasuresHttpStatusError,
+    FlexMeasuresRejectedError,
     TimeSeries,
     format_duration,
 )
@@ -76,6 +78,8 @@ from .const import (
     CONF_SOC_MAX,
     CONF_SOC_MIN,
     CONF_SOC_UNIT,
+    CONF_USE_FALLBACK_PLANS,
+    DEFAULT_USE_FALLBACK_PLANS,
     DOMAIN,
     EVENT_SCHEDULE_UPDATED,
     LOGGER,
@@ -126,6 +130,11 @@ STORE_DELAY: Final = 1.0
 # it is replaced by a fresh job (as is a job the server lost or could not finish).
 PENDING_JOB_MAX_AGE: Final = timedelta(hours=1)
 
+# A state-of-charge target the plan misses: a repair issue per device.
+ISSUE_UNMET_TARGETS: Final = "unmet_targets"
+# An energy quantity in a job result, such as "4.257 kWh".
+_QUANTITY: Final = re.compile(r"\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*(\w+)\s*")
+
 ENERGY_TO_KWH: Final[dict[str | None, float]] = {
     UnitOfEnergy.WATT_HOUR: 0.001,
     UnitOfEnergy.KILO_WATT_HOUR: 1.0,
@@ -160,6 +169,8 @@ class ScheduleStatus(StrEnum):
     IDLE = "idle"
     COMPUTING = "computing"
     READY = "ready"
+    # FlexMeasures' fallback plan: its scheduler failed and another one planned.
+    FALLBACK = "fallback"
     STALE = "stale"
     FAILED = "failed"
 
@@ -176,6 +187,9 @@ class FailureReason(StrEnum):
 
     AUTHENTICATION_FAILED = "authentication_failed"
     COMMUNICATION_ERROR = "communication_error"
+    # The job failed and FlexMeasures planned with its fallback, which the
+    # options say not to use.
+    FALLBACK_NOT_USED = "fallback_not_used"
     JOB_FAILED = "job_failed"
     REJECTED = "rejected"
     SOC_UNAVAILABLE = "soc_unavailable"
@@ -297,13 +311,6 @@ def quantity(value: float, unit: str) -> str:
     """Format a FlexMeasures quantity string such as ``"3.5 kWh"``."""
     text = f"{round(value, 4):f}".rstrip("0").rstrip(".")
     return f"{'0' if text in ('', '-0') else text} {unit}"
-
-
-def next_slot_boundary(moment: datetime, resolution: timedelta) -> datetime:
-    """Return the first slot boundary at or after ``moment`` (UTC-aligned)."""
-    step = resolution.total_seconds()
-    epoch = moment.timestamp()
-    return dt_util.utc_from_timestamp(math.ceil(epoch / step) * step)
 
 
 def slot_start(moment: datetime, resolution: timedelta) -> datetime:
@@ -557,6 +564,78 @@ def poll_delays(expected: float | None) -> Iterator[float]:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class UnmetTarget:
+    """A state-of-charge target the plan misses, as the finished job reported it.
+
+    FlexMeasures 1.0 treats targets as soft: the plan comes as close as it can and
+    the job result lists each target it misses with the deviation (kWh, either
+    direction). ``target_kwh`` is the requested value, None for a target that
+    only a raw flex-model override named.
+    """
+
+    at: datetime
+    target_kwh: float | None
+    deviation_kwh: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe form for the store."""
+        return {
+            "at": self.at.isoformat(),
+            "target": self.target_kwh,
+            "deviation": self.deviation_kwh,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UnmetTarget:
+        """Rebuild a stored unmet target."""
+        target = data.get("target")
+        return cls(
+            at=datetime.fromisoformat(data["at"]),
+            target_kwh=None if target is None else float(target),
+            deviation_kwh=float(data["deviation"]),
+        )
+
+
+def _energy_kwh(value: Any) -> float | None:
+    """Return an energy quantity such as ``"4.257 kWh"`` in kWh, None if unreadable."""
+    match = _QUANTITY.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    factor = ENERGY_TO_KWH.get(match[2])
+    return None if factor is None else float(match[1]) * factor
+
+
+def unmet_targets(result: Any, targets: Sequence[SocTarget]) -> tuple[UnmetTarget, ...]:
+    """Read the targets a finished job could not meet from its ``result``.
+
+    The result lists, per asset of the flex-model (ours has one device), the
+    ``soc-targets`` it misses as ``{"datetime", "violation": "<x> kWh"}``.
+    Anything unreadable is left out: the plan itself is still good.
+    """
+    unresolved = result.get("unresolved") if isinstance(result, Mapping) else None
+    requested = {target.at: target.kwh for target in targets}
+    found: list[UnmetTarget] = []
+    for entry in unresolved if isinstance(unresolved, list) else ():
+        items = entry.get("soc-targets") if isinstance(entry, Mapping) else None
+        for item in items if isinstance(items, list) else ():
+            if not isinstance(item, Mapping):
+                continue
+            deviation = _energy_kwh(item.get("violation"))
+            try:
+                at = dt_util.as_utc(datetime.fromisoformat(str(item.get("datetime"))))
+            except ValueError:
+                continue
+            if deviation is None:
+                continue
+            found.append(
+                UnmetTarget(
+                    at=at, target_kwh=requested.get(at), deviation_kwh=abs(deviation)
+                )
+            )
+    return tuple(sorted(found, key=lambda target: target.at))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Schedule:
     """A computed power plan (kW, charging positive) and the SoC it leads to."""
 
@@ -568,11 +647,22 @@ class Schedule:
     soc: tuple[float, ...]
     targets: tuple[SocTarget, ...]
     computed_at: datetime
+    # Set when this is FlexMeasures' fallback plan: why its scheduler failed.
+    fallback_reason: str | None = None
+    unmet_targets: tuple[UnmetTarget, ...] = ()
 
     @property
     def end(self) -> datetime:
         """Return the end of the last slot."""
         return self.start + self.resolution * len(self.values)
+
+    def status_at(self, moment: datetime) -> ScheduleStatus:
+        """Return the status this plan gives its device at ``moment``."""
+        if moment >= self.end:
+            return ScheduleStatus.STALE
+        if self.fallback_reason is not None:
+            return ScheduleStatus.FALLBACK
+        return ScheduleStatus.READY
 
     def index_at(self, moment: datetime) -> int | None:
         """Return the slot index covering ``moment``, or None outside the plan."""
@@ -620,6 +710,8 @@ class Schedule:
                 for target in self.targets
             ],
             "computed_at": self.computed_at.isoformat(),
+            "fallback_reason": self.fallback_reason,
+            "unmet_targets": [target.as_dict() for target in self.unmet_targets],
         }
 
     @classmethod
@@ -634,11 +726,22 @@ class Schedule:
             soc=tuple(float(value) for value in data["soc"]),
             targets=_targets_from_store(data.get("targets", ())),
             computed_at=datetime.fromisoformat(data["computed_at"]),
+            # Absent from stores written before fallback plans were told apart.
+            fallback_reason=data.get("fallback_reason"),
+            unmet_targets=tuple(
+                UnmetTarget.from_dict(item) for item in data.get("unmet_targets", ())
+            ),
         )
 
 
 def schedule_from_series(
-    job_id: str, series: TimeSeries, request: ScheduleRequest, computed_at: datetime
+    job_id: str,
+    series: TimeSeries,
+    request: ScheduleRequest,
+    computed_at: datetime,
+    *,
+    fallback_reason: str | None = None,
+    unmet: tuple[UnmetTarget, ...] = (),
 ) -> Schedule:
     """Turn the server's power series into a schedule with simulated SoC."""
     values = tuple(value or 0.0 for value in series.values)
@@ -659,7 +762,25 @@ def schedule_from_series(
         ),
         targets=request.targets,
         computed_at=computed_at,
+        fallback_reason=fallback_reason,
+        unmet_targets=unmet,
     )
+
+
+def unmet_target_attributes(
+    schedule: Schedule, config: DeviceConfig
+) -> list[dict[str, Any]]:
+    """Return the targets a plan misses, in the device's unit, JSON-safe."""
+    return [
+        {
+            "datetime": target.at.isoformat(),
+            "target": None
+            if target.target_kwh is None
+            else round(config.from_kwh(target.target_kwh), 2),
+            "deviation": round(config.from_kwh(target.deviation_kwh), 2),
+        }
+        for target in schedule.unmet_targets
+    ]
 
 
 def schedule_response(schedule: Schedule, config: DeviceConfig) -> dict[str, Any]:
@@ -675,6 +796,8 @@ def schedule_response(schedule: Schedule, config: DeviceConfig) -> dict[str, Any
         "soc_at_start": round(config.from_kwh(schedule.soc_at_start_kwh), 4),
         "soc": [round(config.from_kwh(value), 4) for value in schedule.soc],
         "computed_at": schedule.computed_at.isoformat(),
+        "fallback_reason": schedule.fallback_reason,
+        "unmet_targets": unmet_target_attributes(schedule, config),
     }
 
 
@@ -748,11 +871,19 @@ def build_request(
     SoC values are in the device's unit (% or kWh). Every problem is a
     translated ServiceValidationError.
     """
-    start = (
-        as_utc(start)
-        if start is not None
-        else next_slot_boundary(dt_util.utcnow(), config.resolution)
-    )
+    # Plans start at a slot boundary: the start of the slot that holds the asked
+    # moment, by default the current one, so the plan has a value for now at once.
+    current = slot_start(dt_util.utcnow(), config.resolution)
+    start = current if start is None else slot_start(as_utc(start), config.resolution)
+    if start < current:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="start_in_past",
+            translation_placeholders={
+                "start": dt_util.as_local(start).isoformat(),
+                "earliest": dt_util.as_local(current).isoformat(),
+            },
+        )
     duration = duration if duration is not None else config.horizon
     if duration < config.resolution or duration > MAX_DURATION:
         raise ServiceValidationError(
@@ -854,6 +985,26 @@ class ScheduleFailedError(HomeAssistantError):
         """Remember why, for the status entity."""
         super().__init__(**kwargs)
         self.reason = reason
+
+
+def unmet_targets_issue_id(subentry_id: str) -> str:
+    """Return the id of a controlled device's repair issue about missed targets."""
+    return f"{ISSUE_UNMET_TARGETS}_{subentry_id}"
+
+
+def _job_status(job: Mapping[str, Any]) -> str:
+    """Return a job status document's status, upper case."""
+    return str(job.get("status", "")).upper()
+
+
+def _job_failure(job: Mapping[str, Any]) -> ScheduleFailedError:
+    """Return the error of a job that ended without finishing."""
+    return ScheduleFailedError(
+        FailureReason.JOB_FAILED,
+        translation_domain=DOMAIN,
+        translation_key="schedule_job_failed",
+        translation_placeholders={"error": str(job.get("message") or _job_status(job))},
+    )
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
@@ -996,11 +1147,9 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
             self.schedule = None
         else:
             if self.schedule is not None:
-                self.status = (
-                    ScheduleStatus.READY
-                    if dt_util.utcnow() < self.schedule.end
-                    else ScheduleStatus.STALE
-                )
+                self.status = self.schedule.status_at(dt_util.utcnow())
+                # Issues of the last session are gone: raise it again.
+                self._report_unmet_targets(self.schedule)
         if pending := data.get("pending_job"):
             try:
                 self.pending_job = PendingJob.from_dict(pending)
@@ -1133,12 +1282,14 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
     def _handle_tick(self, _scheduled: datetime) -> None:
         """Move to the next slot: entities re-read, the plan may become stale."""
         self._unsub_tick = None
+        schedule = self.schedule
         if (
-            self.schedule is not None
-            and dt_util.utcnow() >= self.schedule.end
-            and self.status is ScheduleStatus.READY
+            schedule is not None
+            and schedule.status_at(dt_util.utcnow()) is ScheduleStatus.STALE
         ):
-            self.status = ScheduleStatus.STALE
+            if self.status in (ScheduleStatus.READY, ScheduleStatus.FALLBACK):
+                self.status = ScheduleStatus.STALE
+            self._report_unmet_targets(schedule)
         self._schedule_tick()
         self.async_update_listeners()
 
@@ -1394,13 +1545,14 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
 
     async def _async_wait_for_job(
         self, job_id: str, slots: int, *, resumed: bool = False
-    ) -> ScheduleFailedError | None:
-        """Poll the job adaptively until it ended; raise if it did not finish.
+    ) -> Mapping[str, Any]:
+        """Poll the job adaptively until it ended; return its status document.
 
         A job picked up after a restart may have run (or ended) long ago: it is
-        looked up at once, and its duration teaches nothing. A FAILED job's error
-        is returned instead: FlexMeasures may have planned with the scheduler's
-        fallback, and the failed job's schedule then redirects (303) to that plan.
+        looked up at once, and its duration teaches nothing. A FINISHED or FAILED
+        job is returned (FlexMeasures may have planned a FAILED job with the
+        scheduler's fallback: its schedule then redirects (303) to that plan); a
+        STOPPED or CANCELED one raises.
         """
         started = time.monotonic()
         deadline = started + JOB_TIMEOUT
@@ -1429,24 +1581,17 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
                 ) from err
             except FlexMeasuresError as err:
                 raise self._map_error(err) from err
-            status = str(job.get("status", "")).upper()
+            status = _job_status(job)
             if status == JOB_FINISHED:
                 if not resumed:
                     self._learn_job_duration(
                         job, time.monotonic() - started, delay, slots
                     )
-                return None
+                return job
+            if status == JOB_FAILED:
+                return job
             if status in JOB_UNSUCCESSFUL:
-                message = job.get("message") or status
-                failure = ScheduleFailedError(
-                    FailureReason.JOB_FAILED,
-                    translation_domain=DOMAIN,
-                    translation_key="schedule_job_failed",
-                    translation_placeholders={"error": str(message)},
-                )
-                if status == JOB_FAILED:
-                    return failure
-                raise failure
+                raise _job_failure(job)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _map_error(self, err: FlexMeasuresError) -> ScheduleFailedError:
@@ -1499,7 +1644,13 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
             if not item.queued.done():
                 item.queued.set_result(job_id)
         slots = max(int(request.duration / self.config.resolution), 1)
-        failure = await self._async_wait_for_job(job_id, slots, resumed=resumed)
+        job = await self._async_wait_for_job(job_id, slots, resumed=resumed)
+        fallback_reason: str | None = None
+        if _job_status(job) == JOB_FAILED:
+            fallback_reason, job_id = await self._async_fallback_job(job, job_id)
+            job = await self._async_wait_for_job(job_id, slots, resumed=True)
+            if _job_status(job) == JOB_FAILED:
+                raise _job_failure(job)
         try:
             series = await self.api.async_get_schedule(
                 sensor_id=self.config.sensor_id,
@@ -1508,22 +1659,19 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
                 unit="kW",
             )
         except FlexMeasuresError as err:
-            if failure is not None:
-                # No fallback plan (400 "unknown schedule"): the job's own error.
-                raise failure from err
             raise self._map_error(err) from err
-        if failure is not None:
-            LOGGER.info(
-                "The scheduler of %s failed (%s); FlexMeasures' fallback plan is used",
-                self.name,
-                (failure.translation_placeholders or {}).get("error"),
-            )
         now = dt_util.utcnow()
-        schedule = schedule_from_series(job_id, series, request, now)
-        self.schedule = schedule
-        self.status = (
-            ScheduleStatus.READY if now < schedule.end else ScheduleStatus.STALE
+        schedule = schedule_from_series(
+            job_id,
+            series,
+            request,
+            now,
+            fallback_reason=fallback_reason,
+            unmet=unmet_targets(job.get("result"), request.targets),
         )
+        self.schedule = schedule
+        self.status = schedule.status_at(now)
+        self._report_unmet_targets(schedule)
         self.failure_reason = self.failure_message = None
         self._availability.mark_up()
         self.last_updated = now
@@ -1534,6 +1682,44 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
         # Written shortly after, off the path to the entities; flushed at unload.
         self._save(STORE_DELAY)
         return schedule
+
+    async def _async_fallback_job(
+        self, job: Mapping[str, Any], job_id: str
+    ) -> tuple[str, str]:
+        """Return why a job failed and the job of FlexMeasures' fallback plan.
+
+        FlexMeasures may plan a failed job again with its scheduler's fallback:
+        the failed job's schedule then redirects (303) to the fallback job's,
+        which is still being computed. Without a fallback (400 "unknown
+        schedule"), or with fallback plans switched off, the round fails.
+        """
+        failure = _job_failure(job)
+        reason = (failure.translation_placeholders or {}).get("error", "")
+        try:
+            fallback_job = await self.api.async_get_fallback_job(
+                sensor_id=self.config.sensor_id, job_id=job_id
+            )
+        except FlexMeasuresRejectedError as err:
+            raise failure from err
+        except FlexMeasuresError as err:
+            raise self._map_error(err) from err
+        if fallback_job is None:
+            raise failure
+        if not self.entry.options.get(
+            CONF_USE_FALLBACK_PLANS, DEFAULT_USE_FALLBACK_PLANS
+        ):
+            raise ScheduleFailedError(
+                FailureReason.FALLBACK_NOT_USED,
+                translation_domain=DOMAIN,
+                translation_key="schedule_fallback_not_used",
+                translation_placeholders={"error": reason},
+            )
+        LOGGER.info(
+            "The scheduler of %s failed (%s); FlexMeasures' fallback plan is used",
+            self.name,
+            reason,
+        )
+        return reason, fallback_job
 
     async def _async_recover(self, round_: _Round, pending: PendingJob) -> Schedule:
         """Pick up a job queued before a restart, or replace it by a fresh one."""
@@ -1588,11 +1774,10 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
         return await self._async_compute(round_)
 
     def _replan_request(self, stored: ScheduleRequest) -> ScheduleRequest:
-        """Return a stored request again, from the next slot and the SoC now."""
+        """Return a stored request again, from the current slot and the SoC now."""
         config = self.config
-        start = max(
-            stored.start, next_slot_boundary(dt_util.utcnow(), config.resolution)
-        )
+        now = dt_util.utcnow()
+        start = max(stored.start, slot_start(now, config.resolution))
         end = start + stored.duration
         return self.build_request(
             start=start,
@@ -1600,7 +1785,7 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
             soc_targets=[
                 (target.at, config.from_kwh(target.kwh))
                 for target in stored.targets
-                if start < target.at <= end
+                if max(start, now) < target.at <= end
             ],
             soc_min=config.from_kwh(stored.soc_min_kwh),
             soc_max=config.from_kwh(stored.soc_max_kwh),
@@ -1647,9 +1832,55 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
             await self.store.async_save(self._as_store())
 
     async def async_remove_store(self) -> None:
-        """Delete the stored schedule (the device was removed)."""
+        """Delete the stored schedule and the device's issue (it was removed)."""
         self._unsaved = False
+        ir.async_delete_issue(
+            self.hass, DOMAIN, unmet_targets_issue_id(self.subentry_id)
+        )
         await self.store.async_remove()
+
+    @callback
+    def _report_unmet_targets(self, schedule: Schedule) -> None:
+        """Raise, update or clear the repair issue about targets the plan misses.
+
+        An ended plan's targets are history. A fallback plan says nothing about
+        the targets (FlexMeasures' fallback may drop them): the issue stays as it
+        is until a plan of the device's own scheduler arrives.
+        """
+        issue_id = unmet_targets_issue_id(self.subentry_id)
+        if dt_util.utcnow() >= schedule.end:
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            return
+        if schedule.fallback_reason is not None:
+            return
+        # The targets the request named; the others only a raw override knows.
+        missed = [
+            (target.at, target.target_kwh, target.deviation_kwh)
+            for target in schedule.unmet_targets
+            if target.target_kwh is not None
+        ]
+        if not missed:
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            return
+        at, target_kwh, deviation_kwh = missed[0]
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=ISSUE_UNMET_TARGETS,
+            translation_placeholders={
+                "name": self.name,
+                "datetime": dt_util.as_local(at).strftime("%Y-%m-%d %H:%M"),
+                "target": _fmt(self.config, self.config.from_kwh(target_kwh)),
+                "shortfall": _fmt(
+                    self.config, round(self.config.from_kwh(deviation_kwh), 2)
+                ),
+                "count": str(len(missed)),
+            },
+        )
 
     def _as_store(self) -> dict[str, Any]:
         """Return what survives a restart."""
@@ -1780,12 +2011,12 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
             targets = self.schedule.targets
         else:
             return []
-        start = next_slot_boundary(dt_util.utcnow(), self.config.resolution)
-        end = start + self.config.horizon
+        now = dt_util.utcnow()
+        end = slot_start(now, self.config.resolution) + self.config.horizon
         return [
             (target.at, self.config.from_kwh(target.kwh))
             for target in targets
-            if start < target.at <= end
+            if now < target.at <= end
         ]
 
 
@@ -1845,6 +2076,7 @@ async def async_setup_schedulers(
 async def async_remove_schedules(
     hass: HomeAssistant, entry: FlexMeasuresConfigEntry
 ) -> None:
-    """Delete the stored schedules of a removed entry."""
+    """Delete the stored schedules and issues of a removed entry."""
     for subentry_id in _controlled_devices(entry):
+        ir.async_delete_issue(hass, DOMAIN, unmet_targets_issue_id(subentry_id))
         await ScheduleStore(hass, subentry_id).async_remove()

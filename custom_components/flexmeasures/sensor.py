@@ -47,7 +47,14 @@ from .identity import (
     sensor_unique_id,
 )
 from .s2_entities import async_setup_s2_sensors
-from .scheduling import DeviceScheduler, ScheduleStatus, SocUnit, Window, WindowKind
+from .scheduling import (
+    DeviceScheduler,
+    ScheduleStatus,
+    SocUnit,
+    Window,
+    WindowKind,
+    unmet_target_attributes,
+)
 from .uploader import MeasurementUploader
 
 PARALLEL_UPDATES = 0
@@ -448,6 +455,11 @@ def _status_attributes(scheduler: DeviceScheduler, now: datetime) -> dict[str, A
         if scheduler.failure_reason
         else None,
         "failure_message": scheduler.failure_message,
+        # A fallback plan: why FlexMeasures' own scheduler failed.
+        "fallback_reason": schedule.fallback_reason if schedule else None,
+        "unmet_targets": unmet_target_attributes(schedule, scheduler.config)
+        if schedule
+        else [],
         "job_id": schedule.job_id if schedule else None,
         "schedule_start": schedule.start.isoformat() if schedule else None,
         "schedule_end": schedule.end.isoformat() if schedule else None,
@@ -542,8 +554,8 @@ class FlexMeasuresScheduleSensor(FlexMeasuresControlledDeviceEntity, SensorEntit
     """A sensor that shows a part of a controlled device's schedule."""
 
     entity_description: FlexMeasuresScheduleSensorEntityDescription
-    # Series are for cards and templates, not for the database.
-    _unrecorded_attributes = frozenset({"schedule", "soc_schedule"})
+    # Series and lists are for cards and templates, not for the database.
+    _unrecorded_attributes = frozenset({"schedule", "soc_schedule", "unmet_targets"})
 
     def __init__(
         self,

@@ -225,6 +225,7 @@ class Recorder:
             self.record_scheduling,
             self.record_job_control,
             self.record_fallback,
+            self.record_unmet_target,
         ):
             step()
         return self.recordings
@@ -599,6 +600,45 @@ class Recorder:
             "schedule_fallback",
             self.home.send("GET", path, query=dict(parse_qsl(query))),
             "the fallback job's schedule, where the 303 points",
+        )
+
+    def record_unmet_target(self) -> None:
+        """Record a target that cannot be reached in time: the job still finishes.
+
+        State-of-charge targets are soft in FlexMeasures 1.0: the plan comes as
+        close as it can and the finished job's result lists the target under
+        ``unresolved`` with the deviation. Here 1 kWh cannot become 10 kWh
+        within an hour at 5 kW.
+        """
+        start = _slot(self.now)
+        trigger = self._trigger(
+            start,
+            3,
+            **{
+                "flex-model": [
+                    {
+                        "sensor": self.seed["sensors"]["battery_power"],
+                        "soc-at-start": "1 kWh",
+                        "soc-min": "1 kWh",
+                        "soc-max": "10 kWh",
+                        "power-capacity": "5 kW",
+                        "soc-targets": [
+                            {
+                                "datetime": (start + timedelta(hours=1)).isoformat(),
+                                "value": "10 kWh",
+                            }
+                        ],
+                    }
+                ]
+            },
+        )
+        job_id = str(trigger.answer["job"])
+        for _ in _until(lambda: _status(self._job(job_id)) in TERMINAL):
+            pass
+        self.keep(
+            "job_unmet_target",
+            self._job(job_id),
+            "job status of a plan that cannot reach its target in time",
         )
 
 

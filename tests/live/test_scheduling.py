@@ -230,3 +230,61 @@ async def test_trigger_schedule_end_to_end(
     assert fired_event.data["device_id"] == device_id
     assert fired_event.data["summary"]["charging_windows"] == len(charging)
     assert fired_event.data["summary"]["soc_at_end"] >= SOC_MIN
+
+
+async def test_planned_power_from_the_moment_the_plan_arrives(
+    hass: HomeAssistant, live_server: LiveServer, loaded_entry: FlexMeasuresConfigEntry
+) -> None:
+    """A plan asked for without a start covers now: planned power is a number at once.
+
+    FlexMeasures 1.0.1 accepts a start at the beginning of the current slot; the
+    entities have their value when the plan's event fires, not a slot later.
+    """
+    hass.states.async_set(SOC_ENTITY, str(SOC_NOW), SOC_ATTRIBUTES)
+    subentry_id = await _add_battery(hass, loaded_entry, live_server)
+    scheduler = loaded_entry.runtime_data.schedulers[subentry_id]
+    device_id = device_id_of(hass, loaded_entry, scheduler.device_identifier)
+    power_entity = _entity_id(hass, loaded_entry, subentry_id, "planned_power")
+    charging_entity = _entity_id(hass, loaded_entry, subentry_id, "charging_planned")
+    states = hass.states.get(power_entity), hass.states.get(charging_entity)
+    assert [state.state if state else None for state in states] == ["unknown"] * 2
+
+    seen: dict[str, Any] = {}
+    fired = asyncio.Event()
+
+    @callback
+    def _updated(event: Event) -> None:
+        # The entities as they are when the plan is announced.
+        now = dt_util.utcnow()
+        power, charging = (
+            hass.states.get(power_entity),
+            hass.states.get(charging_entity),
+        )
+        seen.update(
+            now=now,
+            power=power.state if power else None,
+            charging=charging.state if charging else None,
+            start=event.data["start"],
+        )
+        fired.set()
+
+    hass.bus.async_listen(EVENT_SCHEDULE_UPDATED, _updated)
+    asked = dt_util.utcnow()
+    await hass.services.async_call(
+        DOMAIN,
+        "trigger_schedule",
+        {"device_id": device_id, "duration": timedelta(hours=12), "force": True},
+        blocking=True,
+    )
+    async with asyncio.timeout(EVENT_TIMEOUT):
+        await fired.wait()
+
+    schedule = scheduler.schedule
+    assert schedule is not None
+    # The plan starts at the beginning of the slot the request was made in.
+    assert datetime.fromisoformat(seen["start"]) == quarter_floor(asked)
+    assert schedule.start == quarter_floor(asked)
+    planned_now = schedule.power_at(seen["now"])
+    assert planned_now is not None
+    assert float(seen["power"]) == pytest.approx(planned_now, abs=1e-3)
+    assert seen["charging"] == ("on" if planned_now > 0.001 else "off")

@@ -369,6 +369,7 @@ export function chartModel(schedule, config, now, width, height, fmt) {
 const STATUS_TEXT = {
   idle: "No schedule requested",
   computing: "Computing a new schedule…",
+  fallback: "Fallback plan",
   stale: "Schedule is out of date",
   failed: "Scheduling failed",
 };
@@ -381,7 +382,7 @@ const CARD_STYLE = `
   .title { font-size: var(--ha-card-header-font-size, 1.25rem); line-height: 1.3; color: var(--ha-card-header-color, var(--primary-text-color)); font-weight: 500; }
   .status { font-size: 0.8rem; padding: 1px 8px; border-radius: 10px; color: var(--text-primary-color, #fff); background: var(--secondary-text-color); white-space: nowrap; }
   .status.failed { background: var(--error-color, #db4437); }
-  .status.stale { background: var(--warning-color, #ffa600); }
+  .status.stale, .status.fallback { background: var(--warning-color, #ffa600); }
   .status.computing { background: var(--info-color, var(--primary-color)); }
   .next { font-size: 1rem; color: var(--primary-text-color); display: flex; align-items: center; gap: 6px; }
   .next .dot { width: 10px; height: 10px; border-radius: 50%; background: var(--fm-charge-color); flex: none; }
