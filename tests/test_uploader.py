@@ -292,6 +292,21 @@ async def test_outage_backoff_and_backlog(
     )
 
 
+async def _unload_with_a_backlog(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_server: FakeFlexMeasures,
+    linked_entry: MockConfigEntry,
+) -> None:
+    """Keep 2 kW in one slot while the server refuses, then unload the entry."""
+    hass.states.async_set(POWER_ENTITY, "2", KW)
+    fake_server.errors[POWER_PATH] = ClientConnectionError("refused")
+    await setup(hass, freezer, linked_entry)
+    await walk(hass, freezer, START + timedelta(minutes=20))
+    assert await hass.config_entries.async_unload(linked_entry.entry_id)
+    await hass.async_block_till_done()
+
+
 async def test_nothing_lost_or_doubled_across_a_restart(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
@@ -300,12 +315,7 @@ async def test_nothing_lost_or_doubled_across_a_restart(
     hass_storage: dict[str, Any],
 ) -> None:
     """Pending slots and the open slot survive an unload; each slot is sent once."""
-    hass.states.async_set(POWER_ENTITY, "2", KW)
-    fake_server.errors[POWER_PATH] = ClientConnectionError("refused")
-    await setup(hass, freezer, linked_entry)
-    await walk(hass, freezer, START + timedelta(minutes=20))
-    assert await hass.config_entries.async_unload(linked_entry.entry_id)
-    await hass.async_block_till_done()
+    await _unload_with_a_backlog(hass, freezer, fake_server, linked_entry)
 
     stored = hass_storage[f"{DOMAIN}.measurements.{linked_entry.entry_id}"]["data"]
     (link,) = stored["links"].values()
@@ -337,12 +347,7 @@ async def test_removed_with_the_entry(
     hass_storage: dict[str, Any],
 ) -> None:
     """Removing the entry deletes the measurements it still kept."""
-    hass.states.async_set(POWER_ENTITY, "2", KW)
-    fake_server.errors[POWER_PATH] = ClientConnectionError("refused")
-    await setup(hass, freezer, linked_entry)
-    await walk(hass, freezer, START + timedelta(minutes=20))
-    assert await hass.config_entries.async_unload(linked_entry.entry_id)
-    await hass.async_block_till_done()
+    await _unload_with_a_backlog(hass, freezer, fake_server, linked_entry)
     key = f"{DOMAIN}.measurements.{linked_entry.entry_id}"
     assert hass_storage[key]["data"]["links"]
     await hass.config_entries.async_remove(linked_entry.entry_id)
