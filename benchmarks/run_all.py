@@ -46,6 +46,7 @@ DEFAULT_SEED = (
 # The README's order: the list of figures.
 ORDER = (
     "schedule_lag",
+    "schedule_lag_p90",
     "schedule_requests",
     "upload_requests",
     "upload_loop_time",
