@@ -513,9 +513,9 @@ def fake_scheduling(fake_server: FakeFlexMeasures) -> FakeScheduling:
 def fast_polling() -> Generator[None]:
     """Poll jobs without waiting, so tests do not sleep."""
     with (
-        patch("custom_components.flexmeasures.scheduling.POLL_FIRST", 0.0),
-        patch("custom_components.flexmeasures.scheduling.POLL_FINE", 0.0),
-        patch("custom_components.flexmeasures.scheduling.POLL_MAX", 0.0),
+        patch("custom_components.flexmeasures.scheduling.jobs.POLL_FIRST", 0.0),
+        patch("custom_components.flexmeasures.scheduling.jobs.POLL_FINE", 0.0),
+        patch("custom_components.flexmeasures.scheduling.jobs.POLL_MAX", 0.0),
     ):
         yield
 

@@ -599,7 +599,7 @@ async def test_job_timeout(
 ) -> None:
     """A job that does not finish in time fails the round with a timeout."""
     with (
-        patch("custom_components.flexmeasures.scheduling.JOB_TIMEOUT", 0),
+        patch("custom_components.flexmeasures.scheduling.scheduler.JOB_TIMEOUT", 0),
         pytest.raises(HomeAssistantError) as err,
     ):
         await _trigger(hass)
@@ -614,7 +614,9 @@ async def test_response_timeout_keeps_computing(
 ) -> None:
     """When the response wait ends, the schedule still arrives in the background."""
     with (
-        patch("custom_components.flexmeasures.scheduling.RESPONSE_TIMEOUT", 0),
+        patch(
+            "custom_components.flexmeasures.scheduling.scheduler.RESPONSE_TIMEOUT", 0
+        ),
         pytest.raises(HomeAssistantError) as err,
     ):
         await _trigger(hass)

@@ -1,34 +1,24 @@
-"""Schedules for controlled devices: flex-model, job polling, storage, replanning.
+"""The device scheduler: the one planner and plan coordinator of a device.
 
-The first half holds pure functions (flex-model and flex-context building, unit
-conversion, SoC simulation, merging slots into windows, the polling plan). The
-second half is :class:`DeviceScheduler`, one per controlled device: it triggers a
-job through the API, polls it adaptively, keeps and stores the schedule, fires
-``flexmeasures_schedule_updated`` and tells its entities.
+It queues rounds (never more than one job in flight), takes up a job in flight
+after a restart, replans automatically, fetches the card's prices and fires
+``flexmeasures_schedule_updated``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from functools import partial
 from http import HTTPStatus
 import logging
 import math
-import re
 import time
 from typing import Any, Final
 
-from homeassistant.config_entries import ConfigSubentry
-from homeassistant.const import (
-    CONF_NAME,
-    STATE_UNAVAILABLE,
-    STATE_UNKNOWN,
-    UnitOfEnergy,
-)
+from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import (
     CALLBACK_TYPE,
     CoreState,
@@ -47,37 +37,19 @@ from homeassistant.helpers.event import (
     async_track_time_interval,
 )
 from homeassistant.helpers.start import async_at_started
-from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
-from .api import (
+from ..api import (
     FlexMeasuresApi,
     FlexMeasuresError,
     FlexMeasuresHttpStatusError,
     FlexMeasuresRejectedError,
     TimeSeries,
-    format_duration,
 )
-from .availability import ServerAvailability
-from .const import (
-    CONF_AUTO_ENTITIES,
-    CONF_AUTO_INTERVAL,
-    CONF_AUTO_RESCHEDULE,
-    CONF_AUTO_SOC_DRIFT,
-    CONF_CAPACITY,
-    CONF_CHARGE_POWER,
-    CONF_CONSUMPTION_PRICE_SENSOR,
-    CONF_DISCHARGE_POWER,
-    CONF_HORIZON,
-    CONF_KIND,
+from ..availability import ServerAvailability
+from ..const import (
     CONF_POWER_SENSOR,
-    CONF_PRODUCTION_PRICE_SENSOR,
-    CONF_ROUNDTRIP_EFFICIENCY,
-    CONF_SOC_ENTITY,
-    CONF_SOC_MAX,
-    CONF_SOC_MIN,
-    CONF_SOC_UNIT,
     CONF_USE_FALLBACK_PLANS,
     DEFAULT_USE_FALLBACK_PLANS,
     DOMAIN,
@@ -85,27 +57,37 @@ from .const import (
     LOGGER,
     SUBENTRY_CONTROLLED_DEVICE,
 )
-from .data import ErrorKind, FlexMeasuresConfigEntry, error_kind, translated_error
-from .identity import controlled_device_identifier
-from .util import as_utc
+from ..data import ErrorKind, FlexMeasuresConfigEntry, error_kind, translated_error
+from ..identity import controlled_device_identifier
+from .jobs import (
+    JOB_FAILED,
+    JOB_FINISHED,
+    JOB_UNSUCCESSFUL,
+    ScheduleFailedError,
+    job_failure,
+    job_status,
+    poll_delays,
+)
+from .model import (
+    DeviceConfig,
+    FailureReason,
+    PendingJob,
+    Schedule,
+    ScheduleRecovery,
+    ScheduleRequest,
+    ScheduleStatus,
+    schedule_from_series,
+    schedule_summary,
+    slot_start,
+    unmet_targets,
+)
+from .request import _fmt, build_flex_model, build_request, read_soc_kwh
+from .store import PENDING_JOB_MAX_AGE, STORE_DELAY, ScheduleStore
 
-DEFAULT_RESOLUTION: Final = timedelta(minutes=15)
-MAX_DURATION: Final = timedelta(days=7)
-# Below this a planned power counts as "idle" (kW).
-POWER_EPSILON: Final = 0.001
-
-# Job polling: the first look-up after POLL_FIRST s, doubling to POLL_MAX s; once
-# a job duration has been learned, sparse until shortly before the expected end,
-# then every POLL_FINE s around it. Bounded by JOB_TIMEOUT.
-POLL_FIRST: Final = 0.1
-POLL_FINE: Final = 0.2
-POLL_MAX: Final = 2.0
 JOB_TIMEOUT: Final = 120.0
 # How long an action with a requested response waits for the schedule.
 RESPONSE_TIMEOUT: Final = 60.0
-JOB_FINISHED: Final = "FINISHED"
-JOB_FAILED: Final = "FAILED"
-JOB_UNSUCCESSFUL: Final = frozenset({"FAILED", "STOPPED", "CANCELED"})
+
 
 # Automatic rescheduling: triggers are merged over AUTO_DEBOUNCE and at most one
 # automatic job starts per AUTO_MIN_INTERVAL.
@@ -121,80 +103,9 @@ RETRY_MAX: Final = 300.0
 DEFAULT_PRICE_RESOLUTION: Final = timedelta(hours=1)
 DEFAULT_PRICE_UNIT: Final = "EUR/MWh"
 
-STORAGE_VERSION: Final = 1
-# 1.2 adds the job in flight ("pending_job"), so a restart can pick it up.
-STORAGE_MINOR_VERSION: Final = 2
-STORE_DELAY: Final = 1.0
-# A job still in flight at a restart is picked up if it was queued less than this
-# long ago; an older one was planned from a state of charge too old to trust, so
-# it is replaced by a fresh job (as is a job the server lost or could not finish).
-PENDING_JOB_MAX_AGE: Final = timedelta(hours=1)
 
 # A state-of-charge target the plan misses: a repair issue per device.
 ISSUE_UNMET_TARGETS: Final = "unmet_targets"
-# An energy quantity in a job result, such as "4.257 kWh".
-_QUANTITY: Final = re.compile(r"\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*(\w+)\s*")
-
-ENERGY_TO_KWH: Final[dict[str | None, float]] = {
-    UnitOfEnergy.WATT_HOUR: 0.001,
-    UnitOfEnergy.KILO_WATT_HOUR: 1.0,
-    UnitOfEnergy.MEGA_WATT_HOUR: 1000.0,
-}
-
-
-class DeviceKind(StrEnum):
-    """What a controlled device is."""
-
-    BATTERY = "battery"
-    EV_CHARGER = "ev_charger"
-    HEAT_PUMP_BUFFER = "heat_pump_buffer"
-    STORAGE = "storage"
-
-
-class SocUnit(StrEnum):
-    """The unit a device's state of charge is given in."""
-
-    PERCENT = "percent"
-    KWH = "kwh"
-
-    @property
-    def symbol(self) -> str:
-        """Return the unit as Home Assistant shows it."""
-        return "%" if self is SocUnit.PERCENT else UnitOfEnergy.KILO_WATT_HOUR
-
-
-class ScheduleStatus(StrEnum):
-    """Where a device's schedule stands."""
-
-    IDLE = "idle"
-    COMPUTING = "computing"
-    READY = "ready"
-    # FlexMeasures' fallback plan: its scheduler failed and another one planned.
-    FALLBACK = "fallback"
-    STALE = "stale"
-    FAILED = "failed"
-
-
-class ScheduleRecovery(StrEnum):
-    """How a job in flight at a restart was dealt with."""
-
-    RESUMED = "resumed"
-    RECOMPUTED = "recomputed"
-
-
-class FailureReason(StrEnum):
-    """Why the last scheduling round failed (translated as attribute states)."""
-
-    AUTHENTICATION_FAILED = "authentication_failed"
-    COMMUNICATION_ERROR = "communication_error"
-    # The job failed and FlexMeasures planned with its fallback, which the
-    # options say not to use.
-    FALLBACK_NOT_USED = "fallback_not_used"
-    JOB_FAILED = "job_failed"
-    REJECTED = "rejected"
-    SOC_UNAVAILABLE = "soc_unavailable"
-    TIMEOUT = "timeout"
-    UNLOADED = "unloaded"
 
 
 # The reasons of failed rounds the server's errors give; others communication.
@@ -203,841 +114,16 @@ _FAILURE_REASONS: Final = {
     ErrorKind.REJECTED: FailureReason.REJECTED,
 }
 
-# ---------------------------------------------------------------- configuration
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AutoReschedule:
-    """When to replan without being asked; everything off by default."""
-
-    interval: timedelta | None = None
-    soc_drift: float | None = None
-    entities: tuple[str, ...] = ()
-
-    @property
-    def enabled(self) -> bool:
-        """Return whether any automatic trigger is configured."""
-        return bool(self.interval or self.soc_drift or self.entities)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class DeviceConfig:
-    """A controlled device as configured in its subentry."""
-
-    name: str
-    kind: DeviceKind
-    sensor_id: int
-    soc_entity_id: str
-    soc_unit: SocUnit
-    capacity_kwh: float | None
-    soc_min: float
-    soc_max: float
-    charge_power_kw: float
-    discharge_power_kw: float
-    roundtrip_efficiency: float | None
-    consumption_price_sensor: int | None
-    production_price_sensor: int | None
-    horizon: timedelta
-    resolution: timedelta = DEFAULT_RESOLUTION
-    auto: AutoReschedule = field(default_factory=AutoReschedule)
-
-    @classmethod
-    def from_subentry(
-        cls, subentry: ConfigSubentry, resolution: timedelta | None = None
-    ) -> DeviceConfig:
-        """Read a controlled-device subentry."""
-        data = subentry.data
-        auto = data.get(CONF_AUTO_RESCHEDULE) or {}
-        interval = float(auto.get(CONF_AUTO_INTERVAL) or 0)
-        drift = float(auto.get(CONF_AUTO_SOC_DRIFT) or 0)
-        efficiency = data.get(CONF_ROUNDTRIP_EFFICIENCY)
-        capacity = data.get(CONF_CAPACITY)
-        return cls(
-            name=data.get(CONF_NAME) or subentry.title,
-            kind=DeviceKind(data[CONF_KIND]),
-            sensor_id=int(data[CONF_POWER_SENSOR]),
-            soc_entity_id=data[CONF_SOC_ENTITY],
-            soc_unit=SocUnit(data[CONF_SOC_UNIT]),
-            capacity_kwh=float(capacity) if capacity else None,
-            soc_min=float(data[CONF_SOC_MIN]),
-            soc_max=float(data[CONF_SOC_MAX]),
-            charge_power_kw=float(data[CONF_CHARGE_POWER]),
-            discharge_power_kw=float(data[CONF_DISCHARGE_POWER]),
-            roundtrip_efficiency=float(efficiency) / 100 if efficiency else None,
-            consumption_price_sensor=_optional_id(
-                data.get(CONF_CONSUMPTION_PRICE_SENSOR)
-            ),
-            production_price_sensor=_optional_id(
-                data.get(CONF_PRODUCTION_PRICE_SENSOR)
-            ),
-            horizon=timedelta(hours=float(data[CONF_HORIZON])),
-            resolution=resolution or DEFAULT_RESOLUTION,
-            auto=AutoReschedule(
-                interval=timedelta(minutes=interval) if interval > 0 else None,
-                soc_drift=drift if drift > 0 else None,
-                entities=tuple(auto.get(CONF_AUTO_ENTITIES) or ()),
-            ),
-        )
-
-    def to_kwh(self, value: float) -> float:
-        """Convert a state of charge in the device's unit to kWh."""
-        if self.soc_unit is SocUnit.PERCENT:
-            return value / 100 * (self.capacity_kwh or 0.0)
-        return value
-
-    def from_kwh(self, value: float) -> float:
-        """Convert a state of charge in kWh to the device's unit."""
-        if self.soc_unit is SocUnit.PERCENT:
-            return value / (self.capacity_kwh or math.inf) * 100
-        return value
-
-    @property
-    def soc_ceiling(self) -> float | None:
-        """Return the physical maximum state of charge in the device's unit."""
-        if self.soc_unit is SocUnit.PERCENT:
-            return 100.0
-        return self.capacity_kwh
-
-
-def _optional_id(value: Any) -> int | None:
-    """Return a sensor id from subentry data, or None."""
-    return int(value) if value not in (None, "") else None
-
-
-# ------------------------------------------------------------------ pure helpers
-
-
-def quantity(value: float, unit: str) -> str:
-    """Format a FlexMeasures quantity string such as ``"3.5 kWh"``."""
-    text = f"{round(value, 4):f}".rstrip("0").rstrip(".")
-    return f"{'0' if text in ('', '-0') else text} {unit}"
-
-
-def slot_start(moment: datetime, resolution: timedelta) -> datetime:
-    """Return the start of the slot (UTC-aligned) that covers ``moment``."""
-    step = resolution.total_seconds()
-    return dt_util.utc_from_timestamp(math.floor(moment.timestamp() / step) * step)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SocTarget:
-    """A state of charge (kWh) to reach at a moment."""
-
-    at: datetime
-    kwh: float
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ScheduleRequest:
-    """Everything one scheduling job needs, in kWh and kW."""
-
-    start: datetime
-    duration: timedelta
-    soc_at_start_kwh: float
-    soc_min_kwh: float
-    soc_max_kwh: float
-    targets: tuple[SocTarget, ...] = ()
-    charge_power_kw: float
-    discharge_power_kw: float
-    roundtrip_efficiency: float | None = None
-    flex_model: Mapping[str, Any] = field(default_factory=dict)
-    flex_context: Mapping[str, Any] = field(default_factory=dict)
-    force: bool = False
-
-    @property
-    def end(self) -> datetime:
-        """Return the end of the planning horizon."""
-        return self.start + self.duration
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-safe form for the store."""
-        return {
-            "start": self.start.isoformat(),
-            "duration": self.duration.total_seconds(),
-            "soc_at_start": self.soc_at_start_kwh,
-            "soc_min": self.soc_min_kwh,
-            "soc_max": self.soc_max_kwh,
-            "targets": [
-                {"at": target.at.isoformat(), "kwh": target.kwh}
-                for target in self.targets
-            ],
-            "charge_power": self.charge_power_kw,
-            "discharge_power": self.discharge_power_kw,
-            "roundtrip_efficiency": self.roundtrip_efficiency,
-            "flex_model": dict(self.flex_model),
-            "flex_context": dict(self.flex_context),
-            "force": self.force,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ScheduleRequest:
-        """Rebuild a stored request."""
-        efficiency = data.get("roundtrip_efficiency")
-        return cls(
-            start=datetime.fromisoformat(data["start"]),
-            duration=timedelta(seconds=float(data["duration"])),
-            soc_at_start_kwh=float(data["soc_at_start"]),
-            soc_min_kwh=float(data["soc_min"]),
-            soc_max_kwh=float(data["soc_max"]),
-            targets=_targets_from_store(data.get("targets", ())),
-            charge_power_kw=float(data["charge_power"]),
-            discharge_power_kw=float(data["discharge_power"]),
-            roundtrip_efficiency=None if efficiency is None else float(efficiency),
-            flex_model=dict(data.get("flex_model") or {}),
-            flex_context=dict(data.get("flex_context") or {}),
-            force=bool(data.get("force", False)),
-        )
-
-
-def _targets_from_store(items: Sequence[Mapping[str, Any]]) -> tuple[SocTarget, ...]:
-    """Rebuild stored SoC targets."""
-    return tuple(
-        SocTarget(at=datetime.fromisoformat(item["at"]), kwh=float(item["kwh"]))
-        for item in items
-    )
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PendingJob:
-    """A job queued on the server whose schedule has not been fetched yet."""
-
-    job_id: str
-    triggered_at: datetime
-    request: ScheduleRequest
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-safe form for the store."""
-        return {
-            "job_id": self.job_id,
-            "triggered_at": self.triggered_at.isoformat(),
-            "request": self.request.as_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PendingJob:
-        """Rebuild a stored job in flight."""
-        return cls(
-            job_id=str(data["job_id"]),
-            triggered_at=datetime.fromisoformat(data["triggered_at"]),
-            request=ScheduleRequest.from_dict(data["request"]),
-        )
-
-
-def build_flex_model(request: ScheduleRequest) -> dict[str, Any]:
-    """Return the storage flex-model for a request, raw overrides applied last."""
-    model: dict[str, Any] = {
-        "soc-at-start": quantity(request.soc_at_start_kwh, "kWh"),
-        "soc-min": quantity(request.soc_min_kwh, "kWh"),
-        "soc-max": quantity(request.soc_max_kwh, "kWh"),
-        "power-capacity": quantity(
-            max(request.charge_power_kw, request.discharge_power_kw), "kW"
-        ),
-        "consumption-capacity": quantity(request.charge_power_kw, "kW"),
-        "production-capacity": quantity(request.discharge_power_kw, "kW"),
-    }
-    if request.targets:
-        model["soc-targets"] = [
-            {"datetime": target.at.isoformat(), "value": quantity(target.kwh, "kWh")}
-            for target in request.targets
-        ]
-    if request.roundtrip_efficiency is not None:
-        model["roundtrip-efficiency"] = quantity(
-            request.roundtrip_efficiency * 100, "%"
-        ).replace(" ", "")
-    model.update(request.flex_model)
-    return model
-
-
-def build_flex_context(
-    config: DeviceConfig, overrides: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """Return the flex-context: the chosen price sensors, raw overrides last."""
-    context: dict[str, Any] = {}
-    if config.consumption_price_sensor is not None:
-        context["consumption-price"] = {"sensor": config.consumption_price_sensor}
-    if config.production_price_sensor is not None:
-        context["production-price"] = {"sensor": config.production_price_sensor}
-    context.update(overrides or {})
-    return context
-
-
-def simulate_soc(
-    soc_at_start_kwh: float,
-    values_kw: Sequence[float],
-    resolution: timedelta,
-    roundtrip_efficiency: float | None = None,
-) -> list[float]:
-    """Return the state of charge (kWh) at the end of each slot of a power plan.
-
-    Charging is positive. Roundtrip losses are split evenly over charging and
-    discharging, as FlexMeasures does.
-    """
-    one_way = math.sqrt(roundtrip_efficiency) if roundtrip_efficiency else 1.0
-    hours = resolution.total_seconds() / 3600
-    soc = soc_at_start_kwh
-    result: list[float] = []
-    for power in values_kw:
-        energy = power * hours
-        soc += energy * one_way if energy > 0 else energy / one_way
-        result.append(soc)
-    return result
-
-
-class WindowKind(StrEnum):
-    """Whether a window charges or discharges."""
-
-    CHARGING = "charging"
-    DISCHARGING = "discharging"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Window:
-    """Contiguous slots with the same direction, merged."""
-
-    kind: WindowKind
-    start: datetime
-    end: datetime
-    energy_kwh: float
-    peak_kw: float
-
-
-def _direction(power: float | None) -> WindowKind | None:
-    """Return the direction of a planned power, None when idle."""
-    if power is None or abs(power) < POWER_EPSILON:
-        return None
-    return WindowKind.CHARGING if power > 0 else WindowKind.DISCHARGING
-
-
-def merge_windows(
-    start: datetime, resolution: timedelta, values_kw: Sequence[float | None]
-) -> list[Window]:
-    """Merge contiguous charging (or discharging) slots into windows."""
-    hours = resolution.total_seconds() / 3600
-    windows: list[Window] = []
-    current: WindowKind | None = None
-    first = 0
-    for index in range(len(values_kw) + 1):
-        kind = _direction(values_kw[index]) if index < len(values_kw) else None
-        if kind is current:
-            continue
-        if current is not None:
-            chunk = [abs(value or 0.0) for value in values_kw[first:index]]
-            windows.append(
-                Window(
-                    kind=current,
-                    start=start + resolution * first,
-                    end=start + resolution * index,
-                    energy_kwh=sum(chunk) * hours,
-                    peak_kw=max(chunk),
-                )
-            )
-        current, first = kind, index
-    return windows
-
-
-def poll_delays(expected: float | None) -> Iterator[float]:
-    """Yield the waits (s) before successive job-status look-ups.
-
-    Without a learned job duration: 0.1 s, doubling up to POLL_MAX. With one: one
-    wait until shortly before the expected end, then POLL_FINE steps until shortly
-    after it, then doubling again. This keeps the lag after the job ends small
-    without flooding the server during the run.
-    """
-    interval = POLL_FIRST
-    if expected is not None and expected > 0:
-        margin = 0.25 + 0.1 * expected
-        first = max(POLL_FIRST, expected - margin)
-        yield first
-        elapsed = first
-        while elapsed < expected + margin:
-            yield POLL_FINE
-            elapsed += POLL_FINE
-        interval = POLL_FINE
-    else:
-        yield interval
-    while True:
-        interval = min(interval * 2, POLL_MAX)
-        yield interval
-
-
-# -------------------------------------------------------------------- schedules
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class UnmetTarget:
-    """A state-of-charge target the plan misses, as the finished job reported it.
-
-    FlexMeasures 1.0 treats targets as soft: the plan comes as close as it can and
-    the job result lists each target it misses with the deviation (kWh, either
-    direction). ``target_kwh`` is the requested value, None for a target that
-    only a raw flex-model override named.
-    """
-
-    at: datetime
-    target_kwh: float | None
-    deviation_kwh: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-safe form for the store."""
-        return {
-            "at": self.at.isoformat(),
-            "target": self.target_kwh,
-            "deviation": self.deviation_kwh,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> UnmetTarget:
-        """Rebuild a stored unmet target."""
-        target = data.get("target")
-        return cls(
-            at=datetime.fromisoformat(data["at"]),
-            target_kwh=None if target is None else float(target),
-            deviation_kwh=float(data["deviation"]),
-        )
-
-
-def _energy_kwh(value: Any) -> float | None:
-    """Return an energy quantity such as ``"4.257 kWh"`` in kWh, None if unreadable."""
-    match = _QUANTITY.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        return None
-    factor = ENERGY_TO_KWH.get(match[2])
-    return None if factor is None else float(match[1]) * factor
-
-
-def unmet_targets(result: Any, targets: Sequence[SocTarget]) -> tuple[UnmetTarget, ...]:
-    """Read the targets a finished job could not meet from its ``result``.
-
-    The result lists, per asset of the flex-model (ours has one device), the
-    ``soc-targets`` it misses as ``{"datetime", "violation": "<x> kWh"}``.
-    Anything unreadable is left out: the plan itself is still good.
-    """
-    unresolved = result.get("unresolved") if isinstance(result, Mapping) else None
-    requested = {target.at: target.kwh for target in targets}
-    found: list[UnmetTarget] = []
-    for entry in unresolved if isinstance(unresolved, list) else ():
-        items = entry.get("soc-targets") if isinstance(entry, Mapping) else None
-        for item in items if isinstance(items, list) else ():
-            if not isinstance(item, Mapping):
-                continue
-            deviation = _energy_kwh(item.get("violation"))
-            try:
-                at = dt_util.as_utc(datetime.fromisoformat(str(item.get("datetime"))))
-            except ValueError:
-                continue
-            if deviation is None:
-                continue
-            found.append(
-                UnmetTarget(
-                    at=at, target_kwh=requested.get(at), deviation_kwh=abs(deviation)
-                )
-            )
-    return tuple(sorted(found, key=lambda target: target.at))
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Schedule:
-    """A computed power plan (kW, charging positive) and the SoC it leads to."""
-
-    job_id: str
-    start: datetime
-    resolution: timedelta
-    values: tuple[float, ...]
-    soc_at_start_kwh: float
-    soc: tuple[float, ...]
-    targets: tuple[SocTarget, ...]
-    computed_at: datetime
-    # Set when this is FlexMeasures' fallback plan: why its scheduler failed.
-    fallback_reason: str | None = None
-    unmet_targets: tuple[UnmetTarget, ...] = ()
-
-    @property
-    def end(self) -> datetime:
-        """Return the end of the last slot."""
-        return self.start + self.resolution * len(self.values)
-
-    def status_at(self, moment: datetime) -> ScheduleStatus:
-        """Return the status this plan gives its device at ``moment``."""
-        if moment >= self.end:
-            return ScheduleStatus.STALE
-        if self.fallback_reason is not None:
-            return ScheduleStatus.FALLBACK
-        return ScheduleStatus.READY
-
-    def index_at(self, moment: datetime) -> int | None:
-        """Return the slot index covering ``moment``, or None outside the plan."""
-        if not self.values or moment < self.start or moment >= self.end:
-            return None
-        return int((moment - self.start) / self.resolution)
-
-    def power_at(self, moment: datetime) -> float | None:
-        """Return the planned power at ``moment``."""
-        index = self.index_at(moment)
-        return None if index is None else self.values[index]
-
-    def soc_at(self, moment: datetime) -> float | None:
-        """Return the planned SoC (kWh) at ``moment``, interpolated within a slot."""
-        index = self.index_at(moment)
-        if index is None:
-            return self.soc[-1] if self.soc and moment == self.end else None
-        before = self.soc[index - 1] if index else self.soc_at_start_kwh
-        fraction = (moment - self.start - self.resolution * index) / self.resolution
-        return before + (self.soc[index] - before) * fraction
-
-    def next_boundary(self, moment: datetime) -> datetime | None:
-        """Return the next slot boundary after ``moment`` within the plan."""
-        if moment < self.start:
-            return self.start
-        index = self.index_at(moment)
-        return None if index is None else self.start + self.resolution * (index + 1)
-
-    @property
-    def windows(self) -> list[Window]:
-        """Return the merged charging and discharging windows."""
-        return merge_windows(self.start, self.resolution, self.values)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-safe form for the store."""
-        return {
-            "job_id": self.job_id,
-            "start": self.start.isoformat(),
-            "resolution": self.resolution.total_seconds(),
-            "values": list(self.values),
-            "soc_at_start": self.soc_at_start_kwh,
-            "soc": list(self.soc),
-            "targets": [
-                {"at": target.at.isoformat(), "kwh": target.kwh}
-                for target in self.targets
-            ],
-            "computed_at": self.computed_at.isoformat(),
-            "fallback_reason": self.fallback_reason,
-            "unmet_targets": [target.as_dict() for target in self.unmet_targets],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Schedule:
-        """Rebuild a stored schedule."""
-        return cls(
-            job_id=str(data["job_id"]),
-            start=datetime.fromisoformat(data["start"]),
-            resolution=timedelta(seconds=float(data["resolution"])),
-            values=tuple(float(value) for value in data["values"]),
-            soc_at_start_kwh=float(data["soc_at_start"]),
-            soc=tuple(float(value) for value in data["soc"]),
-            targets=_targets_from_store(data.get("targets", ())),
-            computed_at=datetime.fromisoformat(data["computed_at"]),
-            # Absent from stores written before fallback plans were told apart.
-            fallback_reason=data.get("fallback_reason"),
-            unmet_targets=tuple(
-                UnmetTarget.from_dict(item) for item in data.get("unmet_targets", ())
-            ),
-        )
-
-
-def schedule_from_series(
-    job_id: str,
-    series: TimeSeries,
-    request: ScheduleRequest,
-    computed_at: datetime,
-    *,
-    fallback_reason: str | None = None,
-    unmet: tuple[UnmetTarget, ...] = (),
-) -> Schedule:
-    """Turn the server's power series into a schedule with simulated SoC."""
-    values = tuple(value or 0.0 for value in series.values)
-    resolution = series.resolution or DEFAULT_RESOLUTION
-    return Schedule(
-        job_id=job_id,
-        start=dt_util.as_utc(series.start),
-        resolution=resolution,
-        values=values,
-        soc_at_start_kwh=request.soc_at_start_kwh,
-        soc=tuple(
-            simulate_soc(
-                request.soc_at_start_kwh,
-                values,
-                resolution,
-                request.roundtrip_efficiency,
-            )
-        ),
-        targets=request.targets,
-        computed_at=computed_at,
-        fallback_reason=fallback_reason,
-        unmet_targets=unmet,
-    )
-
-
-def unmet_target_attributes(
-    schedule: Schedule, config: DeviceConfig
-) -> list[dict[str, Any]]:
-    """Return the targets a plan misses, in the device's unit, JSON-safe."""
-    return [
-        {
-            "datetime": target.at.isoformat(),
-            "target": None
-            if target.target_kwh is None
-            else round(config.from_kwh(target.target_kwh), 2),
-            "deviation": round(config.from_kwh(target.deviation_kwh), 2),
-        }
-        for target in schedule.unmet_targets
-    ]
-
-
-def schedule_response(schedule: Schedule, config: DeviceConfig) -> dict[str, Any]:
-    """Return a schedule as a JSON-safe action response."""
-    return {
-        "job_id": schedule.job_id,
-        "start": schedule.start.isoformat(),
-        "end": schedule.end.isoformat(),
-        "resolution": format_duration(schedule.resolution),
-        "unit": "kW",
-        "values": [round(value, 4) for value in schedule.values],
-        "soc_unit": config.soc_unit.symbol,
-        "soc_at_start": round(config.from_kwh(schedule.soc_at_start_kwh), 4),
-        "soc": [round(config.from_kwh(value), 4) for value in schedule.soc],
-        "computed_at": schedule.computed_at.isoformat(),
-        "fallback_reason": schedule.fallback_reason,
-        "unmet_targets": unmet_target_attributes(schedule, config),
-    }
-
-
-def schedule_summary(schedule: Schedule, config: DeviceConfig) -> dict[str, Any]:
-    """Return the figures the schedule-updated event carries."""
-    windows = schedule.windows
-    charging = [w for w in windows if w.kind is WindowKind.CHARGING]
-    discharging = [w for w in windows if w.kind is WindowKind.DISCHARGING]
-    return {
-        "charging_kwh": round(sum(w.energy_kwh for w in charging), 3),
-        "discharging_kwh": round(sum(w.energy_kwh for w in discharging), 3),
-        "charging_windows": len(charging),
-        "discharging_windows": len(discharging),
-        "first_charging_start": charging[0].start.isoformat() if charging else None,
-        "soc_at_end": round(config.from_kwh(schedule.soc[-1]), 2)
-        if schedule.soc
-        else None,
-        "soc_unit": config.soc_unit.symbol,
-    }
-
-
-def read_soc_kwh(hass: HomeAssistant, config: DeviceConfig) -> float:
-    """Read the device's SoC entity now and return kWh; raise if unusable."""
-    state = hass.states.get(config.soc_entity_id)
-    if state is None or state.state in (STATE_UNAVAILABLE, STATE_UNKNOWN):
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="soc_entity_unavailable",
-            translation_placeholders={"entity_id": config.soc_entity_id},
-        )
-    try:
-        value = float(state.state)
-    except ValueError as err:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="soc_entity_not_numeric",
-            translation_placeholders={
-                "entity_id": config.soc_entity_id,
-                "state": state.state,
-            },
-        ) from err
-    if config.soc_unit is SocUnit.KWH:
-        factor = ENERGY_TO_KWH.get(state.attributes.get("unit_of_measurement"), 1.0)
-        return value * factor
-    return config.to_kwh(value)
-
-
-def _fmt(config: DeviceConfig, value: float) -> str:
-    """Format a SoC in the device's unit for an error message."""
-    return quantity(value, config.soc_unit.symbol)
-
-
-def build_request(
-    hass: HomeAssistant,
-    config: DeviceConfig,
-    *,
-    start: datetime | None = None,
-    duration: timedelta | None = None,
-    soc_at_start: float | None = None,
-    soc_targets: Sequence[tuple[datetime, float]] = (),
-    soc_min: float | None = None,
-    soc_max: float | None = None,
-    charge_power: float | None = None,
-    discharge_power: float | None = None,
-    flex_model: Mapping[str, Any] | None = None,
-    flex_context: Mapping[str, Any] | None = None,
-    force: bool = False,
-) -> ScheduleRequest:
-    """Validate what a user asked for and return a request in kWh and kW.
-
-    SoC values are in the device's unit (% or kWh). Every problem is a
-    translated ServiceValidationError.
-    """
-    # Plans start at a slot boundary: the start of the slot that holds the asked
-    # moment, by default the current one, so the plan has a value for now at once.
-    current = slot_start(dt_util.utcnow(), config.resolution)
-    start = current if start is None else slot_start(as_utc(start), config.resolution)
-    if start < current:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="start_in_past",
-            translation_placeholders={
-                "start": dt_util.as_local(start).isoformat(),
-                "earliest": dt_util.as_local(current).isoformat(),
-            },
-        )
-    duration = duration if duration is not None else config.horizon
-    if duration < config.resolution or duration > MAX_DURATION:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="invalid_duration",
-            translation_placeholders={
-                "duration": str(duration),
-                "minimum": str(config.resolution),
-                "maximum": str(MAX_DURATION),
-            },
-        )
-    low = config.soc_min if soc_min is None else soc_min
-    high = config.soc_max if soc_max is None else soc_max
-    if low > high:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="soc_min_above_max",
-            translation_placeholders={
-                "soc_min": _fmt(config, low),
-                "soc_max": _fmt(config, high),
-            },
-        )
-    ceiling = config.soc_ceiling
-    if ceiling is not None and high > ceiling:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="soc_max_above_capacity",
-            translation_placeholders={
-                "soc_max": _fmt(config, high),
-                "capacity": _fmt(config, ceiling),
-            },
-        )
-    if soc_at_start is None:
-        start_kwh = read_soc_kwh(hass, config)
-    else:
-        start_kwh = config.to_kwh(soc_at_start)
-    start_value = config.from_kwh(start_kwh)
-    if start_value < 0 or (ceiling is not None and start_value > ceiling + 1e-6):
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="soc_at_start_out_of_range",
-            translation_placeholders={
-                "soc": _fmt(config, start_value),
-                "capacity": _fmt(config, ceiling or 0),
-            },
-        )
-    end = start + duration
-    targets: list[SocTarget] = []
-    for moment, value in soc_targets:
-        at = as_utc(moment)
-        if not start < at <= end:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="target_outside_horizon",
-                translation_placeholders={
-                    "datetime": dt_util.as_local(at).isoformat(),
-                    "start": dt_util.as_local(start).isoformat(),
-                    "end": dt_util.as_local(end).isoformat(),
-                },
-            )
-        if not low - 1e-6 <= value <= high + 1e-6:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="target_outside_bounds",
-                translation_placeholders={
-                    "value": _fmt(config, value),
-                    "soc_min": _fmt(config, low),
-                    "soc_max": _fmt(config, high),
-                },
-            )
-        targets.append(SocTarget(at=at, kwh=config.to_kwh(value)))
-    return ScheduleRequest(
-        start=start,
-        duration=duration,
-        soc_at_start_kwh=start_kwh,
-        soc_min_kwh=config.to_kwh(low),
-        soc_max_kwh=config.to_kwh(high),
-        targets=tuple(sorted(targets, key=lambda target: target.at)),
-        charge_power_kw=config.charge_power_kw
-        if charge_power is None
-        else charge_power,
-        discharge_power_kw=config.discharge_power_kw
-        if discharge_power is None
-        else discharge_power,
-        roundtrip_efficiency=config.roundtrip_efficiency,
-        flex_model=dict(flex_model or {}),
-        flex_context=build_flex_context(config, flex_context),
-        force=force,
-    )
-
-
-# -------------------------------------------------------------------- scheduler
-
-
-class ScheduleFailedError(HomeAssistantError):
-    """A scheduling round failed on the server side; carries the reason."""
-
-    def __init__(self, reason: FailureReason, **kwargs: Any) -> None:
-        """Remember why, for the status entity."""
-        super().__init__(**kwargs)
-        self.reason = reason
-
 
 def unmet_targets_issue_id(subentry_id: str) -> str:
     """Return the id of a controlled device's repair issue about missed targets."""
     return f"{ISSUE_UNMET_TARGETS}_{subentry_id}"
 
 
-def _job_status(job: Mapping[str, Any]) -> str:
-    """Return a job status document's status, upper case."""
-    return str(job.get("status", "")).upper()
-
-
-def _job_failure(job: Mapping[str, Any]) -> ScheduleFailedError:
-    """Return the error of a job that ended without finishing."""
-    return ScheduleFailedError(
-        FailureReason.JOB_FAILED,
-        translation_domain=DOMAIN,
-        translation_key="schedule_job_failed",
-        translation_placeholders={"error": str(job.get("message") or _job_status(job))},
-    )
-
-
 def _consume(future: asyncio.Future[Any]) -> None:
     """Mark a future's exception as seen; waiters get it anyway."""
     if not future.cancelled():
         future.exception()
-
-
-class ScheduleStore(Store[dict[str, Any]]):
-    """A controlled device's stored schedule, migrated from older versions."""
-
-    def __init__(self, hass: HomeAssistant, subentry_id: str) -> None:
-        """Open the store of one controlled device."""
-        super().__init__(
-            hass,
-            STORAGE_VERSION,
-            f"{DOMAIN}.schedule.{subentry_id}",
-            minor_version=STORAGE_MINOR_VERSION,
-        )
-
-    async def _async_migrate_func(
-        self,
-        old_major_version: int,
-        old_minor_version: int,
-        old_data: dict[str, Any],
-    ) -> dict[str, Any]:
-        """Bring a store from an older version to the current shape."""
-        if old_major_version != STORAGE_VERSION:
-            raise NotImplementedError
-        data = dict(old_data)
-        if old_minor_version < 2:
-            data.setdefault("pending_job", None)
-        return data
 
 
 @dataclass(eq=False, kw_only=True)
@@ -1581,7 +667,7 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
                 ) from err
             except FlexMeasuresError as err:
                 raise self._map_error(err) from err
-            status = _job_status(job)
+            status = job_status(job)
             if status == JOB_FINISHED:
                 if not resumed:
                     self._learn_job_duration(
@@ -1591,7 +677,7 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
             if status == JOB_FAILED:
                 return job
             if status in JOB_UNSUCCESSFUL:
-                raise _job_failure(job)
+                raise job_failure(job)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _map_error(self, err: FlexMeasuresError) -> ScheduleFailedError:
@@ -1646,11 +732,11 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
         slots = max(int(request.duration / self.config.resolution), 1)
         job = await self._async_wait_for_job(job_id, slots, resumed=resumed)
         fallback_reason: str | None = None
-        if _job_status(job) == JOB_FAILED:
+        if job_status(job) == JOB_FAILED:
             fallback_reason, job_id = await self._async_fallback_job(job, job_id)
             job = await self._async_wait_for_job(job_id, slots, resumed=True)
-            if _job_status(job) == JOB_FAILED:
-                raise _job_failure(job)
+            if job_status(job) == JOB_FAILED:
+                raise job_failure(job)
         try:
             series = await self.api.async_get_schedule(
                 sensor_id=self.config.sensor_id,
@@ -1693,7 +779,7 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
         which is still being computed. Without a fallback (400 "unknown
         schedule"), or with fallback plans switched off, the round fails.
         """
-        failure = _job_failure(job)
+        failure = job_failure(job)
         reason = (failure.translation_placeholders or {}).get("error", "")
         try:
             fallback_job = await self.api.async_get_fallback_job(
@@ -2018,9 +1104,6 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
             for target in targets
             if now < target.at <= end
         ]
-
-
-# ------------------------------------------------------------------------ set-up
 
 
 def _controlled_devices(
