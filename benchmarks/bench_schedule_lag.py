@@ -10,6 +10,12 @@ Two variants, interleaved in one run against the same server:
   (``trigger_schedule`` + ``wait_for_job`` with default polling + ``get_schedule``,
   which is what ``trigger_and_get_schedule`` does); the lag ends when it returns.
 
+With ``--s2`` (and always in ``collect``) a resource manager is connected to the
+device's S2 websocket (a real socket on 127.0.0.1, speaking s2-python messages
+written from the protocol): its FRBC battery is described once, and each
+integration round also times the first ``FRBC.Instruction`` that reaches the
+resource manager's socket after the job's end.
+
 The lag starts at the job's end on the server: ``ended-at`` of the job (read again
 after the round, as FINISHED can come before ``ended-at`` is set), or the exact end
 time on the simulated server. Also counted: HTTP requests per scheduling round.
@@ -51,7 +57,13 @@ with contextlib.suppress(ImportError):
     # Shims for a Home Assistant newer than the test harness pins (scripts/test).
     importlib.import_module("pytest_ha_compat")
 
-from aiohttp import ClientSession, ThreadedResolver, web  # noqa: E402
+from aiohttp import (  # noqa: E402
+    ClientSession,
+    ClientWebSocketResponse,
+    ThreadedResolver,
+    WSMsgType,
+    web,
+)
 from bench_report import Figure  # noqa: E402
 from flexmeasures_client.client import FlexMeasuresClient  # noqa: E402
 from homeassistant.config_entries import ConfigSubentryDataWithId  # noqa: E402
@@ -67,6 +79,29 @@ from pytest_homeassistant_custom_component.common import (  # noqa: E402
     MockConfigEntry,
     async_test_home_assistant,
 )
+from s2python.common import (  # noqa: E402
+    Commodity,
+    CommodityQuantity,
+    ControlType,
+    Duration,
+    EnergyManagementRole,
+    Handshake,
+    NumberRange,
+    PowerRange,
+    ReceptionStatus,
+    ReceptionStatusValues,
+    ResourceManagerDetails,
+    Role,
+    RoleType,
+)
+from s2python.frbc import (  # noqa: E402
+    FRBCActuatorDescription,
+    FRBCOperationMode,
+    FRBCOperationModeElement,
+    FRBCStorageDescription,
+    FRBCStorageStatus,
+    FRBCSystemDescription,
+)
 
 FIXTURES = ROOT / "tests" / "fixtures"
 STATUS_ENTITY = "sensor.bench_battery_schedule_status"
@@ -74,6 +109,8 @@ SOC_ENTITY = "sensor.bench_battery_soc"
 SUBENTRY_ID = "benchbattery"
 # Reproducible job durations, SoC values and schedules; not for security.
 RNG = random.Random(6)  # noqa: S311
+# One round: lag (s), requests, whole round (s).
+type Round = tuple[float, int, float]
 
 
 # ------------------------------------------------------------ request counting
@@ -241,6 +278,168 @@ async def _real_job_end(job: str, client: FlexMeasuresClient) -> float:
     raise RuntimeError(f"job {job} has no ended-at")
 
 
+# ------------------------------------------------------- S2 resource manager
+
+
+def _s2_battery(now: datetime) -> list[Any]:
+    """Return the messages that describe a 10-kWh, ±5-kW battery at 50 %."""
+    element = FRBCOperationModeElement(
+        fill_level_range=NumberRange(start_of_range=0, end_of_range=10),
+        fill_rate=NumberRange(start_of_range=-5, end_of_range=5),
+        power_ranges=[
+            PowerRange(
+                start_of_range=-5000,
+                end_of_range=5000,
+                commodity_quantity=CommodityQuantity.ELECTRIC_POWER_3_PHASE_SYMMETRIC,
+            )
+        ],
+    )
+    actuator = FRBCActuatorDescription(
+        id=uuid.uuid4(),
+        supported_commodities=[Commodity.ELECTRICITY],
+        operation_modes=[
+            FRBCOperationMode(
+                id=uuid.uuid4(),
+                diagnostic_label="charge and discharge",
+                abnormal_condition_only=False,
+                elements=[element],
+            )
+        ],
+        transitions=[],
+        timers=[],
+    )
+    storage = FRBCStorageDescription(
+        provides_leakage_behaviour=False,
+        provides_fill_level_target_profile=False,
+        provides_usage_forecast=False,
+        fill_level_range=NumberRange(start_of_range=1, end_of_range=9),
+    )
+    return [
+        FRBCSystemDescription(
+            message_id=uuid.uuid4(),
+            valid_from=now,
+            actuators=[actuator],
+            storage=storage,
+        ),
+        FRBCStorageStatus(message_id=uuid.uuid4(), present_fill_level=5.0),
+    ]
+
+
+@dataclass
+class ResourceManager:
+    """An S2 resource manager on a real socket, timing the instructions it gets."""
+
+    ws: ClientWebSocketResponse
+    instructions: list[float] = field(default_factory=list)
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    _reader: asyncio.Task[None] | None = None
+
+    async def send(self, message: Any) -> None:
+        """Send one s2-python message."""
+        await self.ws.send_str(message.model_dump_json())
+
+    async def _next(self, message_type: str) -> dict[str, Any]:
+        """Return the next message of a type (before the reader runs)."""
+        while True:
+            received = await self.ws.receive(timeout=30)
+            message: dict[str, Any] = json.loads(received.data)
+            if message["message_type"] == message_type:
+                return message
+
+    async def start(self) -> None:
+        """Shake hands, accept FRBC, describe the battery; then time instructions."""
+        await self.send(
+            Handshake(
+                message_id=uuid.uuid4(),
+                role=EnergyManagementRole.RM,
+                supported_protocol_versions=["0.0.2-beta"],
+            )
+        )
+        await self._next("HandshakeResponse")
+        await self.send(
+            ResourceManagerDetails(
+                message_id=uuid.uuid4(),
+                resource_id=uuid.uuid4(),
+                name="Bench battery",
+                roles=[
+                    Role(role=RoleType.ENERGY_STORAGE, commodity=Commodity.ELECTRICITY)
+                ],
+                instruction_processing_delay=Duration.from_milliseconds(100),
+                available_control_types=[ControlType.FILL_RATE_BASED_CONTROL],
+                provides_forecast=False,
+                provides_power_measurement_types=[
+                    CommodityQuantity.ELECTRIC_POWER_3_PHASE_SYMMETRIC
+                ],
+            )
+        )
+        select = await self._next("SelectControlType")
+        await self.send(
+            ReceptionStatus(
+                subject_message_id=uuid.UUID(select["message_id"]),
+                status=ReceptionStatusValues.OK,
+            )
+        )
+        for message in _s2_battery(dt_util.utcnow()):
+            await self.send(message)
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        """Note when each instruction arrives."""
+        async for received in self.ws:
+            if received.type is not WSMsgType.TEXT:
+                break
+            if json.loads(received.data)["message_type"] == "FRBC.Instruction":
+                self.instructions.append(time.time())
+                self._arrived.set()
+
+    async def first_instruction_after(self, moment: float) -> float:
+        """Return when the first instruction after ``moment`` arrived (waits)."""
+        while (at := next((t for t in self.instructions if t > moment), None)) is None:
+            self._arrived.clear()
+            await self._arrived.wait()
+        return at
+
+    async def close(self) -> None:
+        """Close the socket and stop reading."""
+        await self.ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+
+
+@contextlib.asynccontextmanager
+async def s2_resource_manager(
+    hass: HomeAssistant, session: ClientSession
+) -> AsyncIterator[ResourceManager]:
+    """Connect a resource manager to the bench device through a loopback socket.
+
+    The socket is served by the integration's own S2 connection handler (the
+    hub's), on an aiohttp server of its own: Home Assistant's HTTP server and its
+    token check are left out, the websocket and everything behind it are not.
+    """
+    entry = hass.config_entries.async_entries("flexmeasures")[0]
+    hub = entry.runtime_data.s2
+    device = hub.devices[SUBENTRY_ID]
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        response: web.StreamResponse = await hub.async_serve(request, device)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/s2", serve)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    rm = ResourceManager(await session.ws_connect(f"http://127.0.0.1:{port}/s2"))
+    try:
+        await rm.start()
+        yield rm
+    finally:
+        await rm.close()
+        await runner.cleanup()
+
+
 # --------------------------------------------------------------------- variants
 
 
@@ -296,8 +495,12 @@ async def run_integration(
     client: FlexMeasuresClient,
     log: RequestLog,
     hours: int,
-) -> tuple[float, int, float]:
-    """One round through the action and entities; return lag, requests, total."""
+    rm: ResourceManager | None = None,
+) -> tuple[Round, Round | None]:
+    """One round through the action and entities; return lag, requests, total.
+
+    With a resource manager, also its round: the first instruction's lag.
+    """
     updated: asyncio.Future[tuple[float, str]] = hass.loop.create_future()
 
     def on_change(event: Event[EventStateChangedData]) -> None:
@@ -325,7 +528,12 @@ async def run_integration(
     requests = len(log.paths) - before
     unsub()
     ended = await target.job_end(job, client)
-    return done - ended, requests, done - began
+    s2: Round | None = None
+    if rm is not None:
+        async with asyncio.timeout(30):
+            instructed = await rm.first_instruction_after(began)
+        s2 = (instructed - ended, requests, instructed - began)
+    return (done - ended, requests, done - began), s2
 
 
 # ------------------------------------------------------------------------ main
@@ -361,6 +569,7 @@ async def _setup_hass(hass: HomeAssistant, target: Target, hours: int) -> str:
                     "consumption_price_sensor": target.price_sensor,
                     "horizon": float(hours),
                     "auto_reschedule": {"interval": 0, "soc_drift": 0},
+                    "s2": {"s2_enabled": True},
                 },
                 subentry_id=SUBENTRY_ID,
                 subentry_type="controlled_device",
@@ -434,28 +643,43 @@ async def bench_hass() -> AsyncIterator[HomeAssistant]:
                 frame.async_setup(None)  # type: ignore[arg-type]
 
 
-type Round = tuple[float, int, float]
-
-
 def p90(values: Iterable[float]) -> float:
     """Return the 90th percentile (inclusive method) of the values."""
     return statistics.quantiles(list(values), n=10, method="inclusive")[-1]
 
 
 async def measure(
-    target: Target, runs: int, hours: int, *, warmup: int = 0, verbose: bool = True
+    target: Target,
+    runs: int,
+    hours: int,
+    *,
+    warmup: int = 0,
+    verbose: bool = True,
+    s2: bool = False,
 ) -> dict[str, list[Round]]:
     """Run both variants interleaved; return (lag, requests, total) per round.
 
     The first ``warmup`` rounds of each variant are left out: the library's login
-    and the integration's first job, before it learned how long jobs take.
+    and the integration's first job, before it learned how long jobs take. With
+    ``s2``, a resource manager follows the device: its rounds are under "S2".
     """
     host = target.url.split("://", 1)[1]
     log = RequestLog(host=host)
     results: dict[str, list[Round]] = {"integration": [], "library default": []}
+    if s2:
+        results["S2"] = []
     with log.installed():
-        async with bench_hass() as hass, ClientSession() as session:
+        async with (
+            bench_hass() as hass,
+            ClientSession() as session,
+            contextlib.AsyncExitStack() as stack,
+        ):
             device_id = await _setup_hass(hass, target, hours)
+            rm = (
+                await stack.enter_async_context(s2_resource_manager(hass, session))
+                if s2
+                else None
+            )
             client = FlexMeasuresClient(
                 session=session,
                 host=host,
@@ -469,20 +693,25 @@ async def measure(
                     if run % 2 == 0
                     else ("library default", "integration")
                 ):
+                    rounds: dict[str, Round | None]
                     if name == "integration":
-                        result = await run_integration(
-                            hass, device_id, target, client, log, hours
+                        ours, instructed = await run_integration(
+                            hass, device_id, target, client, log, hours, rm
                         )
+                        rounds = {name: ours, "S2": instructed}
                     else:
-                        result = await run_library(target, client, log, hours)
-                    if run >= 0:
-                        results[name].append(result)
-                    if verbose:
-                        print(
-                            f"  run {run + 1:>2} {name:<16} lag {result[0]:6.2f} s, "
-                            f"{result[1]} requests",
-                            file=sys.stderr,
-                        )
+                        rounds = {name: await run_library(target, client, log, hours)}
+                    for variant, result in rounds.items():
+                        if result is None:
+                            continue
+                        if run >= 0:
+                            results[variant].append(result)
+                        if verbose:
+                            print(
+                                f"  run {run + 1:>2} {variant:<16} "
+                                f"lag {result[0]:6.2f} s, {result[1]} requests",
+                                file=sys.stderr,
+                            )
     return results
 
 
@@ -490,8 +719,12 @@ async def collect(seed_file: Path, quick: bool = False) -> list[Figure]:
     """Measure the README's lag figures on the real server, ours vs the library."""
     target, where = seed_target(seed_file)
     runs, hours = (6 if quick else 20), 24
-    results = await measure(target, runs, hours, warmup=1, verbose=False)
-    ours, library = results["integration"], results["library default"]
+    results = await measure(target, runs, hours, warmup=1, verbose=False, s2=True)
+    ours, library, s2 = (
+        results["integration"],
+        results["library default"],
+        results["S2"],
+    )
     how = (
         f"{where} (local, shared with other test runs), {runs} rounds each "
         "after a warm-up, interleaved, "
@@ -532,6 +765,30 @@ async def collect(seed_file: Path, quick: bool = False) -> list[Figure]:
             ),
             noise=2.0,
         ),
+        Figure(
+            key="s2_instruction_lag",
+            name="S2: first instruction after job end (median)",
+            ours=statistics.median(row[0] for row in s2),
+            baseline=statistics.median(row[0] for row in library),
+            unit="s",
+            how=(
+                "the same rounds of ours: an S2 resource manager (s2-python "
+                "messages on a loopback websocket, FRBC battery) follows the "
+                "device; from the job's ended-at to the first FRBC.Instruction "
+                "on its socket; baseline: the library's default polling path "
+                "(its CEM waits the same way before it can instruct)"
+            ),
+            noise=2.0,
+        ),
+        Figure(
+            key="s2_instruction_lag_p90",
+            name="S2: first instruction after job end (p90)",
+            ours=p90(row[0] for row in s2),
+            baseline=p90(row[0] for row in library),
+            unit="s",
+            how="the same rounds: the 90th percentile",
+            noise=3.0,
+        ),
     ]
 
 
@@ -545,6 +802,11 @@ async def main() -> None:
         "--job-seconds",
         default="1,6",
         help="simulated job duration, uniform between MIN,MAX seconds",
+    )
+    parser.add_argument(
+        "--s2",
+        action="store_true",
+        help="also time instructions to a connected S2 resource manager",
     )
     args = parser.parse_args()
 
@@ -566,7 +828,7 @@ async def main() -> None:
         )
         where = f"simulated server, jobs {low:g}-{high:g} s"
 
-    results = await measure(target, args.runs, args.hours)
+    results = await measure(target, args.runs, args.hours, s2=args.s2)
     if simulated is not None and simulated.runner is not None:
         await simulated.runner.cleanup()
 

@@ -48,6 +48,8 @@ ORDER = (
     "schedule_lag",
     "schedule_lag_p90",
     "schedule_requests",
+    "s2_instruction_lag",
+    "s2_instruction_lag_p90",
     "upload_requests",
     "upload_loop_time",
     "refresh_cpu_per_sensor",
