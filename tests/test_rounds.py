@@ -53,6 +53,19 @@ class _Runner:
         self.started.append(round_)
 
 
+@pytest.fixture
+def runner(freezer: FrozenDateTimeFactory) -> _Runner:
+    """Return an idle runner, at NOW."""
+    freezer.move_to(NOW)
+    return _Runner()
+
+
+@pytest.fixture
+def retry(hass: HomeAssistant, runner: _Runner) -> RoundRetry:
+    """Return a retry that tries and starts rounds on ``runner``."""
+    return RoundRetry(hass, busy=runner.is_busy, start=runner.start)
+
+
 async def _after(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float
 ) -> None:
@@ -63,12 +76,12 @@ async def _after(
 
 
 async def test_retry_backs_off_while_busy_and_repeats_the_round(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    runner: _Runner,
+    retry: RoundRetry,
 ) -> None:
     """Busy tries double the wait up to RETRY_MAX; the repeat keeps the job."""
-    freezer.move_to(NOW)
-    runner = _Runner()
-    retry = RoundRetry(hass, busy=runner.is_busy, start=runner.start)
     lost = Round.create(hass, _request(timedelta(days=1)))
     lost.sent_at, lost.job_id = NOW, "job-1"
     runner.busy = True
@@ -99,12 +112,13 @@ async def test_retry_backs_off_while_busy_and_repeats_the_round(
 
 @pytest.mark.parametrize("how", ["cancel", "stop"])
 async def test_retry_cancelled_or_stopped_starts_nothing(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory, how: str
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    runner: _Runner,
+    retry: RoundRetry,
+    how: str,
 ) -> None:
     """A cancelled retry forgets its round; a stopped one keeps it, untimed."""
-    freezer.move_to(NOW)
-    runner = _Runner()
-    retry = RoundRetry(hass, busy=runner.is_busy, start=runner.start)
     lost = Round.create(hass, _request(timedelta(days=1)))
     retry.later(lost)
     if how == "cancel":
@@ -118,12 +132,12 @@ async def test_retry_cancelled_or_stopped_starts_nothing(
 
 
 async def test_retry_ends_with_the_plan(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    runner: _Runner,
+    retry: RoundRetry,
 ) -> None:
     """A round whose plan would be over by the next try is forgotten."""
-    freezer.move_to(NOW)
-    runner = _Runner()
-    retry = RoundRetry(hass, busy=runner.is_busy, start=runner.start)
     lost = Round.create(hass, _request(timedelta(minutes=15)))
     retry.later(lost)
     freezer.tick(timedelta(minutes=15))
