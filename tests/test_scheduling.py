@@ -556,25 +556,25 @@ async def test_adaptive_polling_learns_job_duration(
     scheduler = _scheduler(init_battery)
     await _trigger(hass)
     # ended-at was missing: the duration is estimated from the polls.
-    assert scheduler.job_seconds_per_slot is not None
+    assert scheduler.waiter.seconds_per_slot is not None
 
-    scheduler.job_seconds_per_slot = None
+    scheduler.waiter.seconds_per_slot = None
     job = {
         "enqueued-at": "2026-11-20T10:00:00+00:00",
         "ended-at": "2026-11-20T10:00:03+00:00",
     }
-    scheduler._learn_job_duration(job, observed=5.0, last_wait=1.0, slots=48)
-    assert scheduler.job_seconds_per_slot == pytest.approx(3.0 / 48)
-    scheduler._learn_job_duration(job, observed=5.0, last_wait=1.0, slots=48)
-    assert scheduler._expected_job_seconds(96) == pytest.approx(6.0)
-    scheduler.job_seconds_per_slot = None
-    scheduler._learn_job_duration(
+    scheduler.waiter.learn(job, observed=5.0, last_wait=1.0, slots=48)
+    assert scheduler.waiter.seconds_per_slot == pytest.approx(3.0 / 48)
+    scheduler.waiter.learn(job, observed=5.0, last_wait=1.0, slots=48)
+    assert scheduler.waiter.expected_seconds(96) == pytest.approx(6.0)
+    scheduler.waiter.seconds_per_slot = None
+    scheduler.waiter.learn(
         {"enqueued-at": "garbage", "ended-at": "2026-11-20T10:00:03+00:00"},
         observed=2.0,
         last_wait=1.0,
         slots=10,
     )
-    assert scheduler.job_seconds_per_slot == pytest.approx(0.15)
+    assert scheduler.waiter.seconds_per_slot == pytest.approx(0.15)
 
 
 async def test_job_polls_are_few(
@@ -599,7 +599,7 @@ async def test_job_timeout(
 ) -> None:
     """A job that does not finish in time fails the round with a timeout."""
     with (
-        patch("custom_components.flexmeasures.scheduling.scheduler.JOB_TIMEOUT", 0),
+        patch("custom_components.flexmeasures.scheduling.waiting.JOB_TIMEOUT", 0),
         pytest.raises(HomeAssistantError) as err,
     ):
         await _trigger(hass)
@@ -744,7 +744,7 @@ async def test_restore_after_restart(
     restored = _scheduler(init_battery)
     assert restored.schedule == stored
     assert restored.status is ScheduleStatus.READY
-    assert restored.job_seconds_per_slot is not None
+    assert restored.waiter.seconds_per_slot is not None
     freezer.move_to(START)
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
@@ -1291,7 +1291,7 @@ async def test_store_from_the_previous_version_loads(
     )
     assert scheduler.schedule == schedule
     assert scheduler.status is ScheduleStatus.READY
-    assert scheduler.job_seconds_per_slot == 0.05
+    assert scheduler.waiter.seconds_per_slot == 0.05
     assert scheduler.pending_job is None
     assert fake_scheduling.triggers == []
     migrated = hass_storage[STORE_KEY]

@@ -2,13 +2,21 @@
 
 - ``model``: the plan model (settings, requests, plans, windows, missed targets).
 - ``request``: request validation and the flex-model and flex-context.
-- ``jobs``: waiting for FlexMeasures jobs.
-- ``store``: the plan kept across restarts.
+- ``jobs``: the polling plan and what a job's status means.
+- ``waiting``: following a device's jobs to their end, learning their durations.
+- ``rounds``: one scheduling job and its waiters, retried after an outage.
+- ``store``: what of the plan survives a restart, and when it is written.
+- ``recovery``: taking up a job queued before a restart, or planning it anew.
+- ``targets``: the repair issue about targets the plan misses.
+- ``replan``: the automatic replanning triggers.
+- ``prices``: the consumption prices the dashboard card shows over the plan.
 - ``scheduler``: the device scheduler, the plan coordinator every consumer follows.
+- ``devices``: the schedulers of an entry's controlled devices, set up and removed.
 """
 
 from __future__ import annotations
 
+from .devices import async_remove_schedules, async_setup_schedulers
 from .jobs import (
     JOB_FAILED,
     JOB_FINISHED,
@@ -50,29 +58,15 @@ from .model import (
     unmet_target_attributes,
     unmet_targets,
 )
+from .prices import DEFAULT_PRICE_RESOLUTION, DEFAULT_PRICE_UNIT
+from .recovery import PENDING_JOB_MAX_AGE
+from .replan import AUTO_DEBOUNCE, AUTO_MIN_INTERVAL
 from .request import build_flex_context, build_flex_model, build_request, read_soc_kwh
-from .scheduler import (
-    AUTO_DEBOUNCE,
-    AUTO_MIN_INTERVAL,
-    DEFAULT_PRICE_RESOLUTION,
-    DEFAULT_PRICE_UNIT,
-    ISSUE_UNMET_TARGETS,
-    JOB_TIMEOUT,
-    RESPONSE_TIMEOUT,
-    RETRY_FIRST,
-    RETRY_MAX,
-    DeviceScheduler,
-    async_remove_schedules,
-    async_setup_schedulers,
-    unmet_targets_issue_id,
-)
-from .store import (
-    PENDING_JOB_MAX_AGE,
-    STORAGE_MINOR_VERSION,
-    STORAGE_VERSION,
-    STORE_DELAY,
-    ScheduleStore,
-)
+from .rounds import RETRY_FIRST, RETRY_MAX
+from .scheduler import RESPONSE_TIMEOUT, DeviceScheduler
+from .store import STORAGE_MINOR_VERSION, STORAGE_VERSION, STORE_DELAY, ScheduleStore
+from .targets import ISSUE_UNMET_TARGETS, unmet_targets_issue_id
+from .waiting import JOB_TIMEOUT
 
 __all__ = [
     "AUTO_DEBOUNCE",

@@ -1,23 +1,22 @@
-"""Where a controlled device's plan and job in flight are kept across restarts."""
+"""What of a controlled device's plan survives a restart, and when it is written."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.storage import Store
 
-from ..const import DOMAIN
+from ..const import DOMAIN, LOGGER
+from .model import PendingJob, Schedule
 
 STORAGE_VERSION: Final = 1
 # 1.2 adds the job in flight ("pending_job"), so a restart can pick it up.
 STORAGE_MINOR_VERSION: Final = 2
 STORE_DELAY: Final = 1.0
-# A job still in flight at a restart is picked up if it was queued less than this
-# long ago; an older one was planned from a state of charge too old to trust, so
-# it is replaced by a fresh job (as is a job the server lost or could not finish).
-PENDING_JOB_MAX_AGE: Final = timedelta(hours=1)
 
 
 class ScheduleStore(Store[dict[str, Any]]):
@@ -45,3 +44,90 @@ class ScheduleStore(Store[dict[str, Any]]):
         if old_minor_version < 2:
             data.setdefault("pending_job", None)
         return data
+
+
+@dataclass(kw_only=True)
+class StoredPlan:
+    """What survives a restart: the plan, its time, job durations, the job in flight."""
+
+    schedule: Schedule | None = None
+    last_updated: datetime | None = None
+    job_seconds_per_slot: float | None = None
+    pending_job: PendingJob | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the stored form."""
+        return {
+            "schedule": self.schedule.as_dict() if self.schedule else None,
+            "last_updated": self.last_updated.isoformat()
+            if self.last_updated
+            else None,
+            "job_seconds_per_slot": self.job_seconds_per_slot,
+            "pending_job": self.pending_job.as_dict() if self.pending_job else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], name: str) -> StoredPlan:
+        """Read the stored form; an unreadable plan or job is logged and dropped."""
+        plan = cls()
+        try:
+            if data.get("schedule"):
+                plan.schedule = Schedule.from_dict(data["schedule"])
+            if data.get("last_updated"):
+                plan.last_updated = datetime.fromisoformat(data["last_updated"])
+            per_slot = data.get("job_seconds_per_slot")
+            plan.job_seconds_per_slot = None if per_slot is None else float(per_slot)
+        except (KeyError, TypeError, ValueError):
+            LOGGER.warning("Ignoring an unreadable stored schedule for %s", name)
+            plan.schedule = None
+        if pending := data.get("pending_job"):
+            try:
+                plan.pending_job = PendingJob.from_dict(pending)
+            except (KeyError, TypeError, ValueError):
+                LOGGER.warning("Ignoring an unreadable job in flight of %s", name)
+        return plan
+
+
+class PlanKeeper:
+    """Keeps one device's plan across restarts: delayed writes, flushed at unload."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        subentry_id: str,
+        name: str,
+        snapshot: Callable[[], StoredPlan],
+    ) -> None:
+        """Open the device's store; ``snapshot`` says what to write."""
+        self._store = ScheduleStore(hass, subentry_id)
+        self._name = name
+        self._snapshot = snapshot
+        self._unsaved = False
+
+    async def async_load(self) -> StoredPlan | None:
+        """Return the stored plan, or None if nothing was stored."""
+        data = await self._store.async_load()
+        if not data:
+            return None
+        return StoredPlan.from_dict(data, self._name)
+
+    @callback
+    def async_save(self, delay: float) -> None:
+        """Write after ``delay`` s; Home Assistant's final write flushes."""
+        self._unsaved = True
+        self._store.async_delay_save(self._as_dict, delay)
+
+    async def async_flush(self) -> None:
+        """Write a plan whose delayed save is still pending."""
+        if self._unsaved:
+            await self._store.async_save(self._as_dict())
+
+    async def async_remove(self) -> None:
+        """Delete the stored plan (the device was removed)."""
+        self._unsaved = False
+        await self._store.async_remove()
+
+    def _as_dict(self) -> dict[str, Any]:
+        """Return what is written now."""
+        self._unsaved = False
+        return self._snapshot().as_dict()

@@ -1,0 +1,127 @@
+"""Scheduling rounds: one job and who waits for it, taken up again after an outage."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.event import async_call_later
+from homeassistant.util import dt as dt_util
+
+from .model import PendingJob, Schedule, ScheduleRequest
+
+# A round that lost the server is taken up again once it answers: first after
+# RETRY_FIRST s, doubling to RETRY_MAX s, until its plan would have ended.
+RETRY_FIRST: Final = 15.0
+RETRY_MAX: Final = 300.0
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen; waiters get it anyway."""
+    if not future.cancelled():
+        future.exception()
+
+
+@dataclass(eq=False, kw_only=True)
+class Round:
+    """One scheduling job: what was asked and who waits for it."""
+
+    request: ScheduleRequest
+    queued: asyncio.Future[str]
+    done: asyncio.Future[Schedule]
+    superseded: list[Round] = field(default_factory=list)
+    # A job queued before a restart, to pick up rather than trigger anew.
+    resume: PendingJob | None = None
+    # The moment sent with the trigger: a repeat with the same moment is the same
+    # request, which the server answers with the job it already made for it.
+    sent_at: datetime | None = None
+    # The job the server made for this round, once known.
+    job_id: str | None = None
+
+    @classmethod
+    def create(cls, hass: HomeAssistant, request: ScheduleRequest) -> Round:
+        """Create a round with its two futures."""
+        round_ = cls(
+            request=request,
+            queued=hass.loop.create_future(),
+            done=hass.loop.create_future(),
+        )
+        round_.queued.add_done_callback(_consume)
+        round_.done.add_done_callback(_consume)
+        return round_
+
+    def all(self) -> list[Round]:
+        """Return this round and those it replaced."""
+        return [self, *self.superseded]
+
+
+class RoundRetry:
+    """Takes a round that lost the server up again later, while it matters.
+
+    The trigger may have reached the server even though no answer came back:
+    the retry repeats it unchanged (the server answers with the job it made)
+    or follows the job already known, so the outage leaves no orphan job.
+    """
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        *,
+        busy: Callable[[], bool],
+        start: Callable[[Round], None],
+    ) -> None:
+        """Initialize; ``start`` runs a round when ``busy`` says none runs."""
+        self.hass = hass
+        self._busy = busy
+        self._start = start
+        # The round waiting for the server, and the wait before its next try.
+        self.round: Round | None = None
+        self._delay = RETRY_FIRST
+        self._unsub: CALLBACK_TYPE | None = None
+
+    @callback
+    def later(self, round_: Round) -> None:
+        """Try ``round_`` again after a backed-off wait, unless its plan ended."""
+        if dt_util.utcnow() >= round_.request.end:
+            self.cancel()
+            return
+        if self.round is not round_:
+            self._delay = RETRY_FIRST
+        else:
+            self._delay = min(self._delay * 2, RETRY_MAX)
+        self.round = round_
+        if self._unsub is not None:
+            self._unsub()
+        self._unsub = async_call_later(self.hass, self._delay, self._handle)
+
+    @callback
+    def cancel(self) -> None:
+        """Forget a round waiting for the server."""
+        self.round = None
+        self._delay = RETRY_FIRST
+        self.async_stop()
+
+    @callback
+    def async_stop(self) -> None:
+        """Stop the timer of the next try."""
+        if self._unsub is not None:
+            self._unsub()
+            self._unsub = None
+
+    @callback
+    def _handle(self, _now: datetime) -> None:
+        """Take the waiting round up again, unless another one is running."""
+        self._unsub = None
+        if (waiting := self.round) is None:
+            return
+        if self._busy():
+            self.later(waiting)
+            return
+        again = Round.create(self.hass, waiting.request)
+        again.sent_at, again.job_id = waiting.sent_at, waiting.job_id
+        self.round = again
+        self._start(again)
