@@ -68,7 +68,6 @@ from s2python.frbc import (
 from s2python.message import S2Message
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.flexmeasures.api import S2PlanSlot, _power_limits_kw
 from custom_components.flexmeasures.compat import vol
 from custom_components.flexmeasures.const import (
     CONF_S2,
@@ -85,10 +84,12 @@ from custom_components.flexmeasures.identity import controlled_device_identifier
 from custom_components.flexmeasures.s2 import (
     MAX_MESSAGE_SIZE,
     S2DeviceConfig,
+    S2PlanSlot,
     async_get_s2_diagnostics,
     plan_slots,
     s2_path,
 )
+from custom_components.flexmeasures.s2.session import _power_limits_kw
 from custom_components.flexmeasures.scheduling import (
     RETRY_FIRST,
     DeviceScheduler,
