@@ -15,17 +15,12 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 from s2python.common import (
-    Commodity,
     CommodityQuantity,
-    ControlType,
     Duration,
     PowerMeasurement,
     PowerValue,
     ReceptionStatus,
     ReceptionStatusValues,
-    ResourceManagerDetails,
-    Role,
-    RoleType,
 )
 from s2python.frbc import (
     FRBCActuatorStatus,
@@ -58,7 +53,7 @@ from custom_components.flexmeasures.api import (
 )
 
 from .conftest import EMAIL, ENTRY_DATA, JSON_HEADERS, PASSWORD, FakeFlexMeasures
-from .test_s2 import new_id, storage_description
+from .test_s2 import new_id, resource_manager_details, storage_description
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -642,20 +637,7 @@ async def test_s2_cem_hands_messages_to_the_handler(api: FlexMeasuresApi) -> Non
     assert cem.latest_storage_status is None
     assert not cem.supports_message({"message_type": "Gibberish"})
 
-    details = ResourceManagerDetails(
-        message_id=new_id(),
-        resource_id=new_id(),
-        roles=[Role(role=RoleType.ENERGY_STORAGE, commodity=Commodity.ELECTRICITY)],
-        instruction_processing_delay=Duration.from_milliseconds(1000),
-        available_control_types=[
-            ControlType.FILL_RATE_BASED_CONTROL,
-            ControlType.NO_SELECTION,
-        ],
-        provides_forecast=False,
-        provides_power_measurement_types=[
-            CommodityQuantity.ELECTRIC_POWER_3_PHASE_SYMMETRIC
-        ],
-    )
+    details = resource_manager_details()
     await cem.async_handle_message(as_dict(details))
     # (Read again: mypy keeps the properties narrowed to None from above.)
     known: Any = cem.resource_manager_details
