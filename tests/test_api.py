@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 import gc
-from typing import Any
+import json
+from typing import Any, cast
 
 from aiohttp import ClientConnectionError
 from homeassistant.core import HomeAssistant
@@ -13,6 +14,21 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
+from s2python.common import (
+    CommodityQuantity,
+    Duration,
+    PowerMeasurement,
+    PowerValue,
+    ReceptionStatus,
+    ReceptionStatusValues,
+)
+from s2python.frbc import (
+    FRBCActuatorStatus,
+    FRBCStorageStatus,
+    FRBCUsageForecast,
+    FRBCUsageForecastElement,
+)
+from s2python.message import S2Message
 from yarl import URL
 
 from custom_components.flexmeasures.api import (
@@ -25,14 +41,19 @@ from custom_components.flexmeasures.api import (
     FlexMeasuresRejectedError,
     FlexMeasuresResponseError,
     FlexMeasuresServerTooOldError,
+    S2Cem,
     Sensor,
     TimeSeries,
     async_create_api,
     format_duration,
     normalize_url,
+    s2_fill_level_range,
+    s2_operation_mode,
+    s2_unique_id,
 )
 
 from .conftest import EMAIL, ENTRY_DATA, JSON_HEADERS, PASSWORD, FakeFlexMeasures
+from .test_s2 import new_id, resource_manager_details, storage_description
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -568,3 +589,143 @@ async def test_a_trigger_is_sent_once(
         )
     assert len(sent) == 1
     assert sent[0].endswith("/schedules/trigger")
+
+
+# --- S2: the adapter over the library's CEM -------------------------------------
+
+
+class RecordingHandler:
+    """An S2 conversation that records what the CEM hands over."""
+
+    def __init__(self) -> None:
+        """Start with nothing handed over."""
+        self.calls: list[tuple[str, Any]] = []
+
+    async def async_storage_status(self, status: Any) -> None:
+        """Record a storage status."""
+        self.calls.append(("storage_status", status))
+
+    async def async_actuator_status(self, status: Any) -> None:
+        """Record an actuator status."""
+        self.calls.append(("actuator_status", status))
+
+    async def async_usage_forecast(self, usage_forecast: Any) -> None:
+        """Record a usage forecast."""
+        self.calls.append(("usage_forecast", usage_forecast))
+
+    async def async_system_description(self, description: Any) -> None:
+        """Record a system description."""
+        self.calls.append(("system_description", description))
+
+    async def async_power_measurement(self, measurement: Any) -> None:
+        """Record a power measurement."""
+        self.calls.append(("power_measurement", measurement))
+
+
+def as_dict(message: S2Message) -> dict[str, Any]:
+    """Return an S2 message as the JSON dict a websocket frame carries."""
+    return cast("dict[str, Any]", json.loads(message.model_dump_json()))
+
+
+async def test_s2_cem_hands_messages_to_the_handler(api: FlexMeasuresApi) -> None:
+    """The adapter routes the library's callbacks to the handler, and answers."""
+    handler = RecordingHandler()
+    cem = S2Cem(api, handler, queue_size=8)
+    assert cem.control_type is None
+    assert cem.resource_manager_details is None
+    assert cem.latest_description is None
+    assert cem.latest_storage_status is None
+    assert not cem.supports_message({"message_type": "Gibberish"})
+
+    details = resource_manager_details()
+    await cem.async_handle_message(as_dict(details))
+    # (Read again: mypy keeps the properties narrowed to None from above.)
+    known: Any = cem.resource_manager_details
+    assert known.resource_id == details.resource_id
+    assert cem.control_type == "no_selection"
+    # The CEM asks for FRBC, its default, and acknowledges the details.
+    select = await cem.async_next_message()
+    assert select["message_type"] == "SelectControlType"
+    assert select["control_type"] == "FILL_RATE_BASED_CONTROL"
+    assert (await cem.async_next_message())["subject_message_id"] == str(
+        details.message_id
+    )
+    accepted = ReceptionStatus(
+        subject_message_id=select["message_id"], status=ReceptionStatusValues.OK
+    )
+    await cem.async_handle_message(as_dict(accepted))
+    assert cem.control_type == "fill_rate_based_control"
+
+    description = storage_description(START)
+    status = FRBCStorageStatus(message_id=new_id(), present_fill_level=4.0)
+    actuator = FRBCActuatorStatus(
+        message_id=new_id(),
+        actuator_id=description.actuators[0].id,
+        active_operation_mode_id=description.actuators[0].operation_modes[0].id,
+        operation_mode_factor=0.5,
+    )
+    forecast = FRBCUsageForecast(
+        message_id=new_id(),
+        start_time=START,
+        elements=[
+            FRBCUsageForecastElement(
+                duration=Duration.from_milliseconds(900_000), usage_rate_expected=0.001
+            )
+        ],
+    )
+    power = PowerMeasurement(
+        message_id=new_id(),
+        measurement_timestamp=START,
+        values=[
+            PowerValue(
+                commodity_quantity=CommodityQuantity.ELECTRIC_POWER_3_PHASE_SYMMETRIC,
+                value=1500,
+            )
+        ],
+    )
+    messages = (status, description, actuator, forecast, power)
+    for message in messages:
+        assert cem.supports_message(as_dict(message))
+        await cem.async_handle_message(as_dict(message))
+        reply = await cem.async_next_message()
+        assert reply["subject_message_id"] == str(message.message_id)
+        assert reply["status"] == "OK"
+    for _ in range(10):  # the FRBC handler hands over from its own tasks
+        await asyncio.sleep(0)
+    handed = {name: value.message_id for name, value in handler.calls}
+    assert handed == {
+        "storage_status": status.message_id,
+        "system_description": description.message_id,
+        "actuator_status": actuator.message_id,
+        "usage_forecast": forecast.message_id,
+        "power_measurement": power.message_id,
+    }
+    latest: tuple[Any, Any] = (cem.latest_description, cem.latest_storage_status)
+    assert latest[0].message_id == description.message_id
+    assert latest[1].present_fill_level == 4.0
+
+    # What the conversation sends goes out in order, as JSON dicts.
+    rejection = ReceptionStatus(
+        subject_message_id=new_id(),
+        status=ReceptionStatusValues.INVALID_CONTENT,
+        diagnostic_label="no",
+    )
+    await cem.async_send(rejection)
+    assert await cem.async_next_message() == as_dict(rejection)
+    await cem.async_activate_control_type("no_selection")
+    switch = await cem.async_next_message()
+    assert (switch["message_type"], switch["control_type"]) == (
+        "SelectControlType",
+        "NO_SELECTION",
+    )
+    await cem.async_close()
+
+
+def test_s2_library_math() -> None:
+    """Fill-level range, operation mode choice and ids come from the library."""
+    description = storage_description(START)
+    assert s2_fill_level_range(description) == (1.0, 9.0)
+    mode, factor = s2_operation_mode(description, 2500, 5.0)
+    assert mode.id == description.actuators[0].operation_modes[0].id
+    assert factor == pytest.approx(0.75)
+    assert s2_unique_id() != s2_unique_id()

@@ -10,7 +10,8 @@ from typing import Any
 from homeassistant.util.yaml import load_yaml
 import pytest
 
-from custom_components.flexmeasures import binary_sensor, s2_entities, sensor
+from custom_components.flexmeasures import binary_sensor, sensor
+from custom_components.flexmeasures.s2 import entities as s2_entities
 
 COMPONENT = Path(__file__).parent.parent / "custom_components" / "flexmeasures"
 SCRIPTS = Path(__file__).parent.parent / "scripts"

@@ -68,7 +68,6 @@ from s2python.frbc import (
 from s2python.message import S2Message
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.flexmeasures.api import S2PlanSlot, _power_limits_kw
 from custom_components.flexmeasures.compat import vol
 from custom_components.flexmeasures.const import (
     CONF_S2,
@@ -85,10 +84,12 @@ from custom_components.flexmeasures.identity import controlled_device_identifier
 from custom_components.flexmeasures.s2 import (
     MAX_MESSAGE_SIZE,
     S2DeviceConfig,
+    S2PlanSlot,
     async_get_s2_diagnostics,
     plan_slots,
     s2_path,
 )
+from custom_components.flexmeasures.s2.session import _power_limits_kw
 from custom_components.flexmeasures.scheduling import (
     RETRY_FIRST,
     DeviceScheduler,
@@ -246,6 +247,29 @@ async def wait_for(condition: Callable[[], bool]) -> None:
     raise AssertionError("condition not reached")
 
 
+def resource_manager_details() -> ResourceManagerDetails:
+    """Return the details of a battery offering FRBC (and no selection)."""
+    return ResourceManagerDetails(
+        message_id=new_id(),
+        resource_id=new_id(),
+        name="Garage battery",
+        manufacturer="Acme",
+        model="B-10",
+        serial_number="SN-SECRET-123",
+        firmware_version="1.2.3",
+        roles=[Role(role=RoleType.ENERGY_STORAGE, commodity=Commodity.ELECTRICITY)],
+        instruction_processing_delay=Duration.from_milliseconds(1000),
+        available_control_types=[
+            ControlType.FILL_RATE_BASED_CONTROL,
+            ControlType.NO_SELECTION,
+        ],
+        provides_forecast=True,
+        provides_power_measurement_types=[
+            CommodityQuantity.ELECTRIC_POWER_3_PHASE_SYMMETRIC
+        ],
+    )
+
+
 class ResourceManager:
     """A minimal S2 resource manager sending s2-python messages over a websocket."""
 
@@ -300,30 +324,7 @@ class ResourceManager:
 
     async def introduce(self) -> dict[str, Any]:
         """Send the details; accept the control type the CEM selects; return it."""
-        details_id = new_id()
-        await self.send(
-            ResourceManagerDetails(
-                message_id=details_id,
-                resource_id=new_id(),
-                name="Garage battery",
-                manufacturer="Acme",
-                model="B-10",
-                serial_number="SN-SECRET-123",
-                firmware_version="1.2.3",
-                roles=[
-                    Role(role=RoleType.ENERGY_STORAGE, commodity=Commodity.ELECTRICITY)
-                ],
-                instruction_processing_delay=Duration.from_milliseconds(1000),
-                available_control_types=[
-                    ControlType.FILL_RATE_BASED_CONTROL,
-                    ControlType.NO_SELECTION,
-                ],
-                provides_forecast=True,
-                provides_power_measurement_types=[
-                    CommodityQuantity.ELECTRIC_POWER_3_PHASE_SYMMETRIC
-                ],
-            )
-        )
+        await self.send(resource_manager_details())
         select = await self.expect("SelectControlType")
         await self.send(
             ReceptionStatus(

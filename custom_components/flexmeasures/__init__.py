@@ -33,7 +33,7 @@ from .coordinator import (
 from .data import FlexMeasuresConfigEntry, FlexMeasuresData, translated_error
 from .entity import async_sync_devices
 from .identity import account_unique_id, asset_id_of, async_rekey_registries, entry_key
-from .s2 import async_create_s2_hub, async_setup_s2
+from .s2 import async_create_s2_hub, async_register_s2_view
 from .scheduling import async_remove_schedules, async_setup_schedulers
 from .services import async_setup_measurement_services, async_setup_services
 from .uploader import MeasurementUploader, async_remove_measurements
@@ -51,7 +51,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Set up the FlexMeasures integration (domain-wide parts)."""
     await async_setup_card(hass)
     async_setup_services(hass)
-    async_setup_s2(hass)
+    async_register_s2_view(hass)
     async_setup_measurement_services(hass)
     return True
 

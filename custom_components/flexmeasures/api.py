@@ -3,23 +3,22 @@
 This is the only module that imports ``flexmeasures_client``. Home Assistant imports
 integration modules in its import executor, so the library's pandas import stays off
 the event loop. Everything else in the integration talks to :class:`FlexMeasuresApi`
-and sees typed models and typed exceptions only.
+and sees typed models and typed exceptions only; the ``s2`` package runs each S2
+conversation on :class:`S2Cem`, a thin adapter over the library's CEM.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from http import HTTPStatus
 import json
 import logging
-import math
 import re
-from typing import Any, Final, cast
-from uuid import UUID
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from aiohttp import ClientResponse, ClientResponseError, ClientSession
 from awesomeversion import AwesomeVersion, AwesomeVersionException
@@ -48,25 +47,19 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.util import dt as dt_util
 import pandas as pd  # imported with this module, in HA's import executor
-from s2python.common import (
-    CommodityQuantity,
-    ControlType,
-    PowerMeasurement,
-    ReceptionStatus,
-    ReceptionStatusValues,
-    RevokableObjects,
-    RevokeObject,
-)
-from s2python.frbc import FRBCInstruction
+from s2python.common import ControlType, PowerMeasurement
 from yarl import URL
 
-from .availability import ServerAvailability
 from .const import (
     MIN_SERVER_VERSION,
     REQUEST_ATTEMPTS,
     REQUEST_RETRY_BUDGET,
     REQUEST_TIMEOUT,
+    S2_LOGGER,
 )
+
+if TYPE_CHECKING:
+    from .s2.model import S2CemHandler
 
 DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
@@ -756,124 +749,23 @@ class FlexMeasuresApi:
         return URL(redirects[-1]).path.rstrip("/").rsplit("/", 1)[-1] or None
 
 
-# --- S2: the library's Customer Energy Manager, bound to this API (issue 8) --------
-
-S2_LOGGER: Final = logging.getLogger(f"{__package__}.s2")
-# The subject of a reception status for a frame that carried no usable message id.
-S2_NIL_ID: Final = "00000000-0000-0000-0000-000000000000"
-# Power is averaged over the power sensor's resolution, or this when it has none.
-S2_DEFAULT_RESOLUTION: Final = timedelta(minutes=5)
-# Uploads waiting per connection; more are dropped (with a warning), never queued.
-S2_UPLOAD_QUEUE_SIZE: Final = 32
-
-_S2_PHASES: Final = (
-    CommodityQuantity.ELECTRIC_POWER_L1,
-    CommodityQuantity.ELECTRIC_POWER_L2,
-    CommodityQuantity.ELECTRIC_POWER_L3,
-)
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-type TaskFactory = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
-# Runs a blocking function off the event loop (Home Assistant's executor).
-type Executor = Callable[[Callable[[], Any]], Awaitable[Any]]
+# --- S2: a typed adapter over the library's Customer Energy Manager (issue 8) ------
+# What a conversation does with the messages (post, plan, follow) is the s2
+# package's; it reaches the library's classes and helpers through here only.
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class S2SensorTarget:
-    """A FlexMeasures sensor that receives what a resource manager reports."""
-
-    id: int
-    unit: str
-    resolution: timedelta
+def s2_unique_id() -> str:
+    """Return a new id for an S2 message or object (the library's)."""
+    return str(get_unique_id())
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class S2CemSettings:
-    """Where a CEM posts what it learns, and which power sensor gets scheduled."""
-
-    power: S2SensorTarget | None = None
-    fill_level: S2SensorTarget | None = None
-    usage_forecast: S2SensorTarget | None = None
-    actuator_status: S2SensorTarget | None = None
+def s2_fill_level_range(description: Any) -> tuple[float, float]:
+    """Return the lowest and highest fill level of a system description's storage."""
+    soc_min, soc_max = get_soc_min_max(description)
+    return float(soc_min), float(soc_max)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class S2Storage:
-    """What a resource manager told about its storage, for the device's planner.
-
-    Fill levels are in the storage's unit (read as kWh), power in kW, charging
-    positive; ``None`` where the resource manager did not say.
-    """
-
-    fill_level: float
-    fill_level_min: float
-    fill_level_max: float
-    charge_power_kw: float | None
-    discharge_power_kw: float | None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class S2PlanSlot:
-    """One slot of the device's plan, its power (kW) and starting fill level (kWh).
-
-    Power is positive while charging, as in the plan and in S2 power ranges.
-    """
-
-    start: datetime
-    end: datetime
-    power_kw: float
-    fill_level: float
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class S2ResourceManagerInfo:
-    """What a resource manager told about itself (its serial number left out)."""
-
-    resource_id: str
-    name: str | None
-    manufacturer: str | None
-    model: str | None
-    firmware_version: str | None
-    control_types: tuple[str, ...]
-
-
-def _floor_time(moment: datetime, resolution: timedelta) -> datetime:
-    """Return the start of the ``resolution`` slot that holds ``moment``."""
-    return moment - (moment - _EPOCH) % resolution
-
-
-def _electric_power(values: Sequence[Any]) -> float | None:
-    """Return the total electric power (W) of a PowerMeasurement's values."""
-    watts = {value.commodity_quantity: float(value.value) for value in values}
-    symmetric = watts.get(CommodityQuantity.ELECTRIC_POWER_3_PHASE_SYMMETRIC)
-    if symmetric is not None:
-        return symmetric
-    phases = [watts[phase] for phase in _S2_PHASES if phase in watts]
-    return sum(phases) if phases else None
-
-
-def _power_limits_kw(description: Any) -> tuple[float | None, float | None]:
-    """Return the largest charging and discharging power (kW) the description offers.
-
-    Charging is positive in S2 as in the plan; a side no power range reaches is None.
-    """
-    powers = [
-        bound
-        for actuator in description.actuators
-        for mode in actuator.operation_modes
-        for element in mode.elements
-        for power_range in element.power_ranges
-        for bound in (power_range.start_of_range, power_range.end_of_range)
-    ]
-    charge = max(powers, default=0.0)
-    discharge = -min(powers, default=0.0)
-    return (
-        charge / 1000 if charge > 0 else None,
-        discharge / 1000 if discharge > 0 else None,
-    )
-
-
-def _mode_and_factor(
+def s2_operation_mode(
     description: Any, power_w: float, fill_level: float
 ) -> tuple[Any, float]:
     """Return the operation mode that delivers ``power_w`` best, and its factor.
@@ -890,45 +782,13 @@ def _mode_and_factor(
     return mode, float(op_mode_compute_factor(element, fill_rate, S2_LOGGER))
 
 
-def frbc_instructions(
-    description: Any, plan: Sequence[S2PlanSlot]
-) -> list[FRBCInstruction]:
-    """Return the FRBC instructions that follow a plan: one per change of power.
-
-    Raise NotImplementedError for descriptions with more than one actuator.
-    """
-    if len(description.actuators) != 1:
-        raise NotImplementedError(
-            f"{len(description.actuators)} actuators; only one can be followed"
-        )
-    actuator = description.actuators[0]
-    instructions: list[FRBCInstruction] = []
-    previous: float | None = None
-    for slot in plan:
-        if previous is not None and math.isclose(slot.power_kw, previous):
-            continue
-        previous = slot.power_kw
-        mode, factor = _mode_and_factor(
-            description, slot.power_kw * 1000, slot.fill_level
-        )
-        instructions.append(
-            FRBCInstruction(
-                message_id=get_unique_id(),
-                id=get_unique_id(),
-                actuator_id=actuator.id,
-                operation_mode=mode.id,
-                operation_mode_factor=factor,
-                execution_time=slot.start,
-                abnormal_condition=False,
-            )
-        )
-    return instructions
-
-
-def _usage_per_hour(
+def s2_usage_per_hour(
     usage_forecast: Any, resolution: timedelta
 ) -> tuple[datetime, list[float]] | None:
-    """Return the expected usage per hour from its start, or None (uses pandas)."""
+    """Return the expected usage per hour from its start, or None.
+
+    Blocking (pandas): run it in the executor.
+    """
     series = translate_usage_forecast_to_fm(
         usage_forecast, resolution=pd.Timedelta(resolution)
     ).dropna()
@@ -939,127 +799,25 @@ def _usage_per_hour(
     return series.index[0].to_pydatetime(), values
 
 
-class _S2Uploads:
-    """Posts a connection's data to FlexMeasures one at a time, from a bounded queue."""
-
-    def __init__(self, api: FlexMeasuresApi, create_task: TaskFactory) -> None:
-        """Prepare an idle uploader."""
-        self._api = api
-        self._create_task = create_task
-        # Shared by the connection's uploads and plans: one line down, one back.
-        self.availability = ServerAvailability(S2_LOGGER, "S2", api.url)
-        self._queue: asyncio.Queue[tuple[S2SensorTarget, datetime, list[float], str]]
-        self._queue = asyncio.Queue(maxsize=S2_UPLOAD_QUEUE_SIZE)
-        self._task: asyncio.Task[None] | None = None
-
-    def submit(
-        self, target: S2SensorTarget, start: datetime, values: list[float], unit: str
-    ) -> None:
-        """Queue equidistant values for the target sensor; drop them when full."""
-        try:
-            self._queue.put_nowait((target, start, values, unit))
-        except asyncio.QueueFull:
-            S2_LOGGER.warning(
-                "FlexMeasures is not keeping up; dropped S2 data for sensor %s",
-                target.id,
-            )
-            return
-        if self._task is None or self._task.done():
-            self._task = self._create_task(self._run(), "flexmeasures S2 uploads")
-
-    async def _run(self) -> None:
-        """Post until the queue is empty."""
-        while not self._queue.empty():
-            target, start, values, unit = self._queue.get_nowait()
-            try:
-                await self._api.async_post_sensor_data(
-                    target.id,
-                    start=start,
-                    resolution=target.resolution,
-                    values=values,
-                    unit=unit,
-                )
-            except FlexMeasuresConnectionError as err:
-                self.availability.mark_down(
-                    f"S2 data for sensor {target.id} is not kept: {err}"
-                )
-            except FlexMeasuresError as err:
-                S2_LOGGER.warning(
-                    "Could not post S2 data to sensor %s: %s", target.id, err
-                )
-            else:
-                self.availability.mark_up()
-
-    def cancel(self) -> None:
-        """Stop posting."""
-        if self._task is not None:
-            self._task.cancel()
-
-
-type StorageListener = Callable[[S2Storage], Awaitable[None]]
-
-
 class _FRBC(FRBC):
-    """The library's FRBC handler, posting to the configured FlexMeasures sensors.
+    """The library's FRBC handler, handing what it receives to the conversation."""
 
-    It does not plan: a described storage goes to the device's planner (the
-    ``on_storage`` callback), and instructions follow the device's plan, which
-    the hub hands over with ``follow_plan`` whatever produced it.
-    """
-
-    def __init__(
-        self,
-        settings: S2CemSettings,
-        uploads: _S2Uploads,
-        executor: Executor,
-        on_storage: StorageListener,
-    ) -> None:
-        """Bind the handler to a connection's settings, uploader and planner."""
+    def __init__(self, handler: S2CemHandler) -> None:
+        """Bind the handler to a conversation."""
         super().__init__()
-        self._settings = settings
-        self._uploads = uploads
-        self._executor = executor
-        self._on_storage = on_storage
-        self._waiting_description: str | None = None
-        # One plan at a time: its revocations and instructions stay together.
-        self._follow_lock = asyncio.Lock()
-        # The device's plan, followed from the moment a description allows it.
-        self._plan: tuple[S2PlanSlot, ...] = ()
-        # Instructions sent, by id, with their execution time: revoked when replaced.
-        self._sent_instructions: dict[str, datetime] = {}
+        self._handler = handler
 
     async def send_storage_status(self, status: Any) -> None:
-        """Post the fill level; plan a description that waited for it."""
-        if (target := self._settings.fill_level) is not None:
-            start = _floor_time(
-                dt_util.utcnow(), target.resolution or S2_DEFAULT_RESOLUTION
-            )
-            self._uploads.submit(
-                target, start, [float(status.present_fill_level)], target.unit
-            )
-        if (description_id := self._waiting_description) is not None:
-            self._waiting_description = None
-            await self.trigger_schedule(description_id)
+        """Hand over a storage status."""
+        await self._handler.async_storage_status(status)
 
     async def send_actuator_status(self, status: Any) -> None:
-        """Post the actuator's operation mode factor (0-1)."""
-        if (target := self._settings.actuator_status) is not None:
-            moment = status.transition_timestamp or dt_util.utcnow()
-            start = _floor_time(moment, target.resolution or S2_DEFAULT_RESOLUTION)
-            self._uploads.submit(
-                target, start, [float(status.operation_mode_factor)], target.unit
-            )
+        """Hand over an actuator status."""
+        await self._handler.async_actuator_status(status)
 
     async def send_usage_forecast(self, usage_forecast: Any) -> None:
-        """Post the expected usage, per hour, at the sensor's resolution."""
-        if (target := self._settings.usage_forecast) is None:
-            return
-        resolution = target.resolution or timedelta(minutes=15)
-        usage = await self._executor(
-            lambda: _usage_per_hour(usage_forecast, resolution)
-        )
-        if usage is not None:
-            self._uploads.submit(target, usage[0], usage[1], target.unit)
+        """Hand over a usage forecast."""
+        await self._handler.async_usage_forecast(usage_forecast)
 
     async def send_leakage_behaviour(self, leakage_behaviour: Any) -> None:
         """Keep the leakage behaviour only: no FlexMeasures sensor receives it."""
@@ -1068,77 +826,9 @@ class _FRBC(FRBC):
         """Keep the fill level target profile only: no sensor receives it."""
 
     async def trigger_schedule(self, system_description_id: str) -> None:
-        """Follow the plan with the new description; hand the storage to the planner.
-
-        The library calls this for every system description. The planner needs
-        the fill level, so a description before any storage status waits for one.
-        """
+        """Hand over a system description (the library calls this for each one)."""
         description = self._system_description_history[system_description_id]
-        await self.follow_plan(self._plan)
-        if not self._storage_status_history:
-            self._waiting_description = system_description_id
-            return
-        fill_level = float(
-            list(self._storage_status_history.values())[-1].present_fill_level
-        )
-        soc_min, soc_max = get_soc_min_max(description)
-        charge, discharge = _power_limits_kw(description)
-        await self._on_storage(
-            S2Storage(
-                fill_level=fill_level,
-                fill_level_min=soc_min,
-                fill_level_max=soc_max,
-                charge_power_kw=charge,
-                discharge_power_kw=discharge,
-            )
-        )
-
-    async def follow_plan(self, plan: Sequence[S2PlanSlot]) -> int:
-        """Send instructions for the plan's slots still ahead; return how many.
-
-        Instructions of an earlier plan that have not been executed yet are
-        revoked first. Without a description the plan is kept for the first one.
-        """
-        async with self._follow_lock:
-            return await self._follow(tuple(plan))
-
-    async def _follow(self, plan: tuple[S2PlanSlot, ...]) -> int:
-        """Send a plan's instructions (see follow_plan), under the lock."""
-        self._plan = plan
-        now = dt_util.utcnow()
-        # The slot in progress is carried out from now on; ended slots are dropped.
-        ahead = [
-            S2PlanSlot(
-                start=max(slot.start, now),
-                end=slot.end,
-                power_kw=slot.power_kw,
-                fill_level=slot.fill_level,
-            )
-            for slot in plan
-            if slot.end > now
-        ]
-        if not ahead or not self._system_description_history:
-            return 0
-        description = list(self._system_description_history.values())[-1]
-        try:
-            instructions = frbc_instructions(description, ahead)
-        except NotImplementedError as err:
-            S2_LOGGER.warning("Cannot follow the plan: %s", err)
-            return 0
-        for instruction_id, execution_time in self._sent_instructions.items():
-            if execution_time > now:
-                await self._sending_queue.put(
-                    RevokeObject(
-                        message_id=get_unique_id(),
-                        object_type=RevokableObjects.FRBC_Instruction,
-                        object_id=UUID(instruction_id),
-                    )
-                )
-        self._sent_instructions.clear()
-        for instruction in instructions:
-            self._sent_instructions[str(instruction.id)] = instruction.execution_time
-            await self._sending_queue.put(instruction)
-        return len(instructions)
+        await self._handler.async_system_description(description)
 
     async def close(self) -> None:
         """Stop the work the library started for this connection."""
@@ -1147,15 +837,10 @@ class _FRBC(FRBC):
 
 
 class _CEM(CEM):
-    """The library's CEM, with a bounded outbox and power posted in kW."""
+    """The library's CEM, with a bounded outbox; power goes to the conversation."""
 
     def __init__(
-        self,
-        api: FlexMeasuresApi,
-        settings: S2CemSettings,
-        uploads: _S2Uploads,
-        queue_size: int,
-        frbc: _FRBC,
+        self, api: FlexMeasuresApi, handler: S2CemHandler, queue_size: int, frbc: _FRBC
     ) -> None:
         """Set up the CEM with FRBC as the control type it asks for."""
         super().__init__(
@@ -1164,54 +849,30 @@ class _CEM(CEM):
             default_control_type=ControlType.FILL_RATE_BASED_CONTROL,
         )
         self._sending_queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
-        self._settings = settings
-        self._uploads = uploads
-        self._power_slot: tuple[datetime, list[float]] | None = None
+        self._handler = handler
         self.frbc = frbc
         self.register_control_type(self.frbc)
 
-    @property
-    def details(self) -> Any:
-        """Return the last ResourceManagerDetails, if any."""
-        return getattr(self, "_resource_manager_details", None)
-
     @register(PowerMeasurement)
     async def handle_power_measurement(self, message: Any) -> Any:
-        """Average power over the sensor's slots and post each finished slot in kW."""
-        target = self._settings.power
-        watts = _electric_power(message.values)
-        if target is not None and watts is not None:
-            resolution = target.resolution or S2_DEFAULT_RESOLUTION
-            slot = _floor_time(message.measurement_timestamp, resolution)
-            if self._power_slot is None or slot > self._power_slot[0]:
-                if self._power_slot is not None:
-                    start, samples = self._power_slot
-                    self._uploads.submit(
-                        target, start, [sum(samples) / len(samples) / 1000], "kW"
-                    )
-                self._power_slot = (slot, [watts])
-            elif slot == self._power_slot[0]:
-                self._power_slot[1].append(watts)
+        """Hand over a power measurement and acknowledge it."""
+        await self._handler.async_power_measurement(message)
         return get_reception_status(message)
 
 
-class S2Session:
-    """One resource manager's conversation, run by the library's CEM with FRBC."""
+class S2Cem:
+    """One resource manager's CEM: the library's CEM with FRBC, typed.
+
+    Messages in and out are s2-python models (or their JSON dicts); what the
+    library receives goes to ``handler``.
+    """
 
     def __init__(
-        self,
-        api: FlexMeasuresApi,
-        settings: S2CemSettings,
-        *,
-        create_task: TaskFactory,
-        executor: Executor,
-        on_storage: StorageListener,
-        queue_size: int,
+        self, api: FlexMeasuresApi, handler: S2CemHandler, *, queue_size: int
     ) -> None:
-        """Start a conversation; this does no I/O."""
-        self._uploads = _S2Uploads(api, create_task)
-        frbc = _FRBC(settings, self._uploads, executor, on_storage)
-        self._cem = _CEM(api, settings, self._uploads, queue_size, frbc)
+        """Set up the CEM; this does no I/O."""
+        self._frbc = _FRBC(handler)
+        self._cem = _CEM(api, handler, queue_size, self._frbc)
 
     @property
     def control_type(self) -> str | None:
@@ -1220,91 +881,47 @@ class S2Session:
         return None if control_type is None else str(control_type.value).lower()
 
     @property
-    def resource_manager(self) -> S2ResourceManagerInfo | None:
-        """Return what the resource manager told about itself."""
-        if (details := self._cem.details) is None:
-            return None
-        return S2ResourceManagerInfo(
-            resource_id=str(details.resource_id),
-            name=details.name,
-            manufacturer=details.manufacturer,
-            model=details.model,
-            firmware_version=details.firmware_version,
-            control_types=tuple(
-                str(item.value).lower() for item in details.available_control_types
-            ),
+    def resource_manager_details(self) -> Any:
+        """Return the last ResourceManagerDetails, or None."""
+        return getattr(self._cem, "_resource_manager_details", None)
+
+    @property
+    def latest_description(self) -> Any:
+        """Return the last FRBC.SystemDescription, or None."""
+        descriptions = self._frbc._system_description_history  # noqa: SLF001
+        return list(descriptions.values())[-1] if descriptions else None
+
+    @property
+    def latest_storage_status(self) -> Any:
+        """Return the last FRBC.StorageStatus, or None."""
+        statuses = self._frbc._storage_status_history  # noqa: SLF001
+        return list(statuses.values())[-1] if statuses else None
+
+    def supports_message(self, message: dict[str, Any]) -> bool:
+        """Return True when the CEM or its FRBC handler takes this message type."""
+        return bool(
+            self._cem.supports_message(message) or self._frbc.supports_message(message)
         )
 
-    async def async_receive(self, text: str) -> None:
-        """Handle one frame; anything unusable is answered, never raised."""
-        try:
-            message = json.loads(text)
-        except ValueError:
-            await self.async_reject("The frame is not JSON")
-            return
-        if not isinstance(message, dict) or not isinstance(
-            message_type := message.get("message_type"), str
-        ):
-            await self.async_reject("The frame is not an S2 message")
-            return
-        subject = str(message.get("message_id", message.get("subject_message_id")))
-        try:
-            UUID(subject)
-        except ValueError:
-            await self.async_reject(f"{message_type} without a valid message id")
-            return
-        if not (
-            self._cem.supports_message(message)
-            or self._cem.frbc.supports_message(message)
-        ):
-            await self.async_reject(
-                f"Unsupported message type {message_type}",
-                subject=subject,
-                status=ReceptionStatusValues.INVALID_CONTENT,
-            )
-            return
-        try:
-            await self._cem.handle_message(message)
-        except Exception:  # noqa: BLE001 - the peer gets an answer, whatever broke
-            S2_LOGGER.debug("Could not handle an S2 %s", message_type, exc_info=True)
-            await self.async_reject(
-                f"Could not handle {message_type}",
-                subject=subject,
-                status=ReceptionStatusValues.PERMANENT_ERROR,
-            )
+    async def async_handle_message(self, message: dict[str, Any]) -> None:
+        """Handle a received message; its answer goes to the outbox."""
+        await self._cem.handle_message(message)
 
-    async def async_reject(
-        self,
-        reason: str,
-        *,
-        subject: str = S2_NIL_ID,
-        status: ReceptionStatusValues = ReceptionStatusValues.INVALID_MESSAGE,
-    ) -> None:
-        """Answer a message with an error reception status."""
-        reply = ReceptionStatus(
-            subject_message_id=UUID(subject), status=status, diagnostic_label=reason
-        )
+    async def async_send(self, message: Any) -> None:
+        """Put a message in the outbox; wait while the outbox is full."""
         # The library leaves these CEM methods unannotated.
-        await self._cem.send_message(reply)  # type: ignore[no-untyped-call]
+        await self._cem.send_message(message)  # type: ignore[no-untyped-call]
 
     async def async_next_message(self) -> dict[str, Any]:
-        """Wait for the next message to send to the resource manager."""
+        """Wait for the next message to send, as a JSON dict."""
         return cast("dict[str, Any]", await self._cem.get_message())
 
-    async def async_select_control_type(self, control_type: str) -> None:
-        """Ask the resource manager to switch; raise ValueError if it cannot."""
-        info = self.resource_manager
-        if info is None or control_type not in info.control_types:
-            raise ValueError(control_type)
+    async def async_activate_control_type(self, control_type: str) -> None:
+        """Ask the resource manager to switch to a control type (lower case)."""
         await self._cem.activate_control_type(ControlType(control_type.upper()))
 
-    async def async_follow_plan(self, plan: Sequence[S2PlanSlot]) -> int:
-        """Send instructions for the rest of the device's plan; return how many."""
-        return await self._cem.frbc.follow_plan(plan)
-
     async def async_close(self) -> None:
-        """Stop the CEM and everything it started."""
-        self._uploads.cancel()
+        """Stop the CEM and the work its FRBC handler started."""
         # CEM.close only marks the CEM closed and closes its control-type handlers;
         # it does not touch the HTTP client, so Home Assistant's session stays open.
         await self._cem.close()  # type: ignore[no-untyped-call]

@@ -15,7 +15,7 @@ from homeassistant.util import dt as dt_util
 
 from .controlled_device import FlexMeasuresControlledDeviceEntity
 from .data import FlexMeasuresConfigEntry
-from .s2_entities import async_setup_s2_binary_sensors
+from .s2 import async_setup_s2_binary_sensors
 from .scheduling import POWER_EPSILON
 
 PARALLEL_UPDATES = 0

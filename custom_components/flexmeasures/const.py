@@ -8,6 +8,8 @@ from typing import Final
 
 DOMAIN: Final = "flexmeasures"
 LOGGER: Final = logging.getLogger(__package__)
+# S2 and the library's CEM log here, so S2 can be turned up on its own.
+S2_LOGGER: Final = logging.getLogger(f"{__package__}.s2")
 
 CONF_ACCOUNT_ID: Final = "account_id"
 

@@ -28,6 +28,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.generated.currencies import ACTIVE_CURRENCIES
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import (
     AddConfigEntryEntitiesCallback,
     AddEntitiesCallback,
@@ -46,7 +47,7 @@ from .identity import (
     sensor_id_of,
     sensor_unique_id,
 )
-from .s2_entities import async_setup_s2_sensors
+from .s2 import async_setup_s2_sensors
 from .scheduling import (
     DeviceScheduler,
     ScheduleStatus,
@@ -55,6 +56,7 @@ from .scheduling import (
     WindowKind,
     unmet_target_attributes,
 )
+from .signals import signal_uploader_updated
 from .uploader import MeasurementUploader
 
 PARALLEL_UPDATES = 0
@@ -654,7 +656,11 @@ class FlexMeasuresUploaderSensor(SensorEntity):
         """Follow the uploader."""
         await super().async_added_to_hass()
         self.async_on_remove(
-            self._uploader.async_add_listener(self.async_write_ha_state)
+            async_dispatcher_connect(
+                self.hass,
+                signal_uploader_updated(self._uploader.entry.entry_id),
+                self.async_write_ha_state,
+            )
         )
 
     @property

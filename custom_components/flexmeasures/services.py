@@ -25,9 +25,10 @@ from homeassistant.util import dt as dt_util
 from .aggregation import units_compatible
 from .api import FlexMeasuresError
 from .compat import vol
-from .const import DOMAIN
+from .const import DOMAIN, S2_CONTROL_TYPES
 from .controlled_device import async_get_controlled_device_entry
 from .data import FlexMeasuresConfigEntry, translated_error
+from .s2 import async_set_control_type
 from .scheduling import DeviceScheduler, schedule_response
 from .util import as_utc
 
@@ -36,6 +37,7 @@ from .util import as_utc
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the integration's actions."""
     _async_setup_scheduling_services(hass)
+    _async_setup_s2_services(hass)
 
 
 # --- Scheduling: trigger_schedule and get_schedule ---------------------------
@@ -190,6 +192,37 @@ def _async_setup_scheduling_services(hass: HomeAssistant) -> None:
         _async_get_schedule,
         schema=GET_SCHEDULE_SCHEMA,
         supports_response=SupportsResponse.ONLY,
+    )
+
+
+# --- S2: s2_set_control_type ----------------------------------------------------
+
+SERVICE_S2_SET_CONTROL_TYPE: Final = "s2_set_control_type"
+ATTR_CONTROL_TYPE: Final = "control_type"
+
+S2_SET_CONTROL_TYPE_SCHEMA: Final = vol.Schema(
+    {
+        vol.Required(ATTR_DEVICE_ID): cv.string,
+        vol.Required(ATTR_CONTROL_TYPE): vol.In(S2_CONTROL_TYPES),
+    }
+)
+
+
+async def _async_s2_set_control_type(call: ServiceCall) -> None:
+    """Ask a device's resource manager to switch to another control type."""
+    await async_set_control_type(
+        call.hass, call.data[ATTR_DEVICE_ID], call.data[ATTR_CONTROL_TYPE]
+    )
+
+
+@callback
+def _async_setup_s2_services(hass: HomeAssistant) -> None:
+    """Register s2_set_control_type."""
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_S2_SET_CONTROL_TYPE,
+        _async_s2_set_control_type,
+        schema=S2_SET_CONTROL_TYPE_SCHEMA,
     )
 
 

@@ -39,6 +39,7 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import (
     async_track_state_change_event,
     async_track_time_interval,
@@ -77,6 +78,7 @@ from .const import (
     SUBENTRY_MEASUREMENT_LINK,
 )
 from .data import ErrorKind, FlexMeasuresConfigEntry, error_kind
+from .signals import signal_uploader_updated
 from .util import selector_seconds
 
 STORAGE_VERSION: Final = 1
@@ -341,7 +343,6 @@ class MeasurementUploader:
         self._lock = asyncio.Lock()
         self._unsub_state: CALLBACK_TYPE | None = None
         self._unsub_stop: CALLBACK_TYPE | None = None
-        self._listeners: list[CALLBACK_TYPE] = []
         self._stopped = False
 
     # Life cycle
@@ -745,16 +746,9 @@ class MeasurementUploader:
         return sum(len(link.pending) for link in self.links.values())
 
     @callback
-    def async_add_listener(self, update_callback: CALLBACK_TYPE) -> CALLBACK_TYPE:
-        """Call ``update_callback`` when the queue or the last upload changes."""
-        self._listeners.append(update_callback)
-        return lambda: self._listeners.remove(update_callback)
-
-    @callback
     def _notify(self) -> None:
-        """Tell the listeners something changed."""
-        for update_callback in list(self._listeners):
-            update_callback()
+        """Tell the entities the queue or the last upload changed."""
+        async_dispatcher_send(self.hass, signal_uploader_updated(self.entry.entry_id))
 
     @callback
     def _save(self) -> None:

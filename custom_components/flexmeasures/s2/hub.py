@@ -1,11 +1,11 @@
-"""S2: Home Assistant as the Customer Energy Manager of S2 resource managers.
+"""The S2 hub: the websocket endpoint, one connection per device, plans followed.
 
 A resource manager (a heat pump, battery or charger gateway speaking S2) opens a
 websocket to ``/api/flexmeasures/s2/<entry_id>/<subentry_id>`` with a Home Assistant
-access token. Each connection runs the library's CEM with FRBC (see ``api.py``),
-configured from the controlled device's subentry. The hub keeps one connection per
-device (the newest wins), bounds what each connection may queue, and closes all
-connections when the entry unloads.
+access token. Each connection runs an ``S2Session`` (see ``session.py``), configured
+from the controlled device's subentry. The hub keeps one connection per device (the
+newest wins), bounds what each connection may queue, and closes all connections
+when the entry unloads.
 
 The device has one planner, its ``DeviceScheduler``: the storage a resource manager
 describes is planned by it (a normal round), and every connection follows the
@@ -16,48 +16,35 @@ a job picked up after a restart).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from homeassistant.components.http.const import KEY_HASS_USER
-from homeassistant.config_entries import ConfigEntryState, ConfigSubentry
-from homeassistant.const import ATTR_DEVICE_ID
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, ServiceCall, callback
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import (
     HomeAssistantError,
     ServiceValidationError,
     Unauthorized,
 )
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.helpers.json import json_dumps
 from homeassistant.util import dt as dt_util
 
-from .api import S2CemSettings, S2PlanSlot, S2SensorTarget, S2Session, S2Storage
-from .compat import vol
-from .const import (
-    CONF_POWER_SENSOR,
-    CONF_S2,
-    CONF_S2_ACTUATOR_STATUS_SENSOR,
-    CONF_S2_ENABLED,
-    CONF_S2_FILL_LEVEL_SENSOR,
-    CONF_S2_POWER_SENSOR,
-    CONF_S2_USAGE_FORECAST_SENSOR,
-    DOMAIN,
-    LOGGER,
-    S2_CONTROL_TYPES,
-    SUBENTRY_CONTROLLED_DEVICE,
-)
-from .controlled_device import async_get_controlled_device_entry
-from .data import FlexMeasuresConfigEntry
+from ..const import DOMAIN, LOGGER
+from ..controlled_device import async_get_controlled_device_entry
+from ..data import FlexMeasuresConfigEntry
+from ..signals import signal_s2_updated
+from .config import S2_URL, S2DeviceConfig, s2_devices, s2_path
+from .model import S2CemSettings, S2DeviceStatus, S2SensorTarget, S2Storage, plan_slots
+from .session import S2Session
 
 if TYPE_CHECKING:
-    from .scheduling import Schedule
+    from ..scheduling import Schedule
 
-S2_URL: Final = "/api/flexmeasures/s2/{entry_id}/{subentry_id}"
 # Frames above this size close the connection (aiohttp answers 1009).
 MAX_MESSAGE_SIZE: Final = 256 * 1024
 # Messages waiting to be sent per connection; a full outbox pauses that peer's reads.
@@ -66,112 +53,6 @@ OUTGOING_QUEUE_SIZE: Final = 64
 SEND_TIMEOUT: Final = 10.0
 HEARTBEAT: Final = 30.0
 CLOSE_TIMEOUT: Final = 5.0
-
-SERVICE_SET_CONTROL_TYPE: Final = "s2_set_control_type"
-ATTR_CONTROL_TYPE: Final = "control_type"
-
-SET_CONTROL_TYPE_SCHEMA: Final = vol.Schema(
-    {
-        vol.Required(ATTR_DEVICE_ID): cv.string,
-        vol.Required(ATTR_CONTROL_TYPE): vol.In(S2_CONTROL_TYPES),
-    }
-)
-
-
-def _sensor_id(value: Any) -> int | None:
-    """Return a FlexMeasures sensor id from subentry data, or None when unset."""
-    if isinstance(value, bool) or value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class S2DeviceConfig:
-    """A controlled device's S2 settings, read from its subentry."""
-
-    subentry_id: str
-    name: str
-    enabled: bool
-    power_sensor: int | None = None
-    fill_level_sensor: int | None = None
-    usage_forecast_sensor: int | None = None
-    actuator_status_sensor: int | None = None
-    schedule_sensor: int | None = None
-
-    @classmethod
-    def from_subentry_data(
-        cls, data: Mapping[str, Any], *, subentry_id: str, name: str
-    ) -> S2DeviceConfig:
-        """Read the S2 section of a controlled device's subentry data.
-
-        Instructions follow the schedule of the device's own power sensor.
-        """
-        s2: Mapping[str, Any] = data.get(CONF_S2) or {}
-        return cls(
-            subentry_id=subentry_id,
-            name=name,
-            enabled=bool(s2.get(CONF_S2_ENABLED, False)),
-            power_sensor=_sensor_id(s2.get(CONF_S2_POWER_SENSOR)),
-            fill_level_sensor=_sensor_id(s2.get(CONF_S2_FILL_LEVEL_SENSOR)),
-            usage_forecast_sensor=_sensor_id(s2.get(CONF_S2_USAGE_FORECAST_SENSOR)),
-            actuator_status_sensor=_sensor_id(s2.get(CONF_S2_ACTUATOR_STATUS_SENSOR)),
-            schedule_sensor=_sensor_id(data.get(CONF_POWER_SENSOR)),
-        )
-
-    @classmethod
-    def from_subentry(cls, subentry: ConfigSubentry) -> S2DeviceConfig:
-        """Read a controlled device's subentry."""
-        return cls.from_subentry_data(
-            subentry.data, subentry_id=subentry.subentry_id, name=subentry.title
-        )
-
-
-def s2_devices(entry: FlexMeasuresConfigEntry) -> dict[str, S2DeviceConfig]:
-    """Return the entry's controlled devices that have S2 enabled, by subentry id."""
-    devices = (
-        S2DeviceConfig.from_subentry(subentry)
-        for subentry in entry.subentries.values()
-        if subentry.subentry_type == SUBENTRY_CONTROLLED_DEVICE
-    )
-    return {device.subentry_id: device for device in devices if device.enabled}
-
-
-def plan_slots(schedule: Schedule) -> list[S2PlanSlot]:
-    """Return a plan's slots: start, power (kW) and the SoC (kWh) it starts from."""
-    return [
-        S2PlanSlot(
-            start=schedule.start + schedule.resolution * index,
-            end=schedule.start + schedule.resolution * (index + 1),
-            power_kw=power,
-            fill_level=fill_level,
-        )
-        for index, (power, fill_level) in enumerate(
-            zip(
-                schedule.values,
-                (schedule.soc_at_start_kwh, *schedule.soc),
-                strict=False,
-            )
-        )
-    ]
-
-
-def s2_path(entry_id: str, subentry_id: str) -> str:
-    """Return the websocket path of a controlled device."""
-    return S2_URL.format(entry_id=entry_id, subentry_id=subentry_id)
-
-
-@dataclass(kw_only=True)
-class S2DeviceStatus:
-    """What the entities of one controlled device show."""
-
-    connected: bool = False
-    control_type: str | None = None
-    last_instruction: datetime | None = None
-    connections: int = 0
-    rejected_messages: int = 0
 
 
 @dataclass(kw_only=True)
@@ -198,17 +79,7 @@ class S2Hub:
         self.devices = s2_devices(entry)
         self.status = {device_id: S2DeviceStatus() for device_id in self.devices}
         self._connections: dict[str, _Connection] = {}
-        self._listeners: dict[str, list[CALLBACK_TYPE]] = {}
         self._closing = False
-
-    @callback
-    def async_add_listener(
-        self, subentry_id: str, update: CALLBACK_TYPE
-    ) -> CALLBACK_TYPE:
-        """Call ``update`` whenever the device's status changes."""
-        listeners = self._listeners.setdefault(subentry_id, [])
-        listeners.append(update)
-        return lambda: listeners.remove(update)
 
     @callback
     def _async_update(self, subentry_id: str) -> None:
@@ -217,8 +88,9 @@ class S2Hub:
         connection = self._connections.get(subentry_id)
         status.connected = connection is not None
         status.control_type = connection.session.control_type if connection else None
-        for update in list(self._listeners.get(subentry_id, ())):
-            update()
+        async_dispatcher_send(
+            self.hass, signal_s2_updated(self.entry.entry_id, subentry_id)
+        )
 
     def _settings(self, device: S2DeviceConfig) -> S2CemSettings:
         """Build the CEM settings, with units and resolutions from the inventory."""
@@ -488,11 +360,12 @@ def _hub_for_device(hass: HomeAssistant, device_id: str) -> tuple[S2Hub, str]:
     return hub, subentry_id
 
 
-async def _async_set_control_type(call: ServiceCall) -> None:
-    """Ask a device's resource manager to switch to another control type."""
-    hub, subentry_id = _hub_for_device(call.hass, call.data[ATTR_DEVICE_ID])
+async def async_set_control_type(
+    hass: HomeAssistant, device_id: str, control_type: str
+) -> None:
+    """Ask a device's resource manager to switch control type (the action)."""
+    hub, subentry_id = _hub_for_device(hass, device_id)
     name = hub.devices[subentry_id].name
-    control_type: str = call.data[ATTR_CONTROL_TYPE]
     if (session := hub.session(subentry_id)) is None:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
@@ -510,15 +383,9 @@ async def _async_set_control_type(call: ServiceCall) -> None:
 
 
 @callback
-def async_setup_s2(hass: HomeAssistant) -> None:
-    """Register the S2 websocket endpoint and action (once, from async_setup)."""
+def async_register_s2_view(hass: HomeAssistant) -> None:
+    """Register the S2 websocket endpoint (once, from async_setup)."""
     hass.http.register_view(S2View())
-    hass.services.async_register(
-        DOMAIN,
-        SERVICE_SET_CONTROL_TYPE,
-        _async_set_control_type,
-        schema=SET_CONTROL_TYPE_SCHEMA,
-    )
 
 
 def async_create_s2_hub(hass: HomeAssistant, entry: FlexMeasuresConfigEntry) -> S2Hub:

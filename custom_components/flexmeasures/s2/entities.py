@@ -1,7 +1,7 @@
 """S2 entities of a controlled device; the sensor and binary_sensor platforms add them.
 
-They live here rather than in ``sensor.py``/``binary_sensor.py`` so that S2 stays one
-self-contained feature: each platform calls one function from this module.
+They live in the s2 package rather than in ``sensor.py``/``binary_sensor.py`` so that
+S2 stays one self-contained feature: each platform calls one function from here.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from homeassistant.components.sensor import (
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -33,10 +34,13 @@ except ImportError:  # Home Assistant releases without binary_sensor/const.py
         BinarySensorDeviceClass,
     )
 
-from .const import S2_CONTROL_TYPES
-from .data import FlexMeasuresConfigEntry
-from .identity import controlled_device_identifier, controlled_device_unique_id
-from .s2 import S2DeviceConfig, S2DeviceStatus, S2Hub, s2_path
+from ..const import S2_CONTROL_TYPES
+from ..data import FlexMeasuresConfigEntry
+from ..identity import controlled_device_identifier, controlled_device_unique_id
+from ..signals import signal_s2_updated
+from .config import S2DeviceConfig, s2_path
+from .hub import S2Hub
+from .model import S2DeviceStatus
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,7 +116,11 @@ class S2Entity(Entity):
         """Follow the hub's status updates."""
         await super().async_added_to_hass()
         self.async_on_remove(
-            self._hub.async_add_listener(self._subentry_id, self.async_write_ha_state)
+            async_dispatcher_connect(
+                self.hass,
+                signal_s2_updated(self._hub.entry.entry_id, self._subentry_id),
+                self.async_write_ha_state,
+            )
         )
 
 

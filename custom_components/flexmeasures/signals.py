@@ -1,0 +1,17 @@
+"""Dispatcher signals of the integration, their names built in one place."""
+
+from __future__ import annotations
+
+from homeassistant.util.signal_type import SignalType
+
+from .const import DOMAIN
+
+
+def signal_uploader_updated(entry_id: str) -> SignalType[()]:
+    """Return the signal of an entry's uploader: its queue or last upload changed."""
+    return SignalType(f"{DOMAIN}_uploader_updated_{entry_id}")
+
+
+def signal_s2_updated(entry_id: str, subentry_id: str) -> SignalType[()]:
+    """Return the signal of a controlled device's S2 status: it changed."""
+    return SignalType(f"{DOMAIN}_s2_updated_{entry_id}_{subentry_id}")
