@@ -6,6 +6,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http import HTTPStatus
+from itertools import repeat
 import json
 import logging
 from pathlib import Path
@@ -512,10 +513,9 @@ def fake_scheduling(fake_server: FakeFlexMeasures) -> FakeScheduling:
 @pytest.fixture
 def fast_polling() -> Generator[None]:
     """Poll jobs without waiting, so tests do not sleep."""
-    with (
-        patch("custom_components.flexmeasures.scheduling.jobs.POLL_FIRST", 0.0),
-        patch("custom_components.flexmeasures.scheduling.jobs.POLL_FINE", 0.0),
-        patch("custom_components.flexmeasures.scheduling.jobs.POLL_MAX", 0.0),
+    with patch(
+        "custom_components.flexmeasures.scheduling.waiting.poll_delays",
+        lambda *_: repeat(0.0),
     ):
         yield
 

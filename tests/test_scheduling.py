@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from http import HTTPStatus
-from itertools import islice, pairwise
+from itertools import islice, pairwise, takewhile
 import logging
 from typing import Any
 from unittest.mock import patch
@@ -33,7 +33,8 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.flexmeasures.const import DOMAIN, EVENT_SCHEDULE_UPDATED
 from custom_components.flexmeasures.scheduling import (
     AUTO_MIN_INTERVAL,
-    POLL_FINE,
+    POLL_FINE_MAX,
+    POLL_FINE_MIN,
     POLL_FIRST,
     POLL_MAX,
     RETRY_FIRST,
@@ -60,6 +61,12 @@ from custom_components.flexmeasures.scheduling import (
     read_soc_kwh,
     simulate_soc,
     slot_start,
+)
+from custom_components.flexmeasures.scheduling.jobs import (
+    POLL_GROWTH,
+    POLL_WINDOW_MIN,
+    POLL_WINDOW_POLLS,
+    POLL_WINDOW_SPREADS,
 )
 
 from .conftest import (
@@ -322,24 +329,34 @@ def test_poll_delays_without_history() -> None:
     assert delays[-1] == POLL_MAX
 
 
-def test_poll_delays_with_history() -> None:
-    """With a learned duration: one long wait, fine steps around the end, back-off."""
-    expected = 4.0
-    delays = list(islice(poll_delays(expected), 30))
-    assert expected - 1.0 < delays[0] < expected
-    cumulative = 0.0
-    fine_until = None
-    for index, delay in enumerate(delays):
-        cumulative += delay
-        if cumulative > expected and fine_until is None:
-            fine_until = index
-        if index and cumulative <= expected:
-            assert delay == POLL_FINE
-    assert fine_until is not None
-    # Near the expected end, polls come every POLL_FINE: the lag stays small.
-    assert delays[fine_until] == POLL_FINE
+@pytest.mark.parametrize(
+    ("expected", "spread", "step"),
+    [
+        (4.0, 0.4, 0.15),  # the window's look-ups are spread evenly
+        (4.0, None, 0.15),  # spread unknown (a plan stored before it was learned)
+        (1.0, 0.01, POLL_FINE_MIN),  # a steady server: the finest steps
+        (8.0, 2.0, POLL_FINE_MAX),  # an erratic one: steps are capped
+    ],
+)
+def test_poll_delays_with_history(
+    expected: float, spread: float | None, step: float
+) -> None:
+    """With a learned duration: one wait, fine steps around the end, back-off."""
+    delays = list(islice(poll_delays(expected, spread), 40))
+    half = max(POLL_WINDOW_MIN, POLL_WINDOW_SPREADS * (spread or 0.1 * expected))
+    assert delays[0] == pytest.approx(max(POLL_FIRST, expected - half))
+    fine = list(takewhile(lambda delay: delay == pytest.approx(step), delays[1:]))
+    # Look-ups every ``step`` s from the window's start until past its end.
+    window_end = delays[0] + sum(fine)
+    assert window_end >= expected + half > window_end - step - 1e-9
+    if step > POLL_FINE_MIN and step < POLL_FINE_MAX:
+        assert len(fine) == POLL_WINDOW_POLLS
+    after = delays[1 + len(fine) :]
+    assert after[0] == pytest.approx(step * POLL_GROWTH)
+    assert all(
+        b == pytest.approx(min(a * POLL_GROWTH, POLL_MAX)) for a, b in pairwise(after)
+    )
     assert delays[-1] == POLL_MAX
-    assert sum(delays[:2]) <= expected
 
 
 def test_schedule_queries_and_storage() -> None:
@@ -565,8 +582,19 @@ async def test_adaptive_polling_learns_job_duration(
     }
     scheduler.waiter.learn(job, observed=5.0, last_wait=1.0, slots=48)
     assert scheduler.waiter.seconds_per_slot == pytest.approx(3.0 / 48)
+    assert scheduler.waiter.expected_spread(48) is None
     scheduler.waiter.learn(job, observed=5.0, last_wait=1.0, slots=48)
     assert scheduler.waiter.expected_seconds(96) == pytest.approx(6.0)
+    assert scheduler.waiter.expected_spread(48) == pytest.approx(0.0)
+    # A job of 5 s moves the mean and the spread by a quarter of the step.
+    scheduler.waiter.learn(
+        {**job, "ended-at": "2026-11-20T10:00:05+00:00"},
+        observed=5.0,
+        last_wait=1.0,
+        slots=48,
+    )
+    assert scheduler.waiter.expected_seconds(48) == pytest.approx(3.5)
+    assert scheduler.waiter.expected_spread(48) == pytest.approx(0.5)
     scheduler.waiter.seconds_per_slot = None
     scheduler.waiter.learn(
         {"enqueued-at": "garbage", "ended-at": "2026-11-20T10:00:03+00:00"},
@@ -1285,6 +1313,7 @@ async def test_store_from_the_previous_version_loads(
                 "schedule": schedule.as_dict(),
                 "last_updated": NOW.isoformat(),
                 "job_seconds_per_slot": 0.05,
+                "job_spread_per_slot": 0.01,
             },
             minor_version=1,
         ),
@@ -1292,6 +1321,7 @@ async def test_store_from_the_previous_version_loads(
     assert scheduler.schedule == schedule
     assert scheduler.status is ScheduleStatus.READY
     assert scheduler.waiter.seconds_per_slot == 0.05
+    assert scheduler.waiter.spread_per_slot == 0.01
     assert scheduler.pending_job is None
     assert fake_scheduling.triggers == []
     migrated = hass_storage[STORE_KEY]

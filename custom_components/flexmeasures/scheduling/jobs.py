@@ -10,12 +10,21 @@ from homeassistant.exceptions import HomeAssistantError
 from ..const import DOMAIN
 from .model import FailureReason
 
-# Job polling: the first look-up after POLL_FIRST s, doubling to POLL_MAX s; once
-# a job duration has been learned, sparse until shortly before the expected end,
-# then every POLL_FINE s around it. Bounded by JOB_TIMEOUT.
+# Job polling: the first look-up after POLL_FIRST s, doubling to POLL_MAX s. Once
+# job durations have been learned (their mean and spread), one wait until the
+# window of likely ends, POLL_WINDOW_POLLS look-ups across it (POLL_FINE_MIN to
+# POLL_FINE_MAX s apart), then waits growing by POLL_GROWTH. Bounded by JOB_TIMEOUT.
 POLL_FIRST: Final = 0.1
-POLL_FINE: Final = 0.2
 POLL_MAX: Final = 2.0
+POLL_FINE_MIN: Final = 0.1
+POLL_FINE_MAX: Final = 0.25
+POLL_WINDOW_POLLS: Final = 8
+# The window's half-width: this many mean deviations, at least POLL_WINDOW_MIN s.
+POLL_WINDOW_SPREADS: Final = 1.5
+POLL_WINDOW_MIN: Final = 0.15
+# Without a learned spread, it is taken as this share of the expected duration.
+POLL_SPREAD_SHARE: Final = 0.1
+POLL_GROWTH: Final = 1.5
 
 
 JOB_FINISHED: Final = "FINISHED"
@@ -23,28 +32,33 @@ JOB_FAILED: Final = "FAILED"
 JOB_UNSUCCESSFUL: Final = frozenset({"FAILED", "STOPPED", "CANCELED"})
 
 
-def poll_delays(expected: float | None) -> Iterator[float]:
+def poll_delays(expected: float | None, spread: float | None = None) -> Iterator[float]:
     """Yield the waits (s) before successive job-status look-ups.
 
-    Without a learned job duration: 0.1 s, doubling up to POLL_MAX. With one: one
-    wait until shortly before the expected end, then POLL_FINE steps until shortly
-    after it, then doubling again. This keeps the lag after the job ends small
-    without flooding the server during the run.
+    ``expected`` is the learned job duration, ``spread`` the learned mean
+    deviation from it. Without a learned duration: POLL_FIRST, doubling up to
+    POLL_MAX. With one: a single wait until the window of likely ends, a few
+    evenly spaced look-ups across it, then growing waits. The lag after a job
+    ends stays small without flooding the server while it runs.
     """
-    interval = POLL_FIRST
-    if expected is not None and expected > 0:
-        margin = 0.25 + 0.1 * expected
-        first = max(POLL_FIRST, expected - margin)
-        yield first
-        elapsed = first
-        while elapsed < expected + margin:
-            yield POLL_FINE
-            elapsed += POLL_FINE
-        interval = POLL_FINE
-    else:
+    if expected is None or expected <= 0:
+        interval = POLL_FIRST
         yield interval
+        while True:
+            interval = min(interval * 2, POLL_MAX)
+            yield interval
+    if spread is None:
+        spread = POLL_SPREAD_SHARE * expected
+    half = max(POLL_WINDOW_MIN, POLL_WINDOW_SPREADS * spread)
+    step = min(max(2 * half / POLL_WINDOW_POLLS, POLL_FINE_MIN), POLL_FINE_MAX)
+    elapsed = max(POLL_FIRST, expected - half)
+    yield elapsed
+    while elapsed < expected + half:
+        yield step
+        elapsed += step
+    interval = step
     while True:
-        interval = min(interval * 2, POLL_MAX)
+        interval = min(interval * POLL_GROWTH, POLL_MAX)
         yield interval
 
 

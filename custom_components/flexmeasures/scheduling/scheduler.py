@@ -127,6 +127,7 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
         self.schedule = stored.schedule
         self.last_updated = stored.last_updated
         self.waiter.seconds_per_slot = stored.job_seconds_per_slot
+        self.waiter.spread_per_slot = stored.job_spread_per_slot
         if self.schedule is not None:
             self.status = self.schedule.status_at(dt_util.utcnow())
             # Issues of the last session are gone: raise it again.
@@ -513,6 +514,7 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
             schedule=self.schedule,
             last_updated=self.last_updated,
             job_seconds_per_slot=self.waiter.seconds_per_slot,
+            job_spread_per_slot=self.waiter.spread_per_slot,
             pending_job=self.pending_job,
         )
 

@@ -53,6 +53,7 @@ class StoredPlan:
     schedule: Schedule | None = None
     last_updated: datetime | None = None
     job_seconds_per_slot: float | None = None
+    job_spread_per_slot: float | None = None
     pending_job: PendingJob | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -63,6 +64,7 @@ class StoredPlan:
             if self.last_updated
             else None,
             "job_seconds_per_slot": self.job_seconds_per_slot,
+            "job_spread_per_slot": self.job_spread_per_slot,
             "pending_job": self.pending_job.as_dict() if self.pending_job else None,
         }
 
@@ -75,8 +77,8 @@ class StoredPlan:
                 plan.schedule = Schedule.from_dict(data["schedule"])
             if data.get("last_updated"):
                 plan.last_updated = datetime.fromisoformat(data["last_updated"])
-            per_slot = data.get("job_seconds_per_slot")
-            plan.job_seconds_per_slot = None if per_slot is None else float(per_slot)
+            plan.job_seconds_per_slot = _optional_float(data, "job_seconds_per_slot")
+            plan.job_spread_per_slot = _optional_float(data, "job_spread_per_slot")
         except (KeyError, TypeError, ValueError):
             LOGGER.warning("Ignoring an unreadable stored schedule for %s", name)
             plan.schedule = None
@@ -86,6 +88,12 @@ class StoredPlan:
             except (KeyError, TypeError, ValueError):
                 LOGGER.warning("Ignoring an unreadable job in flight of %s", name)
         return plan
+
+
+def _optional_float(data: Mapping[str, Any], key: str) -> float | None:
+    """Return a stored number, or None when it is absent."""
+    value = data.get(key)
+    return None if value is None else float(value)
 
 
 class PlanKeeper:

@@ -33,6 +33,8 @@ from .model import DeviceConfig, FailureReason
 
 # How long a job may run before its round fails with a timeout.
 JOB_TIMEOUT: Final = 120.0
+# The weight of the newest job in the learned duration and spread (moving averages).
+LEARNING_WEIGHT: Final = 0.25
 
 # The reasons of failed rounds the server's errors give; others communication.
 _FAILURE_REASONS: Final = {
@@ -56,8 +58,10 @@ class JobWaiter:
         self.entry = entry
         self.config = config
         self.api = api
-        # Learned from finished jobs; kept across restarts.
+        # Learned from finished jobs (their mean, and mean deviation from it);
+        # kept across restarts.
         self.seconds_per_slot: float | None = None
+        self.spread_per_slot: float | None = None
 
     def map_error(self, err: FlexMeasuresError) -> ScheduleFailedError:
         """Translate an API error; an auth error also asks the user to log in."""
@@ -77,6 +81,12 @@ class JobWaiter:
             return None
         return self.seconds_per_slot * slots
 
+    def expected_spread(self, slots: int) -> float | None:
+        """Return by how much such a job's duration is expected to deviate."""
+        if self.spread_per_slot is None:
+            return None
+        return self.spread_per_slot * slots
+
     def learn(
         self, job: Mapping[str, Any], observed: float, last_wait: float, slots: int
     ) -> None:
@@ -95,9 +105,13 @@ class JobWaiter:
             measured = max(observed - last_wait / 2, 0.0)
         per_slot = measured / max(slots, 1)
         previous = self.seconds_per_slot
-        self.seconds_per_slot = (
-            per_slot if previous is None else (previous + per_slot) / 2
-        )
+        if previous is None:
+            self.seconds_per_slot = per_slot
+            return
+        deviation = abs(per_slot - previous)
+        spread = deviation if self.spread_per_slot is None else self.spread_per_slot
+        self.spread_per_slot = spread + LEARNING_WEIGHT * (deviation - spread)
+        self.seconds_per_slot = previous + LEARNING_WEIGHT * (per_slot - previous)
 
     async def async_follow(
         self, job_id: str, slots: int, *, resumed: bool = False
@@ -130,7 +144,7 @@ class JobWaiter:
         started = time.monotonic()
         deadline = started + JOB_TIMEOUT
         expected = None if resumed else self.expected_seconds(slots)
-        for delay in poll_delays(expected):
+        for delay in poll_delays(expected, self.expected_spread(slots)):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ScheduleFailedError(
