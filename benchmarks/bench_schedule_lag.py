@@ -846,7 +846,7 @@ async def main() -> None:
     print(f"\nSchedule lag: job end -> result in HA ({where}, {args.hours} h plan)")
     print(
         f"{'variant':<18}{'runs':>5}{'median s':>11}{'min':>9}{'p90':>9}{'max':>9}"
-        f"{'requests (median)':>11}{'round s':>11}"
+        f"{'req median':>11}{'round s':>11}"
     )
     for name, rows in results.items():
         print(_row(name, rows))
