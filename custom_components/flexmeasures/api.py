@@ -57,6 +57,7 @@ from .const import (
     REQUEST_TIMEOUT,
     S2_LOGGER,
 )
+from .util import optional_float, optional_int
 
 if TYPE_CHECKING:
     from .s2.model import S2CemHandler
@@ -206,11 +207,11 @@ class Asset:
             return cls(
                 id=int(data["id"]),
                 name=str(data["name"]),
-                account_id=_optional_int(data.get("account_id")),
+                account_id=optional_int(data.get("account_id")),
                 asset_type=str(asset_type) if asset_type is not None else None,
-                parent_id=_optional_int(data.get("parent_asset_id")),
-                latitude=_optional_float(data.get("latitude")),
-                longitude=_optional_float(data.get("longitude")),
+                parent_id=optional_int(data.get("parent_asset_id")),
+                latitude=optional_float(data.get("latitude")),
+                longitude=optional_float(data.get("longitude")),
                 flex_model=flex_model if isinstance(flex_model, Mapping) else None,
                 flex_context=flex_context
                 if isinstance(flex_context, Mapping)
@@ -315,16 +316,6 @@ def _error_text(payload: Any) -> str:
     if isinstance(errors, list) and errors:
         return ", ".join(map(str, errors))
     return "; ".join(_message_lines(payload.get("message")))
-
-
-def _optional_int(value: Any) -> int | None:
-    """Return ``int(value)`` or None."""
-    return None if value is None else int(value)
-
-
-def _optional_float(value: Any) -> float | None:
-    """Return ``float(value)`` or None."""
-    return None if value is None else float(value)
 
 
 # The library logs request and response dumps: login payloads (e-mail, password),
@@ -582,7 +573,7 @@ class FlexMeasuresApi:
             version=version,
             account_id=int(account["id"]),
             account_name=str(account.get("name") or account["id"]),
-            user_id=_optional_int(user.get("id")),
+            user_id=optional_int(user.get("id")),
             user_name=user.get("username"),
         )
 

@@ -9,13 +9,14 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
 from .controlled_device import FlexMeasuresControlledDeviceEntity
 from .data import FlexMeasuresConfigEntry
-from .s2 import async_setup_s2_binary_sensors
+from .s2 import async_add_s2_entities
 from .scheduling import POWER_EPSILON
 
 PARALLEL_UPDATES = 0
@@ -29,7 +30,7 @@ async def async_setup_entry(
     """Set up FlexMeasures binary sensors based on a config entry."""
     _async_setup_schedule_binary_sensors(entry, async_add_entities)
     # S2: connectivity of each controlled device's resource manager.
-    await async_setup_s2_binary_sensors(hass, entry, async_add_entities)
+    async_add_s2_entities(entry, async_add_entities, Platform.BINARY_SENSOR)
 
 
 # --- Scheduling: what a controlled device is planned to do now ---------------

@@ -18,6 +18,7 @@ from homeassistant.components.sensor import (
 from homeassistant.const import (
     PERCENTAGE,
     EntityCategory,
+    Platform,
     UnitOfElectricCurrent,
     UnitOfElectricPotential,
     UnitOfEnergy,
@@ -47,7 +48,7 @@ from .identity import (
     sensor_id_of,
     sensor_unique_id,
 )
-from .s2 import async_setup_s2_sensors
+from .s2 import async_add_s2_entities
 from .scheduling import (
     DeviceScheduler,
     ScheduleStatus,
@@ -264,7 +265,7 @@ async def async_setup_entry(
     _async_setup_schedule_sensors(entry, async_add_entities)
 
     # S2: control type and last instruction of each controlled device.
-    await async_setup_s2_sensors(hass, entry, async_add_entities)
+    async_add_s2_entities(entry, async_add_entities, Platform.SENSOR)
 
 
 class FlexMeasuresSensorEntity(

@@ -15,7 +15,7 @@ The library's CEM is reached through ``api.S2Cem`` only.
 from __future__ import annotations
 
 from .config import S2_URL, S2DeviceConfig, s2_devices, s2_path
-from .entities import async_setup_s2_binary_sensors, async_setup_s2_sensors
+from .entities import async_add_s2_entities
 from .hub import (
     CLOSE_TIMEOUT,
     HEARTBEAT,
@@ -64,12 +64,11 @@ __all__ = [
     "S2Storage",
     "S2Uploads",
     "S2View",
+    "async_add_s2_entities",
     "async_create_s2_hub",
     "async_get_s2_diagnostics",
     "async_register_s2_view",
     "async_set_control_type",
-    "async_setup_s2_binary_sensors",
-    "async_setup_s2_sensors",
     "frbc_instructions",
     "plan_slots",
     "s2_devices",

@@ -19,18 +19,9 @@ from ..const import (
     SUBENTRY_CONTROLLED_DEVICE,
 )
 from ..data import FlexMeasuresConfigEntry
+from ..util import as_sensor_id
 
 S2_URL: Final = "/api/flexmeasures/s2/{entry_id}/{subentry_id}"
-
-
-def _sensor_id(value: Any) -> int | None:
-    """Return a FlexMeasures sensor id from subentry data, or None when unset."""
-    if isinstance(value, bool) or value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -59,11 +50,11 @@ class S2DeviceConfig:
             subentry_id=subentry_id,
             name=name,
             enabled=bool(s2.get(CONF_S2_ENABLED, False)),
-            power_sensor=_sensor_id(s2.get(CONF_S2_POWER_SENSOR)),
-            fill_level_sensor=_sensor_id(s2.get(CONF_S2_FILL_LEVEL_SENSOR)),
-            usage_forecast_sensor=_sensor_id(s2.get(CONF_S2_USAGE_FORECAST_SENSOR)),
-            actuator_status_sensor=_sensor_id(s2.get(CONF_S2_ACTUATOR_STATUS_SENSOR)),
-            schedule_sensor=_sensor_id(data.get(CONF_POWER_SENSOR)),
+            power_sensor=as_sensor_id(s2.get(CONF_S2_POWER_SENSOR)),
+            fill_level_sensor=as_sensor_id(s2.get(CONF_S2_FILL_LEVEL_SENSOR)),
+            usage_forecast_sensor=as_sensor_id(s2.get(CONF_S2_USAGE_FORECAST_SENSOR)),
+            actuator_status_sensor=as_sensor_id(s2.get(CONF_S2_ACTUATOR_STATUS_SENSOR)),
+            schedule_sensor=as_sensor_id(data.get(CONF_POWER_SENSOR)),
         )
 
     @classmethod

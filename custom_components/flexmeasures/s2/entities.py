@@ -20,8 +20,8 @@ from homeassistant.components.sensor import (
     SensorEntity,
     SensorEntityDescription,
 )
-from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EntityCategory, Platform
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity, EntityDescription
@@ -151,32 +151,18 @@ class S2Sensor(S2Entity, SensorEntity):
         return self.entity_description.value_fn(self.status)
 
 
-async def async_setup_s2_binary_sensors(
-    hass: HomeAssistant,
+@callback
+def async_add_s2_entities(
     entry: FlexMeasuresConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
+    platform: Platform,
 ) -> None:
-    """Add the S2 binary sensors of every S2-enabled controlled device."""
+    """Add a platform's S2 entities of every S2-enabled controlled device."""
     hub = entry.runtime_data.s2
     for device in hub.devices.values():
-        async_add_entities(
-            [
-                S2BinarySensor(hub, device, description)
-                for description in BINARY_SENSORS
-            ],
-            config_subentry_id=device.subentry_id,
-        )
-
-
-async def async_setup_s2_sensors(
-    hass: HomeAssistant,
-    entry: FlexMeasuresConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-) -> None:
-    """Add the S2 sensors of every S2-enabled controlled device."""
-    hub = entry.runtime_data.s2
-    for device in hub.devices.values():
-        async_add_entities(
-            [S2Sensor(hub, device, description) for description in SENSORS],
-            config_subentry_id=device.subentry_id,
-        )
+        entities: list[Entity]
+        if platform is Platform.SENSOR:
+            entities = [S2Sensor(hub, device, desc) for desc in SENSORS]
+        else:
+            entities = [S2BinarySensor(hub, device, desc) for desc in BINARY_SENSORS]
+        async_add_entities(entities, config_subentry_id=device.subentry_id)

@@ -37,6 +37,7 @@ from ..const import (
     CONF_SOC_MIN,
     CONF_SOC_UNIT,
 )
+from ..util import as_sensor_id, optional_float
 
 DEFAULT_RESOLUTION: Final = timedelta(minutes=15)
 MAX_DURATION: Final = timedelta(days=7)
@@ -167,10 +168,10 @@ class DeviceConfig:
             charge_power_kw=float(data[CONF_CHARGE_POWER]),
             discharge_power_kw=float(data[CONF_DISCHARGE_POWER]),
             roundtrip_efficiency=float(efficiency) / 100 if efficiency else None,
-            consumption_price_sensor=_optional_id(
+            consumption_price_sensor=as_sensor_id(
                 data.get(CONF_CONSUMPTION_PRICE_SENSOR)
             ),
-            production_price_sensor=_optional_id(
+            production_price_sensor=as_sensor_id(
                 data.get(CONF_PRODUCTION_PRICE_SENSOR)
             ),
             horizon=timedelta(hours=float(data[CONF_HORIZON])),
@@ -200,11 +201,6 @@ class DeviceConfig:
         if self.soc_unit is SocUnit.PERCENT:
             return 100.0
         return self.capacity_kwh
-
-
-def _optional_id(value: Any) -> int | None:
-    """Return a sensor id from subentry data, or None."""
-    return int(value) if value not in (None, "") else None
 
 
 def quantity(value: float, unit: str) -> str:
@@ -272,7 +268,6 @@ class ScheduleRequest:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScheduleRequest:
         """Rebuild a stored request."""
-        efficiency = data.get("roundtrip_efficiency")
         return cls(
             start=datetime.fromisoformat(data["start"]),
             duration=timedelta(seconds=float(data["duration"])),
@@ -282,7 +277,7 @@ class ScheduleRequest:
             targets=_targets_from_store(data.get("targets", ())),
             charge_power_kw=float(data["charge_power"]),
             discharge_power_kw=float(data["discharge_power"]),
-            roundtrip_efficiency=None if efficiency is None else float(efficiency),
+            roundtrip_efficiency=optional_float(data.get("roundtrip_efficiency")),
             flex_model=dict(data.get("flex_model") or {}),
             flex_context=dict(data.get("flex_context") or {}),
             force=bool(data.get("force", False)),
@@ -422,10 +417,9 @@ class UnmetTarget:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UnmetTarget:
         """Rebuild a stored unmet target."""
-        target = data.get("target")
         return cls(
             at=datetime.fromisoformat(data["at"]),
-            target_kwh=None if target is None else float(target),
+            target_kwh=optional_float(data.get("target")),
             deviation_kwh=float(data["deviation"]),
         )
 

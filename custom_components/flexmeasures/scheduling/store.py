@@ -11,6 +11,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.storage import Store
 
 from ..const import DOMAIN, LOGGER
+from ..util import optional_float
 from .model import PendingJob, Schedule
 
 STORAGE_VERSION: Final = 1
@@ -77,8 +78,8 @@ class StoredPlan:
                 plan.schedule = Schedule.from_dict(data["schedule"])
             if data.get("last_updated"):
                 plan.last_updated = datetime.fromisoformat(data["last_updated"])
-            plan.job_seconds_per_slot = _optional_float(data, "job_seconds_per_slot")
-            plan.job_spread_per_slot = _optional_float(data, "job_spread_per_slot")
+            plan.job_seconds_per_slot = optional_float(data.get("job_seconds_per_slot"))
+            plan.job_spread_per_slot = optional_float(data.get("job_spread_per_slot"))
         except (KeyError, TypeError, ValueError):
             LOGGER.warning("Ignoring an unreadable stored schedule for %s", name)
             plan.schedule = None
@@ -88,12 +89,6 @@ class StoredPlan:
             except (KeyError, TypeError, ValueError):
                 LOGGER.warning("Ignoring an unreadable job in flight of %s", name)
         return plan
-
-
-def _optional_float(data: Mapping[str, Any], key: str) -> float | None:
-    """Return a stored number, or None when it is absent."""
-    value = data.get(key)
-    return None if value is None else float(value)
 
 
 class PlanKeeper:
