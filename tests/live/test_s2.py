@@ -155,9 +155,27 @@ async def test_power_measurement_reaches_flexmeasures(
         lambda: hub.status[subentry_id].control_type == "fill_rate_based_control"
     )
 
-    # A slot in the past, with values (W) unique to this run: a rerun against the
-    # same server writes newer beliefs, and the newest ones are read back.
-    slot = quarter_floor(dt_util.utcnow()) - timedelta(hours=5)
+    async def read(slot: datetime) -> TimeSeries:
+        """Return what the server holds for the slot and the one after it."""
+        return await api.async_get_sensor_data(
+            sensor_id,
+            start=slot,
+            duration=2 * resolution,
+            resolution=resolution,
+            unit="kW",
+        )
+
+    # A past slot the server holds nothing about, with values (W) unique to this
+    # run. The server outlives a run: this power sensor also carries the plans of
+    # earlier runs (24 h or more from their moment), and FlexMeasures answers a
+    # plan's belief for a slot it covers. Whole weeks back, nothing was planned.
+    recent = quarter_floor(dt_util.utcnow()) - timedelta(hours=5)
+    for weeks in range(52):
+        slot = recent - timedelta(weeks=weeks)
+        if all(value is None for value in (await read(slot)).values):
+            break
+    else:
+        pytest.fail(f"every week back from {recent} holds beliefs of {sensor_id}")
     phases = [round(random.uniform(100, 1500), 1) for _ in range(3)]  # noqa: S311
     symmetric = round(random.uniform(-4000, 4000), 1)  # noqa: S311
     measurements: list[tuple[timedelta, list[tuple[CommodityQuantity, float]]]] = [
@@ -194,23 +212,13 @@ async def test_power_measurement_reaches_flexmeasures(
         assert (await rm.expect_status(message_id))["status"] == "OK"
     expected_kw = (sum(phases) + symmetric) / 2 / 1000
 
-    async def read() -> TimeSeries:
-        """Return what the server holds for the slot and the one still open."""
-        return await api.async_get_sensor_data(
-            sensor_id,
-            start=slot,
-            duration=2 * resolution,
-            resolution=resolution,
-            unit="kW",
-        )
-
     # Posting is asynchronous: poll (bounded) until the slot's mean is stored.
-    stored = await read()
+    stored = await read(slot)
     for _ in range(int(POST_TIMEOUT / POLL_INTERVAL)):
         if stored.values[0] == pytest.approx(expected_kw, abs=1e-6):
             break
         await asyncio.sleep(POLL_INTERVAL)
-        stored = await read()
+        stored = await read(slot)
     assert stored.values[0] == pytest.approx(expected_kw, abs=1e-6)
     assert stored.start == slot
     assert stored.resolution == resolution
