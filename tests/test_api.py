@@ -53,7 +53,7 @@ from custom_components.flexmeasures.api import (
 )
 
 from .conftest import EMAIL, ENTRY_DATA, JSON_HEADERS, PASSWORD, FakeFlexMeasures
-from .test_s2 import new_id, resource_manager_details, storage_description
+from .s2_helpers import new_id, resource_manager_details, storage_description
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

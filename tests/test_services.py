@@ -60,7 +60,7 @@ from .conftest import (
     posted,
     setup_entry,
 )
-from .test_s2 import connect_frbc
+from .s2_helpers import connect_frbc
 
 pytestmark = pytest.mark.usefixtures("fast_polling")
 

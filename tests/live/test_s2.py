@@ -34,7 +34,7 @@ from custom_components.flexmeasures.const import (
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
 from custom_components.flexmeasures.s2 import s2_path
 from custom_components.flexmeasures.scheduling import DeviceScheduler, Schedule
-from tests.test_s2 import (
+from tests.s2_helpers import (
     ResourceManager,
     as_plan,
     expected_instructions,
