@@ -691,6 +691,35 @@ class FlexMeasuresApi:
             )
         )
 
+    async def async_trigger_site_schedule(
+        self,
+        *,
+        asset_id: int,
+        start: datetime,
+        duration: timedelta,
+        flex_models: Sequence[Mapping[str, Any]],
+        flex_context: Mapping[str, Any] | None = None,
+        force: bool = False,
+        now: datetime | None = None,
+    ) -> str:
+        """Queue one job planning several devices of a site; return the job id.
+
+        Each flex-model names its device's power sensor (``"sensor": id``); the
+        flex-context holds what the devices share (prices, the grid connection's
+        ``site-power-capacity``, inflexible sensors). The plan of each device is
+        then fetched with ``async_get_schedule`` for its own sensor and this job.
+        """
+        return await self._call(
+            lambda: self._client.trigger_schedule(
+                asset_id=asset_id,
+                start=start.isoformat(),
+                duration=format_duration(duration),
+                flex_model=[dict(model) for model in flex_models],
+                flex_context=dict(flex_context) if flex_context else None,
+                prior=now if force else None,
+            )
+        )
+
     async def async_get_job_status(self, job_id: str) -> Mapping[str, Any]:
         """Return the job's status document in one request."""
         return cast(

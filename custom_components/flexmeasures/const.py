@@ -106,3 +106,27 @@ CONF_INVERT: Final = "invert"
 CONF_AGGREGATION: Final = "aggregation"
 CONF_UPLOAD_INTERVAL: Final = "upload_interval"
 DEFAULT_UPLOAD_INTERVAL: Final = timedelta(minutes=5)
+
+# --- Forecast links (issue 16): config subentries that post series HA holds
+# (day-ahead prices, solar forecasts) to a FlexMeasures sensor as forecasts.
+SUBENTRY_FORECAST_LINK: Final = "forecast_link"
+CONF_SOURCE_TYPE: Final = "source_type"
+# Source types: a response action of a price integration, an entity attribute
+# holding a list of slots, or HA's energy solar forecast of a config entry.
+SOURCE_ACTION: Final = "action"
+SOURCE_ATTRIBUTE: Final = "attribute"
+SOURCE_SOLAR_FORECAST: Final = "solar_forecast"
+CONF_SOURCE_ENTRY: Final = "source_entry"
+CONF_SOURCE_ENTITY: Final = "source_entity"
+CONF_SOURCE_ATTRIBUTE: Final = "source_attribute"
+CONF_SOURCE_SHAPE: Final = "source_shape"
+CONF_SOURCE_UNIT: Final = "source_unit"
+
+# --- Sites (issue 16): a FlexMeasures parent asset whose controlled devices are
+# planned together, in one asset-level job, under one grid connection.
+SUBENTRY_SITE: Final = "site"
+CONF_ASSET_ID: Final = "asset_id"
+CONF_SITE_DEVICES: Final = "devices"
+CONF_SITE_POWER_CAPACITY: Final = "site_power_capacity"
+CONF_INFLEXIBLE_SENSORS: Final = "inflexible_sensors"
+CONF_REPLAN_ON_PRICES: Final = "replan_on_prices"

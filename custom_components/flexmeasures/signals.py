@@ -15,3 +15,12 @@ def signal_uploader_updated(entry_id: str) -> SignalType[()]:
 def signal_s2_updated(entry_id: str, subentry_id: str) -> SignalType[()]:
     """Return the signal of a controlled device's S2 status: it changed."""
     return SignalType(f"{DOMAIN}_s2_updated_{entry_id}_{subentry_id}")
+
+
+def signal_forecast_posted(entry_id: str) -> SignalType[int]:
+    """Return the signal of an entry's forecast links: a series reached a sensor.
+
+    The argument is the FlexMeasures sensor id the forecast was posted to (a
+    site may replan when its price sensor got new prices).
+    """
+    return SignalType(f"{DOMAIN}_forecast_posted_{entry_id}")

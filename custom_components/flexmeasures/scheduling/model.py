@@ -645,3 +645,21 @@ def schedule_summary(schedule: Schedule, config: DeviceConfig) -> dict[str, Any]
         else None,
         "soc_unit": config.soc_unit.symbol,
     }
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiteConfig:
+    """A site as configured in its subentry: devices planned together (issue 16).
+
+    ``asset_id`` is the FlexMeasures parent asset the job is triggered on;
+    ``device_subentry_ids`` are the controlled-device subentries it plans.
+    """
+
+    name: str
+    asset_id: int
+    device_subentry_ids: tuple[str, ...]
+    site_power_capacity_kva: float | None
+    consumption_price_sensor: int | None
+    production_price_sensor: int | None
+    inflexible_sensors: tuple[int, ...] = ()
+    replan_on_prices: bool = False
