@@ -8,7 +8,7 @@ from datetime import datetime
 
 @dataclass(frozen=True, slots=True)
 class SourcePoint:
-    """One slot of a source: when it starts (and ends, if the source says) and its value."""
+    """One slot of a source: its start, its end if the source says, its value."""
 
     start: datetime
     end: datetime | None
