@@ -49,6 +49,9 @@ DEMO_ENTITIES = [
     "input_number.demo_battery_state_of_charge",
     "sensor.demo_charger_power",
     "input_number.demo_charger_power",
+    "sensor.demo_car_state_of_charge",
+    "input_number.demo_car_state_of_charge",
+    "sensor.demo_day_ahead_price",
 ]
 T0 = time.monotonic()
 
