@@ -100,7 +100,9 @@ async def run(seed: Path, quick: bool, only: list[str] | None = None) -> list[Fi
     return figures
 
 
-def describe_run(seed: Path, quick: bool, seconds: float) -> dict[str, Any]:
+def describe_run(
+    seed: Path, quick: bool, seconds: float, only: list[str] | None = None
+) -> dict[str, Any]:
     """Return when, where and with what the figures were measured."""
     server = json.loads(seed.read_text()).get("flexmeasures_version", "?")
     return {
@@ -111,7 +113,8 @@ def describe_run(seed: Path, quick: bool, seconds: float) -> dict[str, Any]:
         "python": platform.python_version(),
         "home_assistant": ha_const.__version__,
         "flexmeasures_server": server,
-        "mode": "quick" if quick else "full",
+        "mode": ("quick" if quick else "full")
+        + (f", only {', '.join(only)}" if only else ""),
         "seconds": round(seconds),
     }
 
@@ -185,7 +188,7 @@ def main() -> int:
 
     began = time.perf_counter()
     figures = asyncio.run(run(args.seed, args.quick, args.only))
-    meta = describe_run(args.seed, args.quick, time.perf_counter() - began)
+    meta = describe_run(args.seed, args.quick, time.perf_counter() - began, args.only)
     block = bench_report.render_table(
         figures, meta_line(meta, figures, bench_report.DEFAULT_TOLERANCE)
     )
