@@ -19,6 +19,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
+from .compat import device_by_identifier, device_subentry_ids
 from .const import DOMAIN
 from .identity import controlled_device_subentry_id
 from .scheduling import Schedule, ScheduleStatus, merge_windows
@@ -500,7 +501,7 @@ def site_subentry_id(
     return next(
         (
             subentry_id
-            for subentry_id in device.config_entries_subentries.get(entry.entry_id, ())
+            for subentry_id in device_subentry_ids(device, entry.entry_id)
             if subentry_id in sites
         ),
         None,
@@ -520,7 +521,9 @@ class SiteRef:
         """Return the registry entries of the site's controlled devices."""
         registry = dr.async_get(hass)
         return [
-            registry.async_get_device({scheduler.device_identifier})
+            device_by_identifier(
+                registry, scheduler.device_identifier, self.entry.entry_id
+            )
             for scheduler in self.site.devices
         ]
 
