@@ -441,3 +441,23 @@ async def test_site_feed_permission(
         assert (await client.receive_json())["event"]["name"] == "Home site"
     else:
         assert msg["error"]["code"] == "unauthorized"
+
+
+async def test_site_feed_stops_when_no_longer_readable(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_read_only_user: MockUser,
+    hass_read_only_access_token: str,
+    init_site: dr.DeviceEntry,
+) -> None:
+    """A user who may no longer read the site hears nothing of new plans."""
+    client, subscription = await subscribe(
+        hass, hass_ws_client, init_site.id, hass_read_only_access_token
+    )
+    await next_plan(client, subscription)
+
+    hass_read_only_user.mock_policy({"entities": {"entity_ids": {}}})
+    set_plan(hass, BATTERY_SUBENTRY_ID, plan("job-b", [2.0]))
+    await hass.async_block_till_done()
+
+    await nothing_more(client)
