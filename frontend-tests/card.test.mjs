@@ -6,15 +6,21 @@ import {
   chartModel,
   clipPrices,
   clipSchedule,
+  clipSite,
   FlexMeasuresScheduleCard,
   linear,
   makeFormatters,
   niceScale,
   normalizeConfig,
+  peakText,
   powerBars,
   priceStepPath,
   scheduleWindows,
+  siteChartModel,
+  siteLabel,
   socPath,
+  stackedBars,
+  stackExtent,
   timeTicks,
   windowText,
 } from "../custom_components/flexmeasures/frontend/flexmeasures-schedule-card.js";
@@ -359,5 +365,192 @@ describe("live refresh", () => {
     const card = cardWith(connection, []);
     await card._subscribe();
     assert.equal(card._unsub, undefined);
+  });
+});
+
+/* ------------------------------------------------------------------------ */
+/* Site view                                                                */
+/* ------------------------------------------------------------------------ */
+
+/** A site's plan: `devices` maps names to power series in slots of `minutes`. */
+function sitePlan(devices, { minutes = 15, capacity = 11, prices = null, start = T0 } = {}) {
+  const entries = Object.entries(devices);
+  const slots = entries.length ? entries[0][1].length : 0;
+  const total = Array.from({ length: slots }, (_, i) => {
+    const values = entries.map(([, v]) => v[i]).filter((v) => v !== null);
+    return values.length ? values.reduce((a, b) => a + b, 0) : null;
+  });
+  return {
+    device_id: "site1",
+    name: "Home",
+    status: "ready",
+    start: iso(start),
+    end: iso(start + slots * minutes * 60000),
+    resolution: minutes * 60,
+    unit: "kW",
+    capacity,
+    devices: entries.map(([name, values]) => ({ device_id: `dev-${name}`, name, kind: "battery", status: "ready", values })),
+    total,
+    peak: null,
+    prices,
+    updated: null,
+  };
+}
+
+describe("clipSite", () => {
+  it("cuts every device's series to the view, keeping the totals", () => {
+    const site = sitePlan({ Battery: [1, 2, 3, 4], Car: [null, 7, 7, 0] }, { minutes: 60 });
+    const clip = clipSite(site, T0 + HOUR + 5, 2);
+    assert.equal(clip.start, T0 + HOUR);
+    assert.deepEqual(clip.slots.map((s) => s.values), [[2, 7], [3, 7]]);
+    assert.deepEqual(clip.slots.map((s) => s.total), [9, 10]);
+  });
+
+  it("returns no slots without a plan and treats non-numbers as gaps", () => {
+    for (const site of [null, sitePlan({}), { ...sitePlan({ A: [1] }), start: null, total: [1] }]) {
+      assert.deepEqual(clipSite(site, T0, 24).slots, []);
+    }
+    const odd = sitePlan({ A: [1, 2] });
+    odd.devices[0].values = [Number.NaN, "2"];
+    odd.devices.push({ name: "B", values: null });
+    assert.deepEqual(clipSite(odd, T0, 24).slots.map((s) => s.values), [[null, null], [null, null]]);
+  });
+});
+
+describe("stackedBars", () => {
+  const x = linear(T0, T0 + HOUR, 0, 400);
+  const y = linear(-10, 10, 200, 0); // zero at 100 px, 10 px per kW
+
+  it("stacks charging up and discharging down from zero, in device order", () => {
+    const site = sitePlan({ Battery: [3, -2, 0, null], Car: [5, 4, null, null], Boiler: [-1, -1, 0, null] });
+    const bars = stackedBars(clipSite(site, T0, 24).slots, x, y, 0);
+    const slot0 = bars.filter((b) => b.slot.start === T0);
+    assert.deepEqual(
+      slot0.map((b) => [b.device, b.kind, b.y, b.height]),
+      [
+        [0, "charging", 70, 30],
+        [1, "charging", 20, 50],
+        [2, "discharging", 100, 10],
+      ],
+    );
+    const slot1 = bars.filter((b) => b.slot.start === T0 + 15 * 60000);
+    assert.deepEqual(
+      slot1.map((b) => [b.device, b.y, b.height]),
+      [
+        [0, 100, 20],
+        [1, 60, 40],
+        [2, 120, 10],
+      ],
+    );
+    assert.equal(bars.length, 6, "idle and unplanned slots draw nothing");
+    assert.ok(bars.every((b) => b.width === 100));
+  });
+
+  it("measures the highest and deepest stacks", () => {
+    const site = sitePlan({ A: [3, -2], B: [5, -4] });
+    assert.deepEqual(stackExtent(clipSite(site, T0, 24).slots), { min: -6, max: 8 });
+    assert.deepEqual(stackExtent([]), { min: 0, max: 0 });
+  });
+});
+
+describe("siteChartModel", () => {
+  const prices = { start: iso(T0), resolution: 3600, unit: "EUR/MWh", values: [100, 50] };
+
+  it("scales to the grid capacity and draws its line, the price and now", () => {
+    const site = sitePlan({ Battery: [2, 2, -1, 0], Car: [3, 3, 3, 3] }, { minutes: 30, prices });
+    const m = siteChartModel(site, normalizeConfig({ site: "site1" }), T0 + 10 * 60000, 360, 190, fmt);
+    assert.ok(m.power.scale.max >= 11, "the capacity is on the scale");
+    assert.deepEqual(m.capacity.lines.map((l) => l.value), [11]);
+    assert.ok(Math.abs(m.capacity.lines[0].y - m.power.y(11)) < 1e-9);
+    assert.equal(m.power.bars.length, 7);
+    assert.deepEqual([m.price.min, m.price.max], [50, 100]);
+    assert.ok(m.now > m.plot.left && m.now < m.plot.right);
+  });
+
+  it("draws the export limit when the discharging reaches it", () => {
+    const site = sitePlan({ Battery: [-9, -9], Car: [-4, 0] }, { capacity: 11 });
+    const m = siteChartModel(site, normalizeConfig({ site: "site1" }), T0, 360, 190, fmt);
+    assert.deepEqual(m.capacity.lines.map((l) => l.value), [11, -11]);
+  });
+
+  it("leaves out hidden or missing parts", () => {
+    const site = sitePlan({ Battery: [1] }, { capacity: null, prices });
+    const m = siteChartModel(site, normalizeConfig({ site: "s", show_power: false, show_price: false }), T0, 360, 190, fmt);
+    assert.deepEqual([m.power.bars.length, m.capacity, m.price], [0, null, null]);
+    const empty = siteChartModel(sitePlan({}), normalizeConfig({ site: "s" }), T0, 360, 190, fmt);
+    assert.deepEqual([empty.power.bars.length, empty.now, empty.ticks.length], [0, null, 0]);
+  });
+});
+
+describe("peakText and siteLabel", () => {
+  const site = sitePlan({ Battery: [2, -9, 0], Car: [7.4, 0, 0] }, { minutes: 60 });
+  const clip = clipSite(site, T0, 24);
+
+  it("names the peak of the summed power against the capacity", () => {
+    assert.deepEqual(peakText(clip, 11, fmt), { text: "Peak 9.4 kW at 00:00 of 11 kW grid capacity", over: false });
+    assert.deepEqual(peakText(clip, 9, fmt), { text: "Peak 9.4 kW at 00:00, above the grid capacity of 9 kW", over: true });
+    assert.equal(peakText(clip, null, fmt).text, "Peak 9.4 kW at 00:00");
+    assert.equal(peakText(clipSite(sitePlan({ A: [0, null] }), T0, 24), 11, fmt).text, "No power planned");
+  });
+
+  it("tells a screen reader the devices, the capacity and the peak", () => {
+    const m = siteChartModel(site, normalizeConfig({ site: "site1" }), T0, 360, 190, fmt);
+    assert.equal(
+      siteLabel(site, m, fmt),
+      "Planned power of Battery, Car, stacked per device; grid capacity 11 kW; Peak 9.4 kW at 00:00 of 11 kW grid capacity",
+    );
+    assert.match(siteLabel(null, siteChartModel(null, normalizeConfig({ site: "s" }), T0, 360, 190, fmt), fmt), /no devices/);
+  });
+
+  it("accepts a site's device id in the card configuration", () => {
+    assert.equal(normalizeConfig({ site: "abc" }).site, "abc");
+    for (const site of ["", 3, null]) assert.throws(() => normalizeConfig({ site }), /site/);
+  });
+});
+
+describe("site feed", () => {
+  it("subscribes to the site and shows each plan it sends", async () => {
+    const subscriptions = [];
+    let unsubscribed = 0;
+    const connection = {
+      subscribeMessage: async (callback, msg) => {
+        subscriptions.push({ callback, msg });
+        return () => unsubscribed++;
+      },
+    };
+    const Card = class extends FlexMeasuresScheduleCard {
+      attachShadow() {}
+    };
+    const card = new Card();
+    card.setConfig({ site: "site1" });
+    const calls = [];
+    card._hass = { connection, callWS: async (msg) => calls.push(msg) };
+    await card._subscribe();
+    await card._refresh();
+    assert.deepEqual(subscriptions.map((s) => s.msg), [{ type: "flexmeasures/schedule/site/subscribe", device_id: "site1" }]);
+    assert.deepEqual(calls, [], "the plan comes with the subscription");
+
+    const plan = sitePlan({ Battery: [1] });
+    subscriptions[0].callback(plan);
+    assert.equal(card._site, plan);
+    card._siteId = "another";
+    subscriptions[0].callback(sitePlan({ Car: [2] }));
+    assert.equal(card._site, plan, "a feed of a site no longer shown is ignored");
+
+    card._unsubscribe();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(unsubscribed, 1);
+  });
+
+  it("shows why a site cannot be subscribed to", async () => {
+    const Card = class extends FlexMeasuresScheduleCard {
+      attachShadow() {}
+    };
+    const card = new Card();
+    card.setConfig({ site: "gone" });
+    card._hass = { connection: { subscribeMessage: async () => Promise.reject(new Error("No site gone")) } };
+    await card._subscribe();
+    assert.equal(card._unsub, undefined);
+    assert.equal(card._error, "No site gone");
   });
 });

@@ -6,13 +6,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.flexmeasures.api import TimeSeries
 from custom_components.flexmeasures.card_data import (
+    SiteMember,
     card_prices,
     card_schedule,
     schedule_windows,
+    site_grid,
+    site_view,
 )
+from custom_components.flexmeasures.scheduling import Schedule, ScheduleStatus
+from custom_components.flexmeasures.scheduling.model import SiteConfig
 
 START = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -152,3 +158,157 @@ def test_card_prices(
 ) -> None:
     """A price series becomes the card's prices; nothing to draw is None."""
     assert card_prices(series) == expected
+
+
+# --- Sites -------------------------------------------------------------------
+
+SITE = SiteConfig(
+    name="Home",
+    asset_id=10,
+    device_subentry_ids=("battery", "car"),
+    site_power_capacity_kva=11.0,
+    consumption_price_sensor=30,
+    production_price_sensor=None,
+)
+
+
+def plan(
+    job_id: str, values: list[float], minutes: int = 15, offset: int = 0
+) -> Schedule:
+    """Return a plan of ``values`` in slots of ``minutes``, from START + offset."""
+    return Schedule(
+        job_id=job_id,
+        start=START + timedelta(minutes=offset),
+        resolution=timedelta(minutes=minutes),
+        values=tuple(values),
+        soc_at_start_kwh=0.0,
+        soc=tuple(values),
+        targets=(),
+        computed_at=START,
+    )
+
+
+def member(
+    name: str,
+    schedule: Schedule | None,
+    status: ScheduleStatus = ScheduleStatus.READY,
+    updated: datetime | None = None,
+    kind: str = "battery",
+) -> SiteMember:
+    """Return a device of the site."""
+    return SiteMember(
+        device_id=f"device_{name}",
+        name=name,
+        kind=kind,
+        status=status,
+        schedule=schedule,
+        updated=updated,
+    )
+
+
+def test_site_view(snapshot: SnapshotAssertion) -> None:
+    """Each device's power on a common grid, the sum, peak, capacity and prices.
+
+    The car plans per half hour: on the battery's quarter-hour grid each of
+    its slots shows twice; it starts a slot later and the grid spans both.
+    """
+    members = [
+        member(
+            "Battery",
+            plan("job-b", [5.0, -2.0, 0.0, -3.0]),
+            updated=START + timedelta(minutes=1),
+        ),
+        member(
+            "Car",
+            plan("job-c", [7.4, 0.0], minutes=30, offset=15),
+            updated=START,
+            kind="ev_charger",
+        ),
+        member("Boiler", None, ScheduleStatus.IDLE, kind="heat_pump_buffer"),
+    ]
+    prices = TimeSeries(
+        start=START, resolution=timedelta(hours=1), unit="EUR/MWh", values=(81.5, 90.0)
+    )
+
+    view = site_view("site_device", "Home site", SITE, members, prices)
+
+    assert view["total"] == [5.0, 5.4, 7.4, -3.0, 0.0]
+    assert view["peak"] == {"value": 7.4, "start": at(30)}
+    assert view["capacity"] == 11.0
+    assert view == snapshot
+
+
+def test_site_view_without_plans() -> None:
+    """A site none of whose devices has a plan yet shows its devices, no grid."""
+    view = site_view(
+        "site_device",
+        "Home site",
+        SITE,
+        [member("Battery", None, ScheduleStatus.IDLE)],
+    )
+    expected: dict[str, Any] = {
+        "device_id": "site_device",
+        "name": "Home site",
+        "status": "idle",
+        "start": None,
+        "end": None,
+        "resolution": None,
+        "unit": "kW",
+        "capacity": 11.0,
+        "devices": [
+            {
+                "device_id": "device_Battery",
+                "name": "Battery",
+                "kind": "battery",
+                "status": "idle",
+                "values": [],
+            }
+        ],
+        "total": [],
+        "peak": None,
+        "prices": None,
+        "updated": None,
+    }
+    assert view == expected
+
+
+def test_site_grid_leaves_out_old_plans() -> None:
+    """A plan over before the newest one starts is left off the grid."""
+    old = plan("job-old", [1.0], offset=-24 * 60)
+    members = [member("Battery", plan("job-new", [2.0, 2.0])), member("Car", old)]
+
+    grid = site_grid(members)
+    view = site_view("site", "Home", SITE, members)
+
+    assert grid is not None
+    assert (grid.job_id, grid.start, grid.slots) == ("job-new", START, 2)
+    assert [device["values"] for device in view["devices"]] == [
+        [2.0, 2.0],
+        [None, None],
+    ]
+
+
+def test_site_peak_is_the_largest_magnitude() -> None:
+    """Discharging harder than any charging makes the peak; ties: the first."""
+    members = [member("Battery", plan("job", [2.0, -4.0, 4.0]))]
+    assert site_view("site", "Home", SITE, members)["peak"] == {
+        "value": -4.0,
+        "start": at(15),
+    }
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        ((ScheduleStatus.IDLE, ScheduleStatus.READY), "ready"),
+        ((ScheduleStatus.FALLBACK, ScheduleStatus.READY), "fallback"),
+        ((ScheduleStatus.STALE, ScheduleStatus.FALLBACK), "stale"),
+        ((ScheduleStatus.FAILED, ScheduleStatus.STALE), "failed"),
+        ((ScheduleStatus.FAILED, ScheduleStatus.COMPUTING), "computing"),
+        ((ScheduleStatus.IDLE,), "idle"),
+    ],
+)
+def test_site_status(statuses: tuple[ScheduleStatus, ...], expected: str) -> None:
+    """The site's status is the most pressing one of its devices."""
+    members = [member(f"d{i}", None, status) for i, status in enumerate(statuses)]
+    assert site_view("site", "Home", SITE, members)["status"] == expected

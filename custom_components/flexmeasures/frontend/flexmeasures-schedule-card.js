@@ -290,6 +290,9 @@ export function normalizeConfig(config) {
   if (!(horizon > 0) || horizon > 168) {
     throw new Error("horizon must be a number of hours between 1 and 168");
   }
+  if (config.site !== undefined && (typeof config.site !== "string" || !config.site)) {
+    throw new Error("site must be the device id of a FlexMeasures site");
+  }
   return {
     ...config,
     horizon,
@@ -363,6 +366,164 @@ export function chartModel(schedule, config, now, width, height, fmt) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Site view (pure): the devices of a site stacked under the grid capacity  */
+/* ------------------------------------------------------------------------ */
+
+/** How many device colours the card defines (--fm-device-color-0 … -7). */
+export const DEVICE_COLORS = 8;
+
+/**
+ * Cut a site's plan to what the card shows, as `clipSchedule` cuts a device's.
+ *
+ * Returns {start, end, slots: [{start, end, values, total}], prices} with
+ * times in ms; `values` holds each device's power in the slot (null: no plan).
+ */
+export function clipSite(site, now, horizonHours = DEFAULT_HORIZON) {
+  const total = site && Array.isArray(site.total) ? site.total : [];
+  const clip = clipSchedule(site ? { ...site, values: total, soc: null } : null, now, horizonHours);
+  const devices = (site && Array.isArray(site.devices) && site.devices) || [];
+  if (!clip.slots.length) return { start: clip.start, end: clip.end, slots: [], prices: clip.prices };
+  const start = toMs(site.start);
+  const step = Number(site.resolution) * 1000;
+  const first = Math.round((clip.start - start) / step);
+  const slots = clip.slots.map((slot, i) => ({
+    start: slot.start,
+    end: slot.end,
+    total: slot.value,
+    values: devices.map((device) => {
+      const value = Array.isArray(device.values) ? device.values[first + i] : null;
+      return isNum(value) ? value : null;
+    }),
+  }));
+  return { start: clip.start, end: clip.end, slots, prices: clip.prices };
+}
+
+/**
+ * Stacked bars: per slot each device's charging stacks up from zero, its
+ * discharging down from zero, in the order of the devices.
+ */
+export function stackedBars(slots, x, y, gap = 1) {
+  const bars = [];
+  for (const slot of slots) {
+    const left = x(slot.start) + gap / 2;
+    const width = Math.max(0.5, x(slot.end) - x(slot.start) - gap);
+    let up = 0;
+    let down = 0;
+    slot.values.forEach((value, device) => {
+      if (value === null || value === 0) return;
+      const from = value > 0 ? up : down;
+      const to = from + value;
+      if (value > 0) up = to;
+      else down = to;
+      const top = y(Math.max(from, to));
+      bars.push({
+        x: left,
+        y: top,
+        width,
+        height: Math.max(0, y(Math.min(from, to)) - top),
+        device,
+        kind: value > 0 ? "charging" : "discharging",
+        slot,
+      });
+    });
+  }
+  return bars;
+}
+
+/** The highest charging stack and deepest discharging stack of the slots. */
+export function stackExtent(slots) {
+  let max = 0;
+  let min = 0;
+  for (const slot of slots) {
+    const up = slot.values.reduce((sum, v) => sum + (v !== null && v > 0 ? v : 0), 0);
+    const down = slot.values.reduce((sum, v) => sum + (v !== null && v < 0 ? v : 0), 0);
+    max = Math.max(max, up);
+    min = Math.min(min, down);
+  }
+  return { min, max };
+}
+
+/**
+ * Everything the site chart draws, in pixels: stacked bars per device, the
+ * grid capacity (at +capacity, and at -capacity when the scale reaches it),
+ * the price and now.
+ */
+export function siteChartModel(site, config, now, width, height, fmt) {
+  const clip = clipSite(site, now, config.horizon);
+  const showPrice = config.show_price && clip.prices.some((p) => p.value !== null);
+  const margin = { top: 16, right: 12, bottom: 22, left: 40 };
+  const plot = {
+    left: margin.left,
+    right: Math.max(margin.left + 10, width - margin.right),
+    top: margin.top,
+    bottom: Math.max(margin.top + 10, height - margin.bottom),
+  };
+  const x = linear(clip.start, clip.end, plot.left, plot.right);
+  const gap = (plot.right - plot.left) / Math.max(1, clip.slots.length) >= 6 ? 1 : 0;
+  const extent = stackExtent(clip.slots);
+  const capacity = site && isNum(site.capacity) && site.capacity > 0 ? site.capacity : null;
+  const scale = niceScale(extent.min, Math.max(extent.max, capacity || 0), height < 180 ? 3 : 4);
+  const y = linear(scale.min, scale.max, plot.bottom, plot.top);
+  const capacityLines = capacity === null ? [] : [capacity, -capacity].filter((c) => c >= scale.min && c <= scale.max);
+
+  let price = null;
+  if (showPrice) {
+    const ps = clip.prices.map((p) => p.value).filter(isNum);
+    const lo = Math.min(...ps);
+    const hi = Math.max(...ps);
+    const pad = (hi - lo) * 0.1 || Math.abs(hi) * 0.1 || 1;
+    const yp = linear(lo - pad, hi + pad, plot.bottom, plot.top);
+    price = { min: lo, max: hi, y: yp, path: priceStepPath(clip.prices, x, yp), unit: site.prices.unit || "" };
+  }
+
+  return {
+    clip,
+    plot,
+    x,
+    power: {
+      scale,
+      y,
+      unit: (site && site.unit) || "kW",
+      gap,
+      bars: config.show_power ? stackedBars(clip.slots, x, y, gap) : [],
+    },
+    capacity: capacity === null ? null : { value: capacity, lines: capacityLines.map((c) => ({ value: c, y: y(c) })) },
+    price,
+    now: clip.slots.length && now >= clip.start && now <= clip.end ? x(now) : null,
+    ticks: timeTicks(clip.start, clip.end, plot.right - plot.left, fmt),
+  };
+}
+
+/**
+ * The site's peak in words, over the plan the card shows: "Peak 12.4 kW at
+ * 10:15, above the grid capacity of 11 kW", or "No power planned".
+ */
+export function peakText(clip, capacity, fmt, unit = "kW") {
+  let peak = null;
+  for (const slot of clip.slots) {
+    if (slot.total !== null && (peak === null || Math.abs(slot.total) > Math.abs(peak.total))) peak = slot;
+  }
+  if (peak === null || peak.total === 0) return { text: "No power planned", over: false };
+  const value = `${formatNumber(peak.total, fmt.language, 1)} ${unit}`;
+  const over = isNum(capacity) && Math.abs(peak.total) > capacity;
+  let text = `Peak ${value} at ${fmt.time(peak.start)}`;
+  if (isNum(capacity)) {
+    const limit = `${formatNumber(capacity, fmt.language, 1)} ${unit}`;
+    text += over ? `, above the grid capacity of ${limit}` : ` of ${limit} grid capacity`;
+  }
+  return { text, over };
+}
+
+/** What a screen reader hears for the site chart. */
+export function siteLabel(site, model, fmt) {
+  const names = ((site && site.devices) || []).map((d) => d.name).join(", ");
+  const parts = [`Planned power of ${names || "no devices"}, stacked per device`];
+  if (model.capacity) parts.push(`grid capacity ${formatNumber(model.capacity.value, fmt.language, 1)} ${model.power.unit}`);
+  parts.push(peakText(model.clip, model.capacity && model.capacity.value, fmt, model.power.unit).text);
+  return parts.join("; ");
+}
+
+/* ------------------------------------------------------------------------ */
 /* Custom elements (browser only)                                           */
 /* ------------------------------------------------------------------------ */
 
@@ -373,6 +534,18 @@ const STATUS_TEXT = {
   stale: "Schedule is out of date",
   failed: "Scheduling failed",
 };
+
+/* A site's devices take these colours in turn; each can be themed. */
+const DEVICE_PALETTE = [
+  "var(--primary-color, #03a9f4)",
+  "var(--orange-color, #ff9800)",
+  "var(--purple-color, #926bc7)",
+  "var(--teal-color, #009688)",
+  "var(--pink-color, #e91e63)",
+  "var(--lime-color, #cddc39)",
+  "var(--indigo-color, #3f51b5)",
+  "var(--brown-color, #795548)",
+];
 
 const CARD_STYLE = `
   :host { display: block; }
@@ -387,6 +560,7 @@ const CARD_STYLE = `
   .next { font-size: 1rem; color: var(--primary-text-color); display: flex; align-items: center; gap: 6px; }
   .next .dot { width: 10px; height: 10px; border-radius: 50%; background: var(--fm-charge-color); flex: none; }
   .next.none .dot { background: var(--disabled-text-color, var(--secondary-text-color)); }
+  .next.over .dot { background: var(--fm-capacity-color); }
   .info { font-size: 0.8rem; color: var(--secondary-text-color); min-height: 1.2em; font-variant-numeric: tabular-nums; }
   .chart { position: relative; width: 100%; height: var(--fm-chart-height, 190px); touch-action: pan-y; }
   svg { display: block; width: 100%; height: 100%; overflow: visible; font-family: inherit; }
@@ -398,6 +572,9 @@ const CARD_STYLE = `
   .bar.discharging { fill: var(--fm-discharge-color); }
   .bar.idle { fill: var(--fm-charge-color); }
   .bar.hover { opacity: 0.7; }
+  .bar.discharging[class*="device-"] { opacity: 0.75; }
+  .capacity { stroke: var(--fm-capacity-color); stroke-width: 1.5; stroke-dasharray: 6 3; shape-rendering: crispEdges; }
+  .capacity-label { fill: var(--fm-capacity-color); font-size: 10px; font-weight: 500; }
   .soc { fill: none; stroke: var(--fm-soc-color); stroke-width: 2.25; stroke-linejoin: round; stroke-linecap: round; }
   .price { fill: none; stroke: var(--fm-price-color); stroke-width: 1.5; stroke-dasharray: 4 3; opacity: 0.75; }
   .now { stroke: var(--fm-now-color); stroke-width: 1.5; }
@@ -410,6 +587,8 @@ const CARD_STYLE = `
   .legend i.bar.discharging { background: var(--fm-discharge-color); }
   .legend i.soc { background: var(--fm-soc-color); }
   .legend i.price { background: repeating-linear-gradient(90deg, var(--fm-price-color) 0 4px, transparent 4px 7px); }
+  .legend i.capacity { background: repeating-linear-gradient(90deg, var(--fm-capacity-color) 0 6px, transparent 6px 9px); }
+  ${Array.from({ length: DEVICE_COLORS }, (_, i) => `.bar.device-${i} { fill: var(--fm-device-color-${i}); } .legend i.device-${i} { background: var(--fm-device-color-${i}); }`).join("\n  ")}
   .message { color: var(--secondary-text-color); padding: 24px 0; text-align: center; }
   .message.error { color: var(--error-color, #db4437); }
   .foot { font-size: 0.75rem; color: var(--secondary-text-color); text-align: right; }
@@ -419,6 +598,8 @@ const CARD_STYLE = `
     --fm-soc-color: var(--flexmeasures-soc-color, var(--success-color, #43a047));
     --fm-price-color: var(--flexmeasures-price-color, var(--secondary-text-color, #727272));
     --fm-now-color: var(--flexmeasures-now-color, var(--error-color, #db4437));
+    --fm-capacity-color: var(--flexmeasures-capacity-color, var(--error-color, #db4437));
+    ${DEVICE_PALETTE.map((color, i) => `--fm-device-color-${i}: var(--flexmeasures-device-color-${i}, ${color});`).join("\n    ")}
   }
 `;
 
@@ -480,11 +661,17 @@ export class FlexMeasuresScheduleCard extends Base {
   }
 
   setConfig(config) {
+    const site = this._config && this._config.site;
     this._config = normalizeConfig(config);
     this._deviceId = this._config.device_id || null;
+    this._siteId = this._config.site || null;
     this._schedule = undefined;
+    this._site = undefined; // undefined: loading
     this._error = null;
-    if (this._hass && this.isConnected) this._refresh();
+    if (this._hass && this.isConnected) {
+      if ((this._config.site || undefined) !== (site || undefined)) this._subscribe();
+      this._refresh();
+    }
     this._render();
   }
 
@@ -539,6 +726,7 @@ export class FlexMeasuresScheduleCard extends Base {
     this._unsubscribe();
     const connection = this._hass && this._hass.connection;
     if (!connection) return;
+    if (this._siteId) return this._subscribeSite(connection);
     // The integration's own subscription: any user who may read the device's
     // entities gets it (the bus event itself is for administrators only).
     const pending = connection.subscribeMessage((event) => {
@@ -555,6 +743,25 @@ export class FlexMeasuresScheduleCard extends Base {
     }
   }
 
+  /** A site's feed sends its whole plan at once and on every change. */
+  async _subscribeSite(connection) {
+    const siteId = this._siteId;
+    const pending = connection.subscribeMessage((site) => {
+      if (this._siteId !== siteId) return;
+      this._site = site;
+      this._error = null;
+      this._render();
+    }, { type: "flexmeasures/schedule/site/subscribe", device_id: siteId });
+    this._unsub = pending;
+    try {
+      await pending;
+    } catch (err) {
+      if (this._unsub === pending) this._unsub = undefined;
+      this._error = (err && err.message) || String(err);
+      this._render();
+    }
+  }
+
   _unsubscribe() {
     const pending = this._unsub;
     this._unsub = undefined;
@@ -562,7 +769,8 @@ export class FlexMeasuresScheduleCard extends Base {
   }
 
   async _refresh() {
-    if (!this._hass || !this._config) return;
+    // A site's plan comes with its subscription.
+    if (!this._hass || !this._config || this._siteId) return;
     const token = (this._token = (this._token || 0) + 1);
     try {
       if (!this._deviceId) {
@@ -589,6 +797,7 @@ export class FlexMeasuresScheduleCard extends Base {
 
   _render() {
     if (!this.shadowRoot || !this._config) return;
+    if (this._siteId) return this._renderSite();
     const fmt = formattersFor(this._hass);
     const now = Date.now();
     const schedule = this._schedule;
@@ -722,6 +931,144 @@ export class FlexMeasuresScheduleCard extends Base {
     legend.innerHTML = items.join("");
   }
 
+  _renderSite() {
+    const fmt = formattersFor(this._hass);
+    const now = Date.now();
+    const site = this._site;
+    const title = this._config.title || (site && site.name) || "Site plan";
+    const status = site && site.status && !["ready", "idle"].includes(site.status) ? site.status : null;
+    let body;
+    if (this._error) {
+      body = `<div class="message error">${escapeHtml(this._error)}</div>`;
+    } else if (site === undefined) {
+      body = `<div class="message">Loading…</div>`;
+    } else if (!site || !site.total || !site.total.length) {
+      body = `<div class="message">No schedule yet.</div>`;
+    } else {
+      body = `
+        <div class="next"><span class="dot"></span><span class="peak"></span></div>
+        <div class="info"></div>
+        <div class="chart"></div>
+        <div class="legend" role="list"></div>
+        ${site.updated ? `<div class="foot">Updated ${escapeHtml(fmt.time(toMs(site.updated)))}</div>` : ""}`;
+    }
+    this.shadowRoot.innerHTML = `
+      <style>${CARD_STYLE}</style>
+      <ha-card>
+        <div class="wrap">
+          <div class="head">
+            <div class="title">${escapeHtml(title)}</div>
+            ${status ? `<div class="status ${status}">${escapeHtml(STATUS_TEXT[status] || status)}</div>` : ""}
+          </div>
+          ${body}
+        </div>
+      </ha-card>`;
+    const chart = this.shadowRoot.querySelector(".chart");
+    if (chart) this._drawSiteChart(chart, site, now, fmt);
+  }
+
+  _drawSiteChart(container, site, now, fmt) {
+    const width = this._width || container.clientWidth || 320;
+    const height = container.clientHeight || 190;
+    const contentWidth = Math.max(120, width - 32);
+    const model = siteChartModel(site, this._config, now, contentWidth, height, fmt);
+    this._model = model;
+    const { plot, x } = model;
+    const svg = el("svg", { viewBox: `0 0 ${contentWidth} ${height}`, role: "img", "aria-label": siteLabel(site, model, fmt) });
+    svg.dataset.slots = String(model.clip.slots.length);
+
+    const grid = el("g");
+    grid.append(el("text", { class: "axis unit", x: plot.left - 6, y: plot.top - 7, "text-anchor": "end" }, model.power.unit));
+    for (const tick of model.power.scale.ticks) {
+      const y = model.power.y(tick);
+      grid.append(el("line", { class: tick === 0 ? "zero" : "grid", x1: plot.left, x2: plot.right, y1: y, y2: y }));
+      grid.append(el("text", { class: "axis", x: plot.left - 6, y: y + 3.5, "text-anchor": "end" }, formatNumber(tick, fmt.language)));
+    }
+    for (const tick of model.ticks) {
+      const tx = x(tick);
+      grid.append(el("line", { class: "grid", x1: tx, x2: tx, y1: plot.top, y2: plot.bottom, opacity: 0.5 }));
+      const anchor = tx - plot.left < 16 ? "start" : plot.right - tx < 16 ? "end" : "middle";
+      grid.append(el("text", { class: "axis", x: tx, y: plot.bottom + 15, "text-anchor": anchor }, fmt.time(tick)));
+    }
+    svg.append(grid);
+
+    // One group per device, named for assistive technology.
+    const devices = site.devices || [];
+    const groups = devices.map((device, i) => {
+      const group = el("g", { class: "bars", "data-device": device.device_id || "", role: "group", "aria-label": device.name });
+      group.append(el("title", {}, device.name));
+      svg.append(group);
+      return group;
+    });
+    // Square segments: a stack reads as one bar, cut by device.
+    const seamless = model.power.gap === 0;
+    for (const bar of model.power.bars) {
+      groups[bar.device].append(el("rect", {
+        class: `bar ${bar.kind} device-${bar.device % DEVICE_COLORS}`,
+        x: bar.x,
+        y: bar.y,
+        width: bar.width + (seamless ? 0.6 : 0),
+        height: bar.height,
+      }));
+    }
+    if (model.capacity) {
+      for (const line of model.capacity.lines) {
+        svg.append(el("line", { class: "capacity", x1: plot.left, x2: plot.right, y1: line.y, y2: line.y }));
+      }
+      const top = model.capacity.lines[0];
+      if (top) svg.append(el("text", { class: "capacity-label", x: plot.right - 2, y: top.y - 3, "text-anchor": "end" }, `Grid ${formatNumber(model.capacity.value, fmt.language, 1)} ${model.power.unit}`));
+    }
+    if (model.price && model.price.path) svg.append(el("path", { class: "price", d: model.price.path }));
+    if (model.now !== null) {
+      svg.append(el("line", { class: "now", x1: model.now, x2: model.now, y1: plot.top - 4, y2: plot.bottom }));
+      svg.append(el("text", { class: "now-label", x: model.now + 3, y: plot.top + 4 }, "now"));
+    }
+    const cursor = el("line", { class: "cursor", y1: plot.top, y2: plot.bottom, visibility: "hidden" });
+    svg.append(cursor);
+    container.append(svg);
+
+    const peak = peakText(model.clip, model.capacity && model.capacity.value, fmt, model.power.unit);
+    const next = this.shadowRoot.querySelector(".next");
+    next.classList.toggle("over", peak.over);
+    next.querySelector(".peak").textContent = peak.text;
+
+    const info = this.shadowRoot.querySelector(".info");
+    const showInfo = (slot) => {
+      if (!slot) {
+        cursor.setAttribute("visibility", "hidden");
+        info.textContent = `${devices.length} ${devices.length === 1 ? "device" : "devices"} planned together`;
+        return;
+      }
+      const parts = [`${fmt.time(slot.start)}–${fmt.time(slot.end)}`];
+      slot.values.forEach((value, i) => {
+        if (value !== null) parts.push(`${devices[i].name} ${formatNumber(value, fmt.language, 2)}`);
+      });
+      parts.push(`total ${formatNumber(slot.total, fmt.language, 2)} ${model.power.unit}`);
+      const price = model.price && model.clip.prices.find((p) => p.start <= slot.start && slot.start < p.end);
+      if (price && price.value !== null) parts.push(`${formatNumber(price.value, fmt.language, 1)} ${model.price.unit}`);
+      info.textContent = parts.join(" · ");
+      const cx = (x(slot.start) + x(slot.end)) / 2;
+      cursor.setAttribute("x1", cx);
+      cursor.setAttribute("x2", cx);
+      cursor.setAttribute("visibility", "visible");
+    };
+    showInfo(null);
+    svg.addEventListener("pointermove", (ev) => {
+      const box = svg.getBoundingClientRect();
+      const px = ((ev.clientX - box.left) / box.width) * contentWidth;
+      const time = model.clip.start + ((px - plot.left) / (plot.right - plot.left)) * (model.clip.end - model.clip.start);
+      showInfo(model.clip.slots.find((s) => s.start <= time && time < s.end) || null);
+    });
+    svg.addEventListener("pointerleave", () => showInfo(null));
+
+    const items = devices.map((device, i) => `<span role="listitem"><i class="bar device-${i % DEVICE_COLORS}"></i>${escapeHtml(device.name)}</span>`);
+    if (model.capacity) items.push(`<span role="listitem"><i class="capacity"></i>Grid capacity ${escapeHtml(formatNumber(model.capacity.value, fmt.language, 1))} ${escapeHtml(model.power.unit)}</span>`);
+    if (model.price) {
+      items.push(`<span role="listitem"><i class="price"></i>Price ${escapeHtml(formatNumber(model.price.min, fmt.language))}–${escapeHtml(formatNumber(model.price.max, fmt.language))} ${escapeHtml(model.price.unit)}</span>`);
+    }
+    this.shadowRoot.querySelector(".legend").innerHTML = items.join("");
+  }
+
   _defaultInfo(model, fmt) {
     const energy = model.clip.slots.reduce((sum, s) => sum + (s.value !== null && s.value > 0 ? (s.value * (s.end - s.start)) / HOUR : 0), 0);
     const hours = Math.round((model.clip.end - model.clip.start) / HOUR);
@@ -739,6 +1086,7 @@ export class FlexMeasuresScheduleCardEditor extends Base {
     super();
     this.attachShadow({ mode: "open" });
     this._devices = null;
+    this._sites = null;
   }
 
   setConfig(config) {
@@ -754,18 +1102,27 @@ export class FlexMeasuresScheduleCardEditor extends Base {
   }
 
   async _loadDevices() {
-    try {
-      this._devices = await this._hass.callWS({ type: "flexmeasures/schedule/devices" });
-    } catch (_err) {
-      this._devices = [];
-    }
+    const list = async (type) => {
+      try {
+        return await this._hass.callWS({ type });
+      } catch (_err) {
+        return [];
+      }
+    };
+    [this._devices, this._sites] = await Promise.all([list("flexmeasures/schedule/devices"), list("flexmeasures/schedule/sites")]);
     this._render();
   }
 
   _schema() {
-    const options = (this._devices || []).map((d) => ({ value: d.device_id, label: d.name }));
+    const options = (list) => (list || []).map((d) => ({ value: d.device_id, label: d.name }));
+    const site = Boolean(this._config && this._config.site);
+    // A site is offered once there is one (or one is configured).
+    const sites = (this._sites && this._sites.length) || site
+      ? [{ name: "site", selector: { select: { mode: "dropdown", options: options(this._sites) } } }]
+      : [];
     return [
-      { name: "device_id", selector: { select: { mode: "dropdown", options } } },
+      ...sites,
+      ...(site ? [] : [{ name: "device_id", selector: { select: { mode: "dropdown", options: options(this._devices) } } }]),
       { name: "title", selector: { text: {} } },
       { name: "horizon", selector: { number: { min: 1, max: 168, step: 1, mode: "box", unit_of_measurement: "h" } } },
       {
@@ -773,7 +1130,7 @@ export class FlexMeasuresScheduleCardEditor extends Base {
         name: "",
         schema: [
           { name: "show_power", selector: { boolean: {} } },
-          { name: "show_soc", selector: { boolean: {} } },
+          ...(site ? [] : [{ name: "show_soc", selector: { boolean: {} } }]),
           { name: "show_price", selector: { boolean: {} } },
         ],
       },
@@ -784,6 +1141,7 @@ export class FlexMeasuresScheduleCardEditor extends Base {
     if (!this.shadowRoot || !this._config) return;
     const labels = {
       device_id: "Controlled device",
+      site: "Site (all its devices, stacked)",
       title: "Title (optional)",
       horizon: "Horizon",
       show_power: "Planned power",
@@ -800,7 +1158,9 @@ export class FlexMeasuresScheduleCardEditor extends Base {
           ? "No controlled devices yet: add one to the FlexMeasures integration first."
           : schema.name === "horizon"
             ? "How many hours ahead the chart shows."
-            : undefined;
+            : schema.name === "site"
+              ? "Show a site instead of one device; clear it to pick a device."
+              : undefined;
       this._form.addEventListener("value-changed", (ev) => this._changed(ev.detail.value));
       this.shadowRoot.querySelector(".form").append(this._form);
     }
@@ -811,7 +1171,7 @@ export class FlexMeasuresScheduleCardEditor extends Base {
 
   _changed(value) {
     const config = { ...this._config, ...value };
-    for (const key of ["title", "device_id"]) if (!config[key]) delete config[key];
+    for (const key of ["title", "device_id", "site"]) if (!config[key]) delete config[key];
     if (config.horizon !== undefined) config.horizon = Number(config.horizon);
     this._config = config;
     this.dispatchEvent(new CustomEvent("config-changed", { detail: { config }, bubbles: true, composed: true }));
@@ -825,7 +1185,7 @@ if (globalThis.customElements && !customElements.get("flexmeasures-schedule-card
   window.customCards.push({
     type: "flexmeasures-schedule-card",
     name: "FlexMeasures schedule",
-    description: "Planned charging of a controlled device: power per slot, state of charge and price.",
+    description: "Planned charging of a controlled device (power per slot, state of charge, price), or of a site: its devices stacked under the grid capacity.",
     preview: true,
     documentationURL: "https://github.com/flexmeasures-ha/flexmeasures-homeassistant#dashboards",
   });

@@ -1,28 +1,56 @@
-"""The consumption prices the dashboard card shows over a device's plan."""
+"""The consumption prices the dashboard card shows over a device's or site's plan."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 import math
-from typing import Final
+from typing import Final, Protocol
 
 from ..api import FlexMeasuresApi, FlexMeasuresError, TimeSeries
 from ..const import LOGGER
 from ..data import FlexMeasuresConfigEntry
-from .model import DeviceConfig, Schedule, slot_start
+from .model import slot_start
 
 # A price sensor the inventory does not know is read per hour in EUR/MWh.
 DEFAULT_PRICE_RESOLUTION: Final = timedelta(hours=1)
 DEFAULT_PRICE_UNIT: Final = "EUR/MWh"
 
 
+class PricedConfig(Protocol):
+    """What prices are read for: a device's or a site's configuration."""
+
+    @property
+    def name(self) -> str:
+        """Return the name the debug log uses."""
+
+    @property
+    def consumption_price_sensor(self) -> int | None:
+        """Return the consumption price sensor, if any."""
+
+
+class PricedPlan(Protocol):
+    """The plan prices are read over: a device's schedule or a site's slot grid."""
+
+    @property
+    def job_id(self) -> str:
+        """Return what the prices are cached by."""
+
+    @property
+    def start(self) -> datetime:
+        """Return the start of the first slot."""
+
+    @property
+    def end(self) -> datetime:
+        """Return the end of the last slot."""
+
+
 class PlanPrices:
-    """Fetches the consumption prices over a device's plan, once per job."""
+    """Fetches the consumption prices over a device's or site's plan, once per job."""
 
     def __init__(
         self,
         entry: FlexMeasuresConfigEntry,
-        config: DeviceConfig,
+        config: PricedConfig,
         api: FlexMeasuresApi,
     ) -> None:
         """Initialize with nothing fetched."""
@@ -32,8 +60,8 @@ class PlanPrices:
         # The prices last fetched, by the job they belong to.
         self._cached: tuple[str, TimeSeries] | None = None
 
-    async def async_get(self, schedule: Schedule | None) -> TimeSeries | None:
-        """Return the consumption prices over the schedule's window, or None.
+    async def async_get(self, schedule: PricedPlan | None) -> TimeSeries | None:
+        """Return the consumption prices over the plan's window, or None.
 
         A failure is logged at debug level and answers None, so the card shows
         the plan without prices; the next call retries.
