@@ -7,7 +7,7 @@ Two kinds of source, each a config entry of another integration:
   first area, in the entry's currency, per MWh as Nord Pool publishes) and
   Tibber's ``tibber.get_prices`` (today and tomorrow of the account's first
   home: the action states neither the currency nor the home's id, so the unit
-  is None and the link says it).
+  is None and the link must give it, as ``CONF_SOURCE_UNIT``).
 - ``SOURCE_SOLAR_FORECAST``: the solar forecast an integration gives Home
   Assistant's energy dashboard (its ``energy`` platform's
   ``async_get_solar_forecast``, found as the energy panel finds it): Wh per
@@ -49,7 +49,7 @@ PRICE_ACTIONS: Final[Mapping[str, str]] = {
     TIBBER: TIBBER_ACTION,
 }
 # Errors that mean "nothing published for that day", not a failure (Nord Pool's
-# action before 2025.7; later ones answer an empty list).
+# action as of 2025.4 refuses such a day; 2026 releases answer an empty list).
 NOT_PUBLISHED: Final = frozenset({(NORDPOOL, "empty_response")})
 ENERGY_PLATFORM: Final = "energy"
 SOLAR_UNIT: Final = "Wh"
