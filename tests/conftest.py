@@ -223,8 +223,15 @@ class FakeFlexMeasures:
 
 
 @pytest.fixture(autouse=True)
-def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
-    """Enable the custom integration in every test."""
+def auto_enable_custom_integrations(request: pytest.FixtureRequest) -> None:
+    """Enable the custom integration in every test.
+
+    A test that uses the recorder (``recorder_mock``, also through a fixture
+    such as ``tibber_entry``) gets it before Home Assistant starts, as it must.
+    """
+    if "recorder_mock" in request.fixturenames:
+        request.getfixturevalue("recorder_mock")
+    request.getfixturevalue("enable_custom_integrations")
 
 
 @pytest.fixture
@@ -690,3 +697,28 @@ def pandas_off_the_loop(
         sys.setprofile(None)
     assert calls == []
     assert "Detected blocking call" not in caplog.text
+
+
+# Real source integrations for forecast links (Nord Pool, Tibber, a solar
+# forecast): fixtures any test can ask for.
+from .forecast_sources import (  # noqa: E402
+    nordpool_api,
+    nordpool_entry,
+    nordpool_published,
+    sample_solar,
+    solar_entry,
+    sources_clock,
+    tibber_client,
+    tibber_entry,
+)
+
+__all__ = [
+    "nordpool_api",
+    "nordpool_entry",
+    "nordpool_published",
+    "sample_solar",
+    "solar_entry",
+    "sources_clock",
+    "tibber_client",
+    "tibber_entry",
+]

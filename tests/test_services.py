@@ -72,14 +72,6 @@ KW = {"unit_of_measurement": "kW"}
 
 
 @pytest.fixture(autouse=True)
-def auto_enable_custom_integrations(request: pytest.FixtureRequest) -> None:
-    """Enable the integration; start the recorder before Home Assistant if asked."""
-    if "recorder_mock" in request.fixturenames:
-        request.getfixturevalue("recorder_mock")
-    request.getfixturevalue("enable_custom_integrations")
-
-
-@pytest.fixture(autouse=True)
 def _frozen_now(request: pytest.FixtureRequest) -> None:
     """Start every test at NOW, before the integration is set up.
 

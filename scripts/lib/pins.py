@@ -5,11 +5,14 @@ Usage (host Python >= 3.11, standard library only):
     pins.py requires WHEEL             the wheel's unconditional Requires-Dist
     pins.py ha-constraints WHEEL OUT   homeassistant/package_constraints.txt
     pins.py mypy-files PYPROJECT       [tool.mypy] files that hold Python code
+    pins.py ha-requirements COMPONENTS DOMAIN...
+                                       requirements of installed HA integrations
 """
 
 from __future__ import annotations
 
 from email.parser import Parser
+import json
 from pathlib import Path
 import re
 import sys
@@ -37,6 +40,17 @@ def _ha_constraints(wheel: Path, out: Path) -> None:
         out.write_bytes(zf.read("homeassistant/package_constraints.txt"))
 
 
+def _ha_requirements(components: Path, domains: list[str]) -> list[str]:
+    """Return the requirements the manifests of HA's own integrations pin."""
+    return [
+        req
+        for domain in domains
+        for req in json.loads((components / domain / "manifest.json").read_text())[
+            "requirements"
+        ]
+    ]
+
+
 def _mypy_files(pyproject: Path) -> list[str]:
     """Return the configured mypy paths that exist and hold .py files.
 
@@ -55,6 +69,8 @@ def main(argv: list[str]) -> int:
             lines = _group(Path(pyproject), names)
         case ["requires", wheel]:
             lines = _requires(Path(wheel))
+        case ["ha-requirements", components, *domains] if domains:
+            lines = _ha_requirements(Path(components), domains)
         case ["mypy-files", pyproject]:
             lines = _mypy_files(Path(pyproject))
         case ["ha-constraints", wheel, out]:
