@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 import statistics
 from typing import Final
 
@@ -71,7 +72,9 @@ def _energy_factor(source: str, target: str) -> float:
     return EnergyConverter.converter_factory(source, target)(1.0)
 
 
-def rate_converter(source_unit: str | None, target_unit: str) -> Callable[[float], float]:
+def rate_converter(
+    source_unit: str | None, target_unit: str
+) -> Callable[[float], float]:
     """Return a function from a source value to a rate in the target's quantity.
 
     For energy per point the result is mean power in W per hour of the point
@@ -177,7 +180,7 @@ def _intervals(series: SourceSeries) -> list[tuple[float, float, float]]:
     The last point without an end lasts as long as the typical point.
     """
     starts = [point.start.timestamp() for point in series.points]
-    steps = [b - a for a, b in zip(starts, starts[1:], strict=False) if b > a]
+    steps = [b - a for a, b in pairwise(starts) if b > a]
     typical = statistics.median(steps) if steps else None
     intervals = []
     for index, point in enumerate(series.points):
