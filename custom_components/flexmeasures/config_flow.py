@@ -840,68 +840,24 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """Create a new FlexMeasures sensor on an asset for this link."""
-        data = self._entry.runtime_data
         state = self.hass.states.get(self._entity_id)
         entity_unit = _unit_of(state)
+        name = _entity_name(state, self._entity_id)
         errors: dict[str, str] = {}
         if user_input is not None:
-            unit = user_input[CONF_UNIT_OF_MEASUREMENT].strip()
-            if not units_compatible(entity_unit, unit):
+            if not units_compatible(entity_unit, user_input[CONF_UNIT_OF_MEASUREMENT]):
                 errors[CONF_UNIT_OF_MEASUREMENT] = "incompatible_unit"
             else:
-                try:
-                    sensor = await data.api.async_add_sensor(
-                        asset_id=int(user_input[CONF_ASSET]),
-                        name=user_input[CONF_NAME].strip(),
-                        unit=unit,
-                        resolution=timedelta(
-                            seconds=selector_seconds(user_input[CONF_RESOLUTION])
-                        ),
-                        timezone=self.hass.config.time_zone,
-                    )
-                except FlexMeasuresRejectedError:
-                    errors["base"] = "sensor_rejected"
-                except FlexMeasuresError:
-                    errors["base"] = "cannot_connect"
-                except Exception:  # noqa: BLE001
-                    LOGGER.exception("Unexpected error while creating a sensor")
-                    errors["base"] = "unknown"
-                else:
-                    await data.inventory.async_request_refresh()
+                sensor, errors = await _async_create_sensor(self, user_input)
+                if sensor is not None:
                     return self._async_finish(self._link, sensor)
-        inventory = data.inventory.data
-        assets = sorted(
-            (
-                SelectOptionDict(
-                    value=str(asset.id), label=_asset_label(inventory, asset)
-                )
-                for asset in inventory.assets.values()
-            ),
-            key=lambda option: option["label"].casefold(),
-        )
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_ASSET): SelectSelector(
-                    SelectSelectorConfig(
-                        options=assets, mode=SelectSelectorMode.DROPDOWN
-                    )
-                ),
-                vol.Required(CONF_NAME): TextSelector(),
-                vol.Required(CONF_UNIT_OF_MEASUREMENT): TextSelector(),
-                vol.Required(CONF_RESOLUTION): DurationSelector(),
-            }
-        )
-        defaults = {
-            CONF_NAME: _entity_name(state, self._entity_id),
-            CONF_UNIT_OF_MEASUREMENT: entity_unit,
-            CONF_RESOLUTION: DEFAULT_NEW_SENSOR_RESOLUTION,
-            **(user_input or {}),
-        }
-        return self.async_show_form(
-            step_id="new_sensor",
-            data_schema=self.add_suggested_values_to_schema(schema, defaults),
-            errors=errors,
-            description_placeholders={"entity": _entity_name(state, self._entity_id)},
+        return _new_sensor_form(
+            self,
+            user_input,
+            errors,
+            name=name,
+            unit=entity_unit,
+            placeholders={"entity": name},
         )
 
     def _linked_elsewhere(self, sensor_id: int) -> bool:
@@ -948,6 +904,74 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
                 unique_id=unique_id,
             )
         return self.async_create_entry(title=title, data=data, unique_id=unique_id)
+
+
+async def _async_create_sensor(
+    flow: ConfigSubentryFlow, user_input: Mapping[str, Any]
+) -> tuple[Sensor | None, dict[str, str]]:
+    """Create the sensor of a new-sensor form; return it, or the form errors."""
+    data = cast("FlexMeasuresConfigEntry", flow._get_entry()).runtime_data  # noqa: SLF001
+    try:
+        sensor = await data.api.async_add_sensor(
+            asset_id=int(user_input[CONF_ASSET]),
+            name=user_input[CONF_NAME].strip(),
+            unit=user_input[CONF_UNIT_OF_MEASUREMENT].strip(),
+            resolution=timedelta(seconds=selector_seconds(user_input[CONF_RESOLUTION])),
+            timezone=flow.hass.config.time_zone,
+        )
+    except FlexMeasuresRejectedError:
+        return None, {"base": "sensor_rejected"}
+    except FlexMeasuresError:
+        return None, {"base": "cannot_connect"}
+    except Exception:  # noqa: BLE001
+        LOGGER.exception("Unexpected error while creating a sensor")
+        return None, {"base": "unknown"}
+    await data.inventory.async_request_refresh()
+    return sensor, {}
+
+
+def _new_sensor_form(
+    flow: ConfigSubentryFlow,
+    user_input: Mapping[str, Any] | None,
+    errors: dict[str, str],
+    *,
+    name: str,
+    unit: str | None,
+    placeholders: Mapping[str, str],
+    resolution: Mapping[str, int] = DEFAULT_NEW_SENSOR_RESOLUTION,
+) -> SubentryFlowResult:
+    """Show the form that creates a sensor on an asset."""
+    entry = cast("FlexMeasuresConfigEntry", flow._get_entry())  # noqa: SLF001
+    inventory = entry.runtime_data.inventory.data
+    assets = sorted(
+        (
+            SelectOptionDict(value=str(asset.id), label=_asset_label(inventory, asset))
+            for asset in inventory.assets.values()
+        ),
+        key=lambda option: option["label"].casefold(),
+    )
+    schema = vol.Schema(
+        {
+            vol.Required(CONF_ASSET): SelectSelector(
+                SelectSelectorConfig(options=assets, mode=SelectSelectorMode.DROPDOWN)
+            ),
+            vol.Required(CONF_NAME): TextSelector(),
+            vol.Required(CONF_UNIT_OF_MEASUREMENT): TextSelector(),
+            vol.Required(CONF_RESOLUTION): DurationSelector(),
+        }
+    )
+    defaults = {
+        CONF_NAME: name,
+        CONF_UNIT_OF_MEASUREMENT: unit,
+        CONF_RESOLUTION: dict(resolution),
+        **(user_input or {}),
+    }
+    return flow.async_show_form(
+        step_id="new_sensor",
+        data_schema=flow.add_suggested_values_to_schema(schema, defaults),
+        errors=errors,
+        description_placeholders=dict(placeholders),
+    )
 
 
 def _is_numeric(state: State) -> bool:

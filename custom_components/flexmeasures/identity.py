@@ -149,3 +149,8 @@ async def async_rekey_registries(
         }
         if identifiers != device.identifiers:
             device_registry.async_update_device(device.id, new_identifiers=identifiers)
+
+
+def forecast_link_unique_id(subentry_id: str, key: str) -> str:
+    """Return the unique id of a forecast link's entity (a subentry)."""
+    return f"{subentry_id}_{key}"

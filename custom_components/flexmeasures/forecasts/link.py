@@ -62,7 +62,7 @@ from ..const import (
     SUBENTRY_FORECAST_LINK,
 )
 from ..data import ErrorKind, FlexMeasuresConfigEntry, error_kind
-from ..signals import signal_forecast_posted
+from ..signals import signal_forecast_link_updated, signal_forecast_posted
 from ..uploader import (
     JOB_CHECKS,
     JOB_POLL_DELAYS,
@@ -88,11 +88,6 @@ KEEP: Final = timedelta(days=2).total_seconds()
 ISSUE_FORECAST_REJECTED: Final = "forecast_rejected"
 
 
-def signal_forecast_link_updated(entry_id: str, subentry_id: str) -> str:
-    """Return the signal of a forecast link's state: it posted, or failed."""
-    return f"{DOMAIN}_forecast_link_updated_{entry_id}_{subentry_id}"
-
-
 def forecast_issue_id(subentry_id: str) -> str:
     """Return the repair issue id of a forecast link the server refuses."""
     return f"{ISSUE_FORECAST_REJECTED}_{subentry_id}"
@@ -107,14 +102,25 @@ class SourceReader(Protocol):
         """Return what the source's config entry holds now."""
 
 
-async def _read_source(
+def _sources() -> Any:
+    """Return ``forecasts.sources``, which reads the price and solar integrations.
+
+    Looked up when first used, so this module imports without it.
+    """
+    return importlib.import_module(".sources", __package__)
+
+
+def source_entries(hass: HomeAssistant, source_type: str) -> list[tuple[str, str]]:
+    """Return (config entry id, label) of the entries that can feed a source type."""
+    entries: list[tuple[str, str]] = _sources().source_entries(hass, source_type)
+    return entries
+
+
+async def async_read_source(
     hass: HomeAssistant, source_type: str, entry_id: str
 ) -> SourceSeries:
-    """Read an action or solar source through ``forecasts.sources``."""
-    # Looked up when first used: the module reads the price integrations.
-    reader: SourceReader = importlib.import_module(
-        ".sources", __package__
-    ).async_read_source
+    """Read what an action or solar source's config entry holds now."""
+    reader: SourceReader = _sources().async_read_source
     return await reader(hass, source_type, entry_id)
 
 
@@ -294,15 +300,12 @@ class ForecastLinks:
         hass: HomeAssistant,
         entry: FlexMeasuresConfigEntry,
         api: FlexMeasuresApi,
-        *,
-        read_source: SourceReader = _read_source,
     ) -> None:
         """Prepare; ``async_start`` loads the store and follows the sources."""
         self.hass = hass
         self.entry = entry
         self.api = api
         self.links: dict[str, ForecastLink] = {}
-        self._read_source = read_source
         self._availability = ServerAvailability(LOGGER, "Forecasts", api.url)
         self._failures = 0
         self._retry_at = 0.0
@@ -360,38 +363,32 @@ class ForecastLinks:
     async def _async_entry_updated(
         self, hass: HomeAssistant, entry: FlexMeasuresConfigEntry
     ) -> None:
-        """Pick up added, changed and removed links."""
-        for subentry_id in self.async_sync_links():
-            await self.async_read(subentry_id)
+        """Reload when a link was added, changed or removed (its entity changes)."""
+        running = {sid: link.config for sid, link in self.links.items()}
+        if running != self._configs():
+            hass.config_entries.async_schedule_reload(entry.entry_id)
 
-    @callback
-    def async_sync_links(self) -> list[str]:
-        """Make the running links match the subentries; return the new ones."""
-        configs = {
+    def _configs(self) -> dict[str, ForecastLinkConfig]:
+        """Return the entry's forecast links as they are configured now."""
+        return {
             subentry.subentry_id: ForecastLinkConfig.from_subentry(subentry)
             for subentry in self.entry.subentries.values()
             if subentry.subentry_type == SUBENTRY_FORECAST_LINK
         }
-        for subentry_id in list(self.links):
-            link = self.links[subentry_id]
-            if configs.get(subentry_id) != link.config:
-                self.links.pop(subentry_id)
-                self._unfollow(subentry_id)
-                self._saved[subentry_id] = link.as_dict()
-                ir.async_delete_issue(self.hass, DOMAIN, forecast_issue_id(subentry_id))
+
+    @callback
+    def async_sync_links(self) -> None:
+        """Start a link per subentry, continuing from what was stored."""
+        configs = self._configs()
         for subentry_id in [sid for sid in self._saved if sid not in configs]:
             del self._saved[subentry_id]
-        added = []
+            ir.async_delete_issue(self.hass, DOMAIN, forecast_issue_id(subentry_id))
         for subentry_id, config in configs.items():
-            if subentry_id in self.links:
-                continue
             self.links[subentry_id] = ForecastLink.restore(
                 config, self._saved.pop(subentry_id, None)
             )
             self._follow(config)
-            added.append(subentry_id)
         self._save()
-        return added
 
     def _follow(self, config: ForecastLinkConfig) -> None:
         """Read the link's source again when it changes."""
@@ -471,7 +468,7 @@ class ForecastLinks:
     async def _async_series(self, config: ForecastLinkConfig) -> SourceSeries:
         """Return the source's series now."""
         if config.source_type != SOURCE_ATTRIBUTE:
-            return await self._read_source(
+            return await async_read_source(
                 self.hass, config.source_type, config.source_entry or ""
             )
         state = self.hass.states.get(config.source_entity or "")
