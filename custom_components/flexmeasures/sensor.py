@@ -756,7 +756,5 @@ def _async_add_forecast_link_sensors(
 ) -> None:
     """Add the sensor of every forecast link."""
     for subentry_id in entry.runtime_data.forecasts.links:
-        async_add_entities(
-            [FlexMeasuresForecastLinkSensor(entry, subentry_id)],
-            config_subentry_id=subentry_id,
-        )
+        # On the entry's device, which belongs to no subentry.
+        async_add_entities([FlexMeasuresForecastLinkSensor(entry, subentry_id)])

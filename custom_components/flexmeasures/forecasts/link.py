@@ -20,6 +20,7 @@ import asyncio
 from collections.abc import Awaitable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 import importlib
 from typing import Any, Final, Protocol
 
@@ -408,7 +409,7 @@ class ForecastLinks:
             LOGGER,
             cooldown=0.0 if config.source_type == SOURCE_ATTRIBUTE else SOURCE_COOLDOWN,
             immediate=True,
-            function=lambda: self.async_read(subentry_id),
+            function=partial(self.async_read, subentry_id),
             background=True,
         )
         self._debouncers[subentry_id] = debouncer
