@@ -59,7 +59,7 @@ HA_SUBENTRY_ABORTS = ("already_configured", "reconfigure_successful")
 CONFIG = reasons(CONFIG_FLOW, "FlexMeasuresConfigFlow", "_FORM_ERRORS")
 OPTIONS = reasons(CONFIG_FLOW, "FlexMeasuresOptionsFlow")
 DEVICE = reasons(CONFIG_FLOW, "ControlledDeviceSubentryFlow", "_validate_device")
-LINK = reasons(CONFIG_FLOW, "MeasurementLinkSubentryFlow")
+LINK = reasons(CONFIG_FLOW, "MeasurementLinkSubentryFlow", "_async_create_sensor")
 REPAIR = reasons(COMPONENT / "repairs.py", "DiscardPendingMeasurementsFlow")
 
 

@@ -6,22 +6,28 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.config_entries import ConfigSubentryData, ConfigSubentryDataWithId
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
 )
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.flexmeasures.const import CONFIG_ENTRY_MINOR_VERSION, DOMAIN
+from custom_components.flexmeasures.forecasts import link as link_module
 from custom_components.flexmeasures.forecasts.link import forecast_issue_id
+from custom_components.flexmeasures.signals import signal_forecast_posted
 
 from .conftest import (
     ENTRY_DATA,
     SERVER_URL,
     UNIQUE_ID,
     FakeFlexMeasures,
+    entity_snapshot,
     posted,
     recorded,
 )
@@ -30,7 +36,8 @@ NOW = datetime(2026, 12, 3, 13, 0, tzinfo=UTC)
 TOMORROW = datetime(2026, 12, 4, 0, 0, tzinfo=UTC)
 PRICES = "sensor.nord_pool_prices"
 PRICE_PATH = "POST /api/v3_0/sensors/30/data"
-LINK = ConfigSubentryData(
+LINK = ConfigSubentryDataWithId(
+    subentry_id="forecast_link_prices",
     data={
         "source_type": "attribute",
         "source_entity": PRICES,
@@ -60,6 +67,19 @@ def _prices(values: list[float | None], first: datetime = TOMORROW) -> dict[str,
     }
 
 
+def _entry(*links: ConfigSubentryData) -> MockConfigEntry:
+    """Return an entry with these forecast links (by default the price link)."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=f"Home ({SERVER_URL})",
+        unique_id=UNIQUE_ID,
+        data=dict(ENTRY_DATA),
+        version=1,
+        minor_version=CONFIG_ENTRY_MINOR_VERSION,
+        subentries_data=list(links or (LINK,)),
+    )
+
+
 async def _setup(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory, server: FakeFlexMeasures
 ) -> MockConfigEntry:
@@ -70,15 +90,7 @@ async def _setup(
         recorded("sensor_data_post")[1],
     )
     hass.states.async_set(PRICES, "0.1", _prices([0.1, 0.2, 0.3, 0.4]))
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=f"Home ({SERVER_URL})",
-        unique_id=UNIQUE_ID,
-        data=dict(ENTRY_DATA),
-        version=1,
-        minor_version=CONFIG_ENTRY_MINOR_VERSION,
-        subentries_data=[LINK],
-    )
+    entry = _entry()
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -86,10 +98,17 @@ async def _setup(
 
 
 async def test_prices_posted_converted_aligned_and_once(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory, fake_server: FakeFlexMeasures
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_server: FakeFlexMeasures,
+    snapshot: SnapshotAssertion,
 ) -> None:
     """EUR/kWh per 15 min -> EUR/MWh hourly mean, prior = the state's update."""
+    posted_to: list[int] = []
     entry = await _setup(hass, freezer, fake_server)
+    async_dispatcher_connect(
+        hass, signal_forecast_posted(entry.entry_id), posted_to.append
+    )
     bodies = posted(fake_server, 30)
     assert bodies == [
         {
@@ -104,7 +123,8 @@ async def test_prices_posted_converted_aligned_and_once(
     assert link.slots_posted == 1
     assert link.horizon == TOMORROW + timedelta(hours=1)
 
-    # The same prices again (another attribute changed): nothing is re-sent.
+    # The first hour again, and a second one: only the second is posted, with
+    # the new state's time as its belief time; the site hears of it once.
     freezer.tick(timedelta(minutes=5))
     hass.states.async_set(
         PRICES, "0.2", _prices([0.1, 0.2, 0.3, 0.4, 0.5, 0.5, 0.5, 0.5])
@@ -114,14 +134,55 @@ async def test_prices_posted_converted_aligned_and_once(
     assert len(bodies) == 2
     assert bodies[1]["start"] == (TOMORROW + timedelta(hours=1)).isoformat()
     assert bodies[1]["values"] == [500.0]
-    state = hass.states.get(
-        "sensor.home_last_forecast_posted_nord_pool_consumption_price"
+    assert bodies[1]["prior"] == (NOW + timedelta(minutes=5)).isoformat()
+    assert posted_to == [30]
+    entities = entity_snapshot(hass, entry.entry_id)
+    assert {
+        entity_id: entity
+        for entity_id, entity in entities.items()
+        if "last_forecast_posted" in entity_id
+    } == snapshot
+
+    # Nothing new, nothing sent: the 15-minute re-read finds the same prices.
+    freezer.tick(timedelta(minutes=16))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert len(posted(fake_server, 30)) == 2
+
+
+async def test_ingestion_job_then_stored(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_server: FakeFlexMeasures,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """202 with a job: the values count as held once the job finished."""
+    pauses: list[float] = []
+
+    async def pause(seconds: float) -> None:
+        pauses.append(seconds)
+
+    monkeypatch.setattr(link_module, "_pause", pause)
+    job_id = "4f9a1c2e-0000-4000-8000-000000000003"
+    fake_server.statuses[PRICE_PATH], fake_server.responses[PRICE_PATH] = recorded(
+        "sensor_data_post_forecast_accepted", uuid=job_id
     )
-    assert state is not None
-    assert state.attributes["slots_posted"] == 1
-    assert (
-        state.attributes["horizon_end"] == (TOMORROW + timedelta(hours=2)).isoformat()
+    job_path = f"GET /api/v3_0/jobs/{job_id}"
+    fake_server.statuses[job_path], fake_server.responses[job_path] = recorded(
+        "job_finished", uuid=job_id
     )
+    freezer.move_to(NOW)
+    hass.states.async_set(PRICES, "0.1", _prices([0.1, 0.2, 0.3, 0.4]))
+    entry = _entry()
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
+    link = next(iter(entry.runtime_data.forecasts.links.values()))
+    assert link.held == {int(TOMORROW.timestamp()): (250.0, NOW.timestamp())}
+    assert link.pending == {}
+    assert fake_server.count(job_path) == 1
+    assert pauses == [0.5]
 
 
 async def test_outage_then_catch_up_and_restart_keeps_pending(
@@ -132,15 +193,7 @@ async def test_outage_then_catch_up_and_restart_keeps_pending(
     fake_server.responses[PRICE_PATH] = {"message": "Maintenance"}
     freezer.move_to(NOW)
     hass.states.async_set(PRICES, "0.1", _prices([0.1, 0.2, 0.3, 0.4]))
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=f"Home ({SERVER_URL})",
-        unique_id=UNIQUE_ID,
-        data=dict(ENTRY_DATA),
-        version=1,
-        minor_version=CONFIG_ENTRY_MINOR_VERSION,
-        subentries_data=[LINK],
-    )
+    entry = _entry()
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -177,15 +230,7 @@ async def test_refusal_raises_a_repair_issue(
         "sensor_data_post_forecast_other_currency"
     )
     hass.states.async_set(PRICES, "0.1", _prices([0.1, 0.2, 0.3, 0.4]))
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=f"Home ({SERVER_URL})",
-        unique_id=UNIQUE_ID,
-        data=dict(ENTRY_DATA),
-        version=1,
-        minor_version=CONFIG_ENTRY_MINOR_VERSION,
-        subentries_data=[LINK],
-    )
+    entry = _entry()
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()

@@ -934,6 +934,7 @@ async def _async_create_sensor(
 ) -> tuple[Sensor | None, dict[str, str]]:
     """Create the sensor of a new-sensor form; return it, or the form errors."""
     data = cast("FlexMeasuresConfigEntry", flow._get_entry()).runtime_data  # noqa: SLF001
+    errors: dict[str, str] = {}
     try:
         sensor = await data.api.async_add_sensor(
             asset_id=int(user_input[CONF_ASSET]),
@@ -943,14 +944,16 @@ async def _async_create_sensor(
             timezone=flow.hass.config.time_zone,
         )
     except FlexMeasuresRejectedError:
-        return None, {"base": "sensor_rejected"}
+        errors["base"] = "sensor_rejected"
     except FlexMeasuresError:
-        return None, {"base": "cannot_connect"}
+        errors["base"] = "cannot_connect"
     except Exception:  # noqa: BLE001
         LOGGER.exception("Unexpected error while creating a sensor")
-        return None, {"base": "unknown"}
-    await data.inventory.async_request_refresh()
-    return sensor, {}
+        errors["base"] = "unknown"
+    else:
+        await data.inventory.async_request_refresh()
+        return sensor, errors
+    return None, errors
 
 
 def _new_sensor_form(
@@ -1049,6 +1052,27 @@ def _duration_dict(duration: timedelta) -> dict[str, int]:
 # Forecast links: subentries that post a series HA holds as forecasts (issue 16).
 
 SOURCE_TYPES: Final = (SOURCE_ACTION, SOURCE_ATTRIBUTE, SOURCE_SOLAR_FORECAST)
+# Why a list or a unit cannot be read, as form errors.
+_SHAPE_ERRORS: Final[dict[str, str]] = {
+    "not_a_slot_list": "shape_not_a_slot_list",
+    "no_slots": "shape_no_slots",
+    "no_start": "shape_no_start",
+    "no_value": "shape_no_value",
+    "bad_start": "shape_bad_start",
+    "bad_value": "shape_bad_value",
+}
+# A new sensor's unit the source's does not convert to.
+_CONVERSION_ERRORS: Final[dict[str, str]] = {
+    "unit_unknown": "unit_unknown",
+    "unit_mismatch": "unit_mismatch",
+    "currency_mismatch": "currency_mismatch",
+}
+# A source unit no sensor can take.
+_SOURCE_UNIT_ERRORS: Final[dict[str, str]] = {
+    "unit_unknown": "unit_unknown",
+    "unit_mismatch": "unit_unsupported",
+    "currency_mismatch": "unit_unsupported",
+}
 PREVIEW_SLOTS: Final = 4
 
 
@@ -1122,7 +1146,9 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
         source_type = self._source[CONF_SOURCE_TYPE]
         choices = source_entries(self.hass, source_type)
         if not choices:
-            return self.async_abort(reason=f"no_{source_type}_sources")
+            if source_type == SOURCE_SOLAR_FORECAST:
+                return self.async_abort(reason="no_solar_forecast_sources")
+            return self.async_abort(reason="no_action_sources")
         errors: dict[str, str] = {}
         if user_input is not None:
             entry_id = user_input[CONF_SOURCE_ENTRY]
@@ -1198,7 +1224,7 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
                     published_at=state.last_updated,
                 )
             except UnreadableShapeError as err:
-                errors[CONF_SOURCE_ATTRIBUTE] = f"shape_{err.reason}"
+                errors[CONF_SOURCE_ATTRIBUTE] = _SHAPE_ERRORS[err.reason]
             else:
                 self._source[CONF_SOURCE_ATTRIBUTE] = attribute
                 self._source[CONF_SOURCE_SHAPE] = shape.as_text()
@@ -1239,11 +1265,15 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
     ) -> SubentryFlowResult:
         """Show the shape and first slots; ask the unit where the source has none."""
         series = cast("SourceSeries", self._series)
+        errors: dict[str, str] = {}
         if user_input is not None:
-            self._source[CONF_SOURCE_UNIT] = (
-                user_input.get(CONF_SOURCE_UNIT) or ""
-            ).strip() or series.unit
-            if self._source[CONF_SOURCE_UNIT]:
+            unit = user_input[CONF_SOURCE_UNIT].strip()
+            try:
+                rate_converter(unit, unit)
+            except ConversionError as err:
+                errors[CONF_SOURCE_UNIT] = _SOURCE_UNIT_ERRORS[err.reason]
+            else:
+                self._source[CONF_SOURCE_UNIT] = unit
                 return await self.async_step_sensor()
         preview = "\n".join(
             f"{dt_util.as_local(point.start).strftime('%Y-%m-%d %H:%M')}: "
@@ -1257,7 +1287,7 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
                 schema,
                 {CONF_SOURCE_UNIT: self._previous.get(CONF_SOURCE_UNIT) or series.unit},
             ),
-            errors={CONF_SOURCE_UNIT: "unit_unknown"} if user_input else {},
+            errors=errors,
             description_placeholders={
                 "source": self._label,
                 "shape": self._shape_text,
@@ -1324,7 +1354,7 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
             try:
                 rate_converter(unit, user_input[CONF_UNIT_OF_MEASUREMENT])
             except ConversionError as err:
-                errors[CONF_UNIT_OF_MEASUREMENT] = err.reason
+                errors[CONF_UNIT_OF_MEASUREMENT] = _CONVERSION_ERRORS[err.reason]
             else:
                 sensor, errors = await _async_create_sensor(self, user_input)
                 if sensor is not None:

@@ -45,6 +45,7 @@ from .entity import FlexMeasuresEntity
 from .identity import (
     entry_device_identifier,
     entry_entity_unique_id,
+    forecast_link_identifier,
     forecast_link_unique_id,
     sensor_id_of,
     sensor_unique_id,
@@ -698,17 +699,22 @@ class FlexMeasuresForecastLinkSensor(SensorEntity):
     _attr_entity_category = EntityCategory.DIAGNOSTIC
 
     def __init__(self, entry: FlexMeasuresConfigEntry, subentry_id: str) -> None:
-        """Initialize the sensor of one link."""
+        """Initialize the sensor on the link's own device."""
         self._links = entry.runtime_data.forecasts
         self._subentry_id = subentry_id
+        link = self._links.links[subentry_id]
         self._attr_unique_id = forecast_link_unique_id(
             subentry_id, "last_forecast_posted"
         )
-        self._attr_translation_placeholders = {
-            "link": entry.subentries[subentry_id].title
-        }
         self._attr_device_info = DeviceInfo(
-            identifiers={entry_device_identifier(entry)},
+            identifiers={forecast_link_identifier(subentry_id)},
+            name=link.config.title,
+            manufacturer="FlexMeasures",
+            model="Forecast link",
+            entry_type=DeviceEntryType.SERVICE,
+            configuration_url=(
+                f"{entry.runtime_data.server.url}/sensors/{link.config.sensor_id}"
+            ),
         )
 
     async def async_added_to_hass(self) -> None:
@@ -756,5 +762,7 @@ def _async_add_forecast_link_sensors(
 ) -> None:
     """Add the sensor of every forecast link."""
     for subentry_id in entry.runtime_data.forecasts.links:
-        # On the entry's device, which belongs to no subentry.
-        async_add_entities([FlexMeasuresForecastLinkSensor(entry, subentry_id)])
+        async_add_entities(
+            [FlexMeasuresForecastLinkSensor(entry, subentry_id)],
+            config_subentry_id=subentry_id,
+        )

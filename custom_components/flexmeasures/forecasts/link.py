@@ -311,6 +311,8 @@ class ForecastLinks:
         self._failures = 0
         self._retry_at = 0.0
         self._last_error = ""
+        # Sensors that got a series in the running flush: one signal each.
+        self._posted: set[int] = set()
         self._store = _store(hass, entry.entry_id)
         self._saved: dict[str, Any] = {}
         self._lock = asyncio.Lock()
@@ -513,6 +515,11 @@ class ForecastLinks:
             else:
                 self._mark_down(now)
             self._save()
+            for sensor_id in sorted(self._posted):
+                async_dispatcher_send(
+                    self.hass, signal_forecast_posted(self.entry.entry_id), sensor_id
+                )
+            self._posted.clear()
 
     async def _async_send(self, link: ForecastLink, now: float) -> bool:
         """Post a link's unsent slots; False if the server is down."""
@@ -555,7 +562,7 @@ class ForecastLinks:
             if not any(link.jobs for link in self.links.values()):
                 break
             if delay:
-                await asyncio.sleep(delay)
+                await _pause(delay)
             for link in list(self.links.values()):
                 for job_id, job in list(link.jobs.items()):
                     try:
@@ -585,11 +592,7 @@ class ForecastLinks:
             ir.async_delete_issue(
                 self.hass, DOMAIN, forecast_issue_id(link.config.subentry_id)
             )
-        async_dispatcher_send(
-            self.hass,
-            signal_forecast_posted(self.entry.entry_id),
-            link.config.sensor_id,
-        )
+        self._posted.add(link.config.sensor_id)
         self._notify(link.config.subentry_id)
 
     def _reject(self, link: ForecastLink, error: str, now: float) -> None:
@@ -689,6 +692,11 @@ class ForecastLinks:
                 **{sid: link.as_dict() for sid, link in self.links.items()},
             }
         }
+
+
+async def _pause(seconds: float) -> None:
+    """Wait between rounds of job look-ups."""
+    await asyncio.sleep(seconds)
 
 
 def _iso(moment: datetime | None) -> str | None:
