@@ -8,7 +8,7 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigSubentryData, ConfigSubentryDataWithId
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -20,6 +20,7 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.flexmeasures.const import CONFIG_ENTRY_MINOR_VERSION, DOMAIN
 from custom_components.flexmeasures.forecasts import link as link_module
 from custom_components.flexmeasures.forecasts.link import forecast_issue_id
+from custom_components.flexmeasures.forecasts.model import SourcePoint, SourceSeries
 from custom_components.flexmeasures.signals import signal_forecast_posted
 
 from .conftest import (
@@ -31,6 +32,7 @@ from .conftest import (
     posted,
     recorded,
 )
+from .forecast_helpers import patched_sources
 
 NOW = datetime(2026, 12, 3, 13, 0, tzinfo=UTC)
 TOMORROW = datetime(2026, 12, 4, 0, 0, tzinfo=UTC)
@@ -67,10 +69,14 @@ def _prices(values: list[float | None], first: datetime = TOMORROW) -> dict[str,
     }
 
 
+ENTRY_ID = "forecast_entry"
+
+
 def _entry(*links: ConfigSubentryData) -> MockConfigEntry:
     """Return an entry with these forecast links (by default the price link)."""
     return MockConfigEntry(
         domain=DOMAIN,
+        entry_id=ENTRY_ID,
         title=f"Home ({SERVER_URL})",
         unique_id=UNIQUE_ID,
         data=dict(ENTRY_DATA),
@@ -251,3 +257,185 @@ async def test_refusal_raises_a_repair_issue(
         issue_registry.async_get_issue(DOMAIN, forecast_issue_id(subentry_id)) is None
     )
     assert entry.runtime_data.forecasts.pending_count == 0
+
+
+ACTION_LINK = ConfigSubentryDataWithId(
+    subentry_id="forecast_link_action",
+    data={
+        "source_type": "action",
+        "source_entry": "nordpool_entry",
+        "source_unit": "EUR/MWh",
+        "sensor_id": 30,
+        "sensor_unit": "EUR/MWh",
+        "sensor_resolution": 3600,
+    },
+    subentry_type="forecast_link",
+    title="Nord Pool -> consumption price",
+    unique_id="forecast_link_30",
+)
+
+
+async def test_action_source_read_on_its_entities_changes(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_server: FakeFlexMeasures,
+    entity_registry: er.EntityRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A price integration's entry is read at start and when its entities change."""
+    freezer.move_to(NOW)
+    fake_server.responses[PRICE_PATH] = recorded("sensor_data_post")[1]
+    source = MockConfigEntry(domain="nordpool", entry_id="nordpool_entry")
+    source.add_to_hass(hass)
+    entity_registry.async_get_or_create(
+        "sensor", "nordpool", "price", config_entry=source, suggested_object_id="np"
+    )
+    published = NOW - timedelta(hours=1)
+    with patched_sources() as sources:
+        sources.series = SourceSeries(
+            points=(SourcePoint(TOMORROW, TOMORROW + timedelta(hours=1), 80.0),),
+            unit="EUR/MWh",
+            published_at=published,
+        )
+        entry = _entry(ACTION_LINK)
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert posted(fake_server, 30) == [
+            {
+                "start": TOMORROW.isoformat(),
+                "duration": "PT1H",
+                "values": [80.0],
+                "unit": "EUR/MWh",
+                "prior": published.isoformat(),
+            }
+        ]
+        sources.async_read_source.assert_awaited_with(hass, "action", "nordpool_entry")
+
+        # The source fails: said once, and the entity shows why.
+        sources.series = None
+        hass.states.async_set("sensor.np", "81")
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert sources.async_read_source.await_count == 2
+        link = entry.runtime_data.forecasts.links["forecast_link_action"]
+        assert link.source_error == "cannot read"
+        assert caplog.text.count("Cannot read the source of") == 1
+
+        # A newer series arrives (the debouncer lets one read through a minute).
+        sources.series = SourceSeries(
+            points=(SourcePoint(TOMORROW, TOMORROW + timedelta(hours=1), 90.0),),
+            unit="EUR/MWh",
+            published_at=NOW,
+        )
+        freezer.tick(timedelta(minutes=2))
+        async_fire_time_changed(hass)
+        hass.states.async_set("sensor.np", "82")
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert posted(fake_server, 30)[-1]["values"] == [90.0]
+        assert link.source_error is None
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def test_attribute_gone_and_unreadable(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, fake_server: FakeFlexMeasures
+) -> None:
+    """A missing entity or a changed shape is a source error, nothing is posted."""
+    freezer.move_to(NOW)
+    fake_server.responses[PRICE_PATH] = recorded("sensor_data_post")[1]
+    entry = _entry()
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    link = entry.runtime_data.forecasts.links["forecast_link_prices"]
+    assert link.source_error == "source_missing"
+    hass.states.async_set(PRICES, "1", {"raw_today": [{"start": "x", "value": 1}]})
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert link.source_error == "bad_start"
+    assert posted(fake_server, 30) == []
+
+
+async def test_failed_job_raises_the_issue_and_old_slots_are_forgotten(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_server: FakeFlexMeasures,
+    issue_registry: ir.IssueRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+    hass_storage: dict[str, Any],
+) -> None:
+    """A job that runs, then fails: the series waits, with the repair issue."""
+
+    async def pause(seconds: float) -> None:
+        """Do not wait."""
+
+    monkeypatch.setattr(link_module, "_pause", pause)
+    job_id = "4f9a1c2e-0000-4000-8000-000000000004"
+    fake_server.statuses[PRICE_PATH], fake_server.responses[PRICE_PATH] = recorded(
+        "sensor_data_post_forecast_accepted", uuid=job_id
+    )
+    job_path = f"GET /api/v3_0/jobs/{job_id}"
+    statuses = ["STARTED", "FAILED"]
+
+    def job(method: str, url: Any, data: Any) -> tuple[int, Any]:
+        status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+        if status == "FAILED":
+            return 422, {"status": "FAILED", "message": "Job failed", "exc-info": None}
+        return 202, {"status": status, "message": "Job is started."}
+
+    fake_server.handlers[job_path] = job
+    # What a removed link left behind is dropped.
+    hass_storage[f"{DOMAIN}.forecasts.{ENTRY_ID}"] = {
+        "version": 1,
+        "data": {"links": {"removed_link": {"stream": {}, "pending": []}}},
+    }
+    freezer.move_to(NOW)
+    hass.states.async_set(PRICES, "0.1", _prices([0.1, 0.2, 0.3, 0.4]))
+    entry = _entry()
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    issue = issue_registry.async_get_issue(
+        DOMAIN, forecast_issue_id("forecast_link_prices")
+    )
+    assert issue is not None
+    assert issue.translation_placeholders == {
+        "link": "Nord Pool -> consumption price",
+        "sensor_id": "30",
+        "error": "Job failed",
+    }
+    forecasts = entry.runtime_data.forecasts
+    assert forecasts.pending_count == 1
+    diagnostics = forecasts.diagnostics()
+    assert diagnostics["links"]["forecast_link_prices"]["rejected"] == "Job failed"
+    assert diagnostics["links"]["forecast_link_prices"]["pending"] == 1
+
+    # Three days on, the unsent slot has long passed: it is forgotten.
+    freezer.tick(timedelta(days=3))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert forecasts.pending_count == 0
+    await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert f"{DOMAIN}.forecasts.{ENTRY_ID}" not in hass_storage
+
+
+async def test_refused_login_asks_to_log_in(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, fake_server: FakeFlexMeasures
+) -> None:
+    """A POST answered 401 after the password changed starts a re-login."""
+    freezer.move_to(NOW)
+    entry = _entry()
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    fake_server.password = "changed"  # noqa: S105
+    fake_server.unauthorized_requests = 1
+    hass.states.async_set(PRICES, "0.1", _prices([0.1, 0.2, 0.3, 0.4]))
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert entry.runtime_data.forecasts.server_down
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == ["reauth"]
+    # Home Assistant stops: the queue is saved at once.
+    hass.bus.async_fire("homeassistant_stop")
+    await hass.async_block_till_done()
+    assert entry.runtime_data.forecasts.pending_count == 1
