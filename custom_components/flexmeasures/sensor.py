@@ -689,22 +689,30 @@ def _async_add_uploader_sensors(
 # --- Forecast links: the last series each posted (issue 16) ------------------------
 
 
+FORECAST_LINK_SENSOR: Final = SensorEntityDescription(
+    key="last_forecast_posted",
+    translation_key="last_forecast_posted",
+    device_class=SensorDeviceClass.TIMESTAMP,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
+
 class FlexMeasuresForecastLinkSensor(SensorEntity):
     """When a forecast link last posted, with how many slots and how far ahead."""
 
     _attr_has_entity_name = True
     _attr_should_poll = False
-    _attr_translation_key = "last_forecast_posted"
-    _attr_device_class = SensorDeviceClass.TIMESTAMP
-    _attr_entity_category = EntityCategory.DIAGNOSTIC
+    # Attributes a card or template reads; not worth a row per change.
+    _unrecorded_attributes = frozenset({"pending", "source_error"})
 
     def __init__(self, entry: FlexMeasuresConfigEntry, subentry_id: str) -> None:
         """Initialize the sensor on the link's own device."""
+        self.entity_description = FORECAST_LINK_SENSOR
         self._links = entry.runtime_data.forecasts
         self._subentry_id = subentry_id
         link = self._links.links[subentry_id]
         self._attr_unique_id = forecast_link_unique_id(
-            subentry_id, "last_forecast_posted"
+            subentry_id, FORECAST_LINK_SENSOR.key
         )
         self._attr_device_info = DeviceInfo(
             identifiers={forecast_link_identifier(subentry_id)},
