@@ -203,8 +203,13 @@ async def test_outage_then_catch_up_and_restart_keeps_pending(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    assert entry.runtime_data.forecasts.pending_count == 1
-    assert entry.runtime_data.forecasts.server_down
+    forecasts = entry.runtime_data.forecasts
+    assert forecasts.pending_count == 1
+    assert forecasts.server_down
+    # Backing off: a flush right away asks nothing.
+    attempts = len(posted(fake_server, 30))
+    await forecasts.async_flush()
+    assert len(posted(fake_server, 30)) == attempts
 
     # Restart: the pending value is in the store.
     assert await hass.config_entries.async_reload(entry.entry_id)
@@ -245,6 +250,9 @@ async def test_refusal_raises_a_repair_issue(
     assert issue is not None
     assert issue.translation_key == "forecast_rejected"
     assert entry.runtime_data.forecasts.pending_count == 1
+    # Refused: not asked again before the hour is up.
+    await entry.runtime_data.forecasts.async_flush()
+    assert len(posted(fake_server, 30)) == 1
 
     fake_server.statuses[PRICE_PATH], fake_server.responses[PRICE_PATH] = (
         200,

@@ -710,7 +710,8 @@ class FlexMeasuresForecastLinkSensor(SensorEntity):
         self.entity_description = FORECAST_LINK_SENSOR
         self._links = entry.runtime_data.forecasts
         self._subentry_id = subentry_id
-        link = self._links.links[subentry_id]
+        # A link lives as long as the entry is loaded: a changed link reloads it.
+        self._link = link = self._links.links[subentry_id]
         self._attr_unique_id = forecast_link_unique_id(
             subentry_id, FORECAST_LINK_SENSOR.key
         )
@@ -739,22 +740,14 @@ class FlexMeasuresForecastLinkSensor(SensorEntity):
         )
 
     @property
-    def available(self) -> bool:
-        """Return whether the link still runs."""
-        return self._subentry_id in self._links.links
-
-    @property
     def native_value(self) -> datetime | None:
         """Return when the server last stored a series of this link."""
-        link = self._links.links.get(self._subentry_id)
-        return link.last_posted if link else None
+        return self._link.last_posted
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return the size of the last series and the horizon the server holds."""
-        link = self._links.links.get(self._subentry_id)
-        if link is None:
-            return {}
+        link = self._link
         return {
             "slots_posted": link.slots_posted,
             "horizon_end": link.horizon.isoformat() if link.horizon else None,

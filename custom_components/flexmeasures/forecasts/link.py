@@ -319,6 +319,7 @@ class ForecastLinks:
         self._unsubs: dict[str, CALLBACK_TYPE] = {}
         self._debouncers: dict[str, Debouncer[Coroutine[Any, Any, None]]] = {}
         self._stopped = False
+        self._unsub_stop: CALLBACK_TYPE | None = None
 
     # Life cycle
 
@@ -338,11 +339,10 @@ class ForecastLinks:
             )
         )
         entry.async_on_unload(entry.add_update_listener(self._async_entry_updated))
-        entry.async_on_unload(
-            self.hass.bus.async_listen_once(
-                EVENT_HOMEASSISTANT_STOP, self._async_on_stop
-            )
+        self._unsub_stop = self.hass.bus.async_listen_once(
+            EVENT_HOMEASSISTANT_STOP, self._async_on_stop
         )
+        entry.async_on_unload(self._async_remove_stop_listener)
         for subentry_id in self.links:
             entry.async_create_background_task(
                 self.hass,
@@ -361,7 +361,15 @@ class ForecastLinks:
 
     async def _async_on_stop(self, event: Event) -> None:
         """Save everything when Home Assistant stops."""
+        self._unsub_stop = None
         await self.async_shutdown()
+
+    @callback
+    def _async_remove_stop_listener(self) -> None:
+        """Stop waiting for Home Assistant to stop (a listener fired is gone)."""
+        if self._unsub_stop:
+            self._unsub_stop()
+            self._unsub_stop = None
 
     async def _async_entry_updated(
         self, hass: HomeAssistant, entry: FlexMeasuresConfigEntry
