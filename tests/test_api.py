@@ -52,7 +52,14 @@ from custom_components.flexmeasures.api import (
     s2_unique_id,
 )
 
-from .conftest import EMAIL, ENTRY_DATA, JSON_HEADERS, PASSWORD, FakeFlexMeasures
+from .conftest import (
+    EMAIL,
+    ENTRY_DATA,
+    JSON_HEADERS,
+    PASSWORD,
+    FakeFlexMeasures,
+    recorded,
+)
 from .s2_helpers import new_id, resource_manager_details, storage_description
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -379,6 +386,46 @@ async def test_posted_data_stored_now_or_queued(
     with pytest.raises(FlexMeasuresResponseError, match="without a job"):
         await api.async_post_sensor_data(
             21, start=START, resolution=timedelta(minutes=15), values=[1.0], unit="kW"
+        )
+
+
+async def test_forecast_posted_with_its_belief_time(
+    api: FlexMeasuresApi, fake_server: FakeFlexMeasures
+) -> None:
+    """Forecasts carry ``prior`` (no horizon); 202 names the job; 422 is a refusal."""
+    path = "POST /api/v3_0/sensors/7/data"
+    job_id = "4f9a1c2e-0000-4000-8000-000000000002"
+    fake_server.statuses[path], fake_server.responses[path] = recorded(
+        "sensor_data_post_forecast_accepted", uuid=job_id
+    )
+    prior = START - timedelta(hours=12)
+    job = await api.async_post_forecast(
+        7,
+        start=START,
+        resolution=timedelta(hours=1),
+        values=[73.5, 61.5],
+        unit="EUR/MWh",
+        prior=prior,
+    )
+    assert job == job_id
+    assert fake_server.calls[-1][2] == {
+        "start": START.isoformat(),
+        "duration": "PT2H",
+        "values": [73.5, 61.5],
+        "unit": "EUR/MWh",
+        "prior": prior.isoformat(),
+    }
+    fake_server.statuses[path], fake_server.responses[path] = recorded(
+        "sensor_data_post_forecast_other_currency"
+    )
+    with pytest.raises(FlexMeasuresRejectedError, match="got incompatible unit"):
+        await api.async_post_forecast(
+            7,
+            start=START,
+            resolution=timedelta(hours=1),
+            values=[73.5],
+            unit="SEK/MWh",
+            prior=prior,
         )
 
 

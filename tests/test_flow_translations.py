@@ -9,6 +9,7 @@ translation, with the placeholders the flow really supplies (see flow_text).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
@@ -22,8 +23,10 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.flexmeasures.const import (
     DOMAIN,
     SUBENTRY_CONTROLLED_DEVICE,
+    SUBENTRY_FORECAST_LINK,
     SUBENTRY_MEASUREMENT_LINK,
 )
+from custom_components.flexmeasures.forecasts.model import SourcePoint, SourceSeries
 
 from .conftest import (
     EMAIL,
@@ -35,6 +38,7 @@ from .conftest import (
     FakeScheduling,
 )
 from .flow_text import COMPONENT, SOURCES, reasons, render, render_result, translations
+from .forecast_helpers import patched_sources
 from .test_config_flow_shared_sensor import DEVICE_INPUT, LINK_FORM
 from .test_repairs import refused, start_fix  # noqa: F401 (a fixture)
 
@@ -59,7 +63,15 @@ HA_SUBENTRY_ABORTS = ("already_configured", "reconfigure_successful")
 CONFIG = reasons(CONFIG_FLOW, "FlexMeasuresConfigFlow", "_FORM_ERRORS")
 OPTIONS = reasons(CONFIG_FLOW, "FlexMeasuresOptionsFlow")
 DEVICE = reasons(CONFIG_FLOW, "ControlledDeviceSubentryFlow", "_validate_device")
-LINK = reasons(CONFIG_FLOW, "MeasurementLinkSubentryFlow")
+LINK = reasons(CONFIG_FLOW, "MeasurementLinkSubentryFlow", "_async_create_sensor")
+FORECAST = reasons(
+    CONFIG_FLOW,
+    "ForecastLinkSubentryFlow",
+    "_async_create_sensor",
+    "_SHAPE_ERRORS",
+    "_CONVERSION_ERRORS",
+    "_SOURCE_UNIT_ERRORS",
+)
 REPAIR = reasons(COMPONENT / "repairs.py", "DiscardPendingMeasurementsFlow")
 
 
@@ -80,6 +92,12 @@ def test_reasons_found_in_the_source() -> None:
     assert {"entry_not_loaded", "no_power_sensors"} <= DEVICE["abort"]
     assert {"already_linked", "sensor_rejected"} <= LINK["error"]
     assert REPAIR["abort"] == {"link_not_found"}
+    assert {"shape_no_start", "currency_mismatch", "unit_unsupported"} <= (
+        FORECAST["error"]
+    )
+    assert {"no_action_sources", "no_solar_forecast_sources", "source_gone"} <= (
+        FORECAST["abort"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -346,3 +364,121 @@ async def test_repair_flow(
     result = await start_fix(hass, refused)
     assert result["reason"] == "link_not_found"
     render_result(tree, fix_flow, result)
+
+
+async def test_forecast_link_flow(
+    hass: HomeAssistant,
+    fake_server: FakeFlexMeasures,
+    linked_entry: MockConfigEntry,
+    tree: dict[str, Any],
+) -> None:
+    """Every step of a forecast link (both source kinds), its errors and aborts."""
+    link = ("config_subentries", SUBENTRY_FORECAST_LINK)
+    everything = {
+        "errors": tuple(FORECAST["error"]),
+        "aborts": (*FORECAST["abort"], *HA_SUBENTRY_ABORTS),
+    }
+    start = datetime(2026, 12, 4, tzinfo=UTC)
+    hass.states.async_set(
+        "sensor.prices",
+        "0.1",
+        {
+            "friendly_name": "Prices",
+            "raw_today": [
+                {"start": start, "value": 0.1},
+                {"start": start + timedelta(hours=1), "value": 0.2},
+            ],
+        },
+    )
+    fake_server.responses["POST /api/v3_0/sensors/30/data"] = {"status": "PROCESSED"}
+    linked_entry.add_to_hass(hass)
+    result = await hass.config_entries.subentries.async_init(
+        (linked_entry.entry_id, SUBENTRY_FORECAST_LINK),
+        context={"source": SOURCE_USER},
+    )
+    assert result["reason"] == "entry_not_loaded"
+    render_result(tree, link, result)
+    assert await hass.config_entries.async_setup(linked_entry.entry_id)
+    await hass.async_block_till_done()
+
+    async def walk(*inputs: dict[str, Any]) -> Any:
+        """Start a flow, render each step, submit the inputs in turn."""
+        result = await hass.config_entries.subentries.async_init(
+            (linked_entry.entry_id, SUBENTRY_FORECAST_LINK),
+            context={"source": SOURCE_USER},
+        )
+        for data in inputs:
+            render_result(tree, link, result, **everything)
+            result = await hass.config_entries.subentries.async_configure(
+                result["flow_id"], data
+            )
+        render_result(tree, link, result)
+        return result
+
+    with patched_sources() as sources:
+        result = await walk({"source_type": "action"})
+        assert result["reason"] == "no_action_sources"
+        result = await walk({"source_type": "solar_forecast"})
+        assert result["reason"] == "no_solar_forecast_sources"
+        sources.entries["solar_forecast"] = [("solar", "Forecast.Solar")]
+        sources.series = SourceSeries(
+            points=(SourcePoint(start, None, 500.0),), unit="Wh"
+        )
+        result = await walk(
+            {"source_type": "solar_forecast"},
+            {"source_entry": "solar"},
+            {"source_unit": "Wh"},
+            {"sensor": "new"},
+            {
+                "asset": "10",
+                "name": "solar",
+                "unit_of_measurement": "EUR/MWh",
+                "resolution": {"hours": 1, "minutes": 0, "seconds": 0},
+            },
+        )
+        assert result["errors"] == {"unit_of_measurement": "unit_mismatch"}
+        shown = render_result(tree, link, result, **everything)
+        assert any("Forecast.Solar" in text for text in shown)
+
+    result = await walk(
+        {"source_type": "attribute"},
+        {"source_entity": "sensor.prices"},
+        {"source_attribute": "raw_today"},
+        {"source_unit": "EUR/kWh"},
+        {"sensor": "30"},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done(wait_background_tasks=True)
+    subentry_id = next(
+        key
+        for key, subentry in linked_entry.subentries.items()
+        if subentry.subentry_type == SUBENTRY_FORECAST_LINK
+    )
+    result = await hass.config_entries.subentries.async_init(
+        (linked_entry.entry_id, SUBENTRY_FORECAST_LINK),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+    )
+    assert result["step_id"] == "reconfigure"
+    render_result(tree, link, result, **everything)
+    for data in (
+        {"source_type": "attribute"},
+        {"source_entity": "sensor.prices"},
+        {"source_attribute": "raw_today"},
+        {"source_unit": "EUR/kWh"},
+        {"sensor": "30"},
+    ):
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], data
+        )
+    assert result["reason"] == "reconfigure_successful"
+    render_result(tree, link, result)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def test_forecast_issue_and_entity_names(tree: dict[str, Any]) -> None:
+    """The refusal issue renders with the placeholders the link gives it."""
+    issue = tree["issues"]["forecast_rejected"]
+    placeholders = {"link": "Prices", "sensor_id": "30", "error": "wrong unit"}
+    for key in ("title", "description"):
+        render(issue[key], placeholders, f"issues.forecast_rejected.{key}")
+    assert tree["entity"]["sensor"]["last_forecast_posted"]["name"]

@@ -110,6 +110,7 @@ def test_translations_complete() -> None:
                 sensor.MEASUREMENT_DESCRIPTION,
                 *sensor.SCHEDULE_SENSORS,
                 *sensor.UPLOADER_SENSORS,
+                sensor.FORECAST_LINK_SENSOR,
                 *s2_entities.SENSORS,
             ),
         ),

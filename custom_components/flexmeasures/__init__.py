@@ -32,6 +32,7 @@ from .coordinator import (
 )
 from .data import FlexMeasuresConfigEntry, FlexMeasuresData, translated_error
 from .entity import async_sync_devices
+from .forecasts.link import ForecastLinks, async_remove_forecasts
 from .identity import account_unique_id, asset_id_of, async_rekey_registries, entry_key
 from .s2 import async_create_s2_hub, async_register_s2_view
 from .scheduling import async_remove_schedules, async_setup_schedulers
@@ -165,8 +166,10 @@ async def async_setup_entry(
         sensor_values=sensor_values,
         s2=async_create_s2_hub(hass, entry),
         uploader=uploader,
+        forecasts=(forecasts := ForecastLinks(hass, entry, api)),
     )
     await uploader.async_start()
+    await forecasts.async_start()
 
     # Scheduling: a scheduler per controlled device, its last schedule restored.
     await async_setup_schedulers(hass, entry)
@@ -181,6 +184,7 @@ async def async_unload_entry(
     """Unload a config entry."""
     if unload_ok := await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
         await entry.runtime_data.uploader.async_shutdown()
+        await entry.runtime_data.forecasts.async_shutdown()
     return unload_ok
 
 
@@ -217,3 +221,4 @@ async def async_remove_entry(
     """Clean up what a removed entry stored."""
     await async_remove_schedules(hass, entry)
     await async_remove_measurements(hass, entry)
+    await async_remove_forecasts(hass, entry)

@@ -33,6 +33,7 @@ from homeassistant.const import (
 )
 from homeassistant.core import State, callback
 from homeassistant.data_entry_flow import AbortFlow, section
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.selector import (
     BooleanSelector,
     DurationSelector,
@@ -49,6 +50,7 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.util import dt as dt_util
 
 from .aggregation import Aggregation, parse_number, units_compatible
 from .api import (
@@ -93,6 +95,12 @@ from .const import (
     CONF_SOC_MAX,
     CONF_SOC_MIN,
     CONF_SOC_UNIT,
+    CONF_SOURCE_ATTRIBUTE,
+    CONF_SOURCE_ENTITY,
+    CONF_SOURCE_ENTRY,
+    CONF_SOURCE_SHAPE,
+    CONF_SOURCE_TYPE,
+    CONF_SOURCE_UNIT,
     CONF_UPLOAD_INTERVAL,
     CONF_USE_FALLBACK_PLANS,
     CONFIG_ENTRY_MINOR_VERSION,
@@ -102,11 +110,25 @@ from .const import (
     LOGGER,
     MAX_SCAN_INTERVAL_MINUTES,
     MIN_SCAN_INTERVAL_MINUTES,
+    SOURCE_ACTION,
+    SOURCE_ATTRIBUTE,
+    SOURCE_SOLAR_FORECAST,
     SUBENTRY_CONTROLLED_DEVICE,
+    SUBENTRY_FORECAST_LINK,
     SUBENTRY_MEASUREMENT_LINK,
 )
 from .coordinator import Inventory, exposed_sensors, scan_interval
 from .data import ErrorKind, FlexMeasuresConfigEntry, error_kind
+from .forecasts.convert import ConversionError, rate_converter
+from .forecasts.link import async_read_source, source_entries
+from .forecasts.model import SourceSeries
+from .forecasts.shapes import (
+    Shape,
+    UnreadableShapeError,
+    detect_shape,
+    read_series,
+    slot_lists,
+)
 from .identity import account_unique_id
 from .scheduling import DeviceKind, SocUnit
 from .util import selector_seconds
@@ -202,6 +224,7 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
         return {
             SUBENTRY_CONTROLLED_DEVICE: ControlledDeviceSubentryFlow,
             SUBENTRY_MEASUREMENT_LINK: MeasurementLinkSubentryFlow,
+            SUBENTRY_FORECAST_LINK: ForecastLinkSubentryFlow,
         }
 
     _api: FlexMeasuresApi
@@ -840,68 +863,24 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """Create a new FlexMeasures sensor on an asset for this link."""
-        data = self._entry.runtime_data
         state = self.hass.states.get(self._entity_id)
         entity_unit = _unit_of(state)
+        name = _entity_name(state, self._entity_id)
         errors: dict[str, str] = {}
         if user_input is not None:
-            unit = user_input[CONF_UNIT_OF_MEASUREMENT].strip()
-            if not units_compatible(entity_unit, unit):
+            if not units_compatible(entity_unit, user_input[CONF_UNIT_OF_MEASUREMENT]):
                 errors[CONF_UNIT_OF_MEASUREMENT] = "incompatible_unit"
             else:
-                try:
-                    sensor = await data.api.async_add_sensor(
-                        asset_id=int(user_input[CONF_ASSET]),
-                        name=user_input[CONF_NAME].strip(),
-                        unit=unit,
-                        resolution=timedelta(
-                            seconds=selector_seconds(user_input[CONF_RESOLUTION])
-                        ),
-                        timezone=self.hass.config.time_zone,
-                    )
-                except FlexMeasuresRejectedError:
-                    errors["base"] = "sensor_rejected"
-                except FlexMeasuresError:
-                    errors["base"] = "cannot_connect"
-                except Exception:  # noqa: BLE001
-                    LOGGER.exception("Unexpected error while creating a sensor")
-                    errors["base"] = "unknown"
-                else:
-                    await data.inventory.async_request_refresh()
+                sensor, errors = await _async_create_sensor(self, user_input)
+                if sensor is not None:
                     return self._async_finish(self._link, sensor)
-        inventory = data.inventory.data
-        assets = sorted(
-            (
-                SelectOptionDict(
-                    value=str(asset.id), label=_asset_label(inventory, asset)
-                )
-                for asset in inventory.assets.values()
-            ),
-            key=lambda option: option["label"].casefold(),
-        )
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_ASSET): SelectSelector(
-                    SelectSelectorConfig(
-                        options=assets, mode=SelectSelectorMode.DROPDOWN
-                    )
-                ),
-                vol.Required(CONF_NAME): TextSelector(),
-                vol.Required(CONF_UNIT_OF_MEASUREMENT): TextSelector(),
-                vol.Required(CONF_RESOLUTION): DurationSelector(),
-            }
-        )
-        defaults = {
-            CONF_NAME: _entity_name(state, self._entity_id),
-            CONF_UNIT_OF_MEASUREMENT: entity_unit,
-            CONF_RESOLUTION: DEFAULT_NEW_SENSOR_RESOLUTION,
-            **(user_input or {}),
-        }
-        return self.async_show_form(
-            step_id="new_sensor",
-            data_schema=self.add_suggested_values_to_schema(schema, defaults),
-            errors=errors,
-            description_placeholders={"entity": _entity_name(state, self._entity_id)},
+        return _new_sensor_form(
+            self,
+            user_input,
+            errors,
+            name=name,
+            unit=entity_unit,
+            placeholders={"entity": name},
         )
 
     def _linked_elsewhere(self, sensor_id: int) -> bool:
@@ -948,6 +927,77 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
                 unique_id=unique_id,
             )
         return self.async_create_entry(title=title, data=data, unique_id=unique_id)
+
+
+async def _async_create_sensor(
+    flow: ConfigSubentryFlow, user_input: Mapping[str, Any]
+) -> tuple[Sensor | None, dict[str, str]]:
+    """Create the sensor of a new-sensor form; return it, or the form errors."""
+    data = cast("FlexMeasuresConfigEntry", flow._get_entry()).runtime_data  # noqa: SLF001
+    errors: dict[str, str] = {}
+    try:
+        sensor = await data.api.async_add_sensor(
+            asset_id=int(user_input[CONF_ASSET]),
+            name=user_input[CONF_NAME].strip(),
+            unit=user_input[CONF_UNIT_OF_MEASUREMENT].strip(),
+            resolution=timedelta(seconds=selector_seconds(user_input[CONF_RESOLUTION])),
+            timezone=flow.hass.config.time_zone,
+        )
+    except FlexMeasuresRejectedError:
+        errors["base"] = "sensor_rejected"
+    except FlexMeasuresError:
+        errors["base"] = "cannot_connect"
+    except Exception:  # noqa: BLE001
+        LOGGER.exception("Unexpected error while creating a sensor")
+        errors["base"] = "unknown"
+    else:
+        await data.inventory.async_request_refresh()
+        return sensor, errors
+    return None, errors
+
+
+def _new_sensor_form(
+    flow: ConfigSubentryFlow,
+    user_input: Mapping[str, Any] | None,
+    errors: dict[str, str],
+    *,
+    name: str,
+    unit: str | None,
+    placeholders: Mapping[str, str],
+    resolution: Mapping[str, int] = DEFAULT_NEW_SENSOR_RESOLUTION,
+) -> SubentryFlowResult:
+    """Show the form that creates a sensor on an asset."""
+    entry = cast("FlexMeasuresConfigEntry", flow._get_entry())  # noqa: SLF001
+    inventory = entry.runtime_data.inventory.data
+    assets = sorted(
+        (
+            SelectOptionDict(value=str(asset.id), label=_asset_label(inventory, asset))
+            for asset in inventory.assets.values()
+        ),
+        key=lambda option: option["label"].casefold(),
+    )
+    schema = vol.Schema(
+        {
+            vol.Required(CONF_ASSET): SelectSelector(
+                SelectSelectorConfig(options=assets, mode=SelectSelectorMode.DROPDOWN)
+            ),
+            vol.Required(CONF_NAME): TextSelector(),
+            vol.Required(CONF_UNIT_OF_MEASUREMENT): TextSelector(),
+            vol.Required(CONF_RESOLUTION): DurationSelector(),
+        }
+    )
+    defaults = {
+        CONF_NAME: name,
+        CONF_UNIT_OF_MEASUREMENT: unit,
+        CONF_RESOLUTION: dict(resolution),
+        **(user_input or {}),
+    }
+    return flow.async_show_form(
+        step_id="new_sensor",
+        data_schema=flow.add_suggested_values_to_schema(schema, defaults),
+        errors=errors,
+        description_placeholders=dict(placeholders),
+    )
 
 
 def _is_numeric(state: State) -> bool:
@@ -997,3 +1047,377 @@ def _duration_dict(duration: timedelta) -> dict[str, int]:
     minutes, seconds = divmod(int(duration.total_seconds()), 60)
     hours, minutes = divmod(minutes, 60)
     return {"hours": hours, "minutes": minutes, "seconds": seconds}
+
+
+# Forecast links: subentries that post a series HA holds as forecasts (issue 16).
+
+SOURCE_TYPES: Final = (SOURCE_ACTION, SOURCE_ATTRIBUTE, SOURCE_SOLAR_FORECAST)
+# Why a list or a unit cannot be read, as form errors.
+_SHAPE_ERRORS: Final[dict[str, str]] = {
+    "not_a_slot_list": "shape_not_a_slot_list",
+    "no_slots": "shape_no_slots",
+    "no_start": "shape_no_start",
+    "no_value": "shape_no_value",
+    "bad_start": "shape_bad_start",
+    "bad_value": "shape_bad_value",
+}
+# A new sensor's unit the source's does not convert to.
+_CONVERSION_ERRORS: Final[dict[str, str]] = {
+    "unit_unknown": "unit_unknown",
+    "unit_mismatch": "unit_mismatch",
+    "currency_mismatch": "currency_mismatch",
+}
+# A source unit no sensor can take.
+_SOURCE_UNIT_ERRORS: Final[dict[str, str]] = {
+    "unit_unknown": "unit_unknown",
+    "unit_mismatch": "unit_unsupported",
+    "currency_mismatch": "unit_unsupported",
+}
+PREVIEW_SLOTS: Final = 4
+
+
+class ForecastLinkSubentryFlow(ConfigSubentryFlow):
+    """Post a series Home Assistant holds to a FlexMeasures sensor as forecasts."""
+
+    def __init__(self) -> None:
+        """Start with nothing chosen."""
+        self._source: dict[str, Any] = {}
+        self._label = ""
+        self._series: SourceSeries | None = None
+        self._shape_text = "-"
+
+    @property
+    def _entry(self) -> FlexMeasuresConfigEntry:
+        """Return the FlexMeasures entry this link belongs to."""
+        return cast("FlexMeasuresConfigEntry", self._get_entry())
+
+    @property
+    def _previous(self) -> Mapping[str, Any]:
+        """Return the link being changed (empty when adding one)."""
+        if self.source == SOURCE_RECONFIGURE:
+            return self._get_reconfigure_subentry().data
+        return {}
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Choose the kind of source."""
+        return await self._async_step_source_type("user", user_input)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Choose the kind of source of an existing link."""
+        return await self._async_step_source_type("reconfigure", user_input)
+
+    async def _async_step_source_type(
+        self, step_id: str, user_input: dict[str, Any] | None
+    ) -> SubentryFlowResult:
+        """Ask where the series comes from."""
+        if self._entry.state is not ConfigEntryState.LOADED:
+            return self.async_abort(reason="entry_not_loaded")
+        if user_input is not None:
+            self._source = {CONF_SOURCE_TYPE: user_input[CONF_SOURCE_TYPE]}
+            if user_input[CONF_SOURCE_TYPE] == SOURCE_ATTRIBUTE:
+                return await self.async_step_source_entity()
+            return await self.async_step_source_entry()
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_SOURCE_TYPE): SelectSelector(
+                    SelectSelectorConfig(
+                        options=list(SOURCE_TYPES),
+                        mode=SelectSelectorMode.LIST,
+                        translation_key="forecast_source_type",
+                    )
+                )
+            }
+        )
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(
+                schema, {CONF_SOURCE_TYPE: SOURCE_ACTION, **self._previous}
+            ),
+        )
+
+    async def async_step_source_entry(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Choose the price integration or solar forecast entry."""
+        source_type = self._source[CONF_SOURCE_TYPE]
+        choices = source_entries(self.hass, source_type)
+        if not choices:
+            if source_type == SOURCE_SOLAR_FORECAST:
+                return self.async_abort(reason="no_solar_forecast_sources")
+            return self.async_abort(reason="no_action_sources")
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            entry_id = user_input[CONF_SOURCE_ENTRY]
+            try:
+                series = await async_read_source(self.hass, source_type, entry_id)
+            except HomeAssistantError as err:
+                LOGGER.debug("Cannot read %s: %s", entry_id, err)
+                errors[CONF_SOURCE_ENTRY] = "source_unreadable"
+            else:
+                self._source[CONF_SOURCE_ENTRY] = entry_id
+                self._label = dict(choices).get(entry_id, entry_id)
+                return await self._async_preview(series)
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_SOURCE_ENTRY): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[
+                            SelectOptionDict(value=entry_id, label=label)
+                            for entry_id, label in choices
+                        ],
+                        mode=SelectSelectorMode.DROPDOWN,
+                    )
+                )
+            }
+        )
+        return self.async_show_form(
+            step_id="source_entry",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, user_input or self._previous
+            ),
+            errors=errors,
+        )
+
+    async def async_step_source_entity(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Choose the entity whose attribute holds the slots."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            state = self.hass.states.get(user_input[CONF_SOURCE_ENTITY])
+            if state is None or not slot_lists(state.attributes):
+                errors[CONF_SOURCE_ENTITY] = "no_slot_list"
+            else:
+                self._source[CONF_SOURCE_ENTITY] = state.entity_id
+                self._label = state.name
+                return await self.async_step_source_attribute()
+        schema = vol.Schema({vol.Required(CONF_SOURCE_ENTITY): EntitySelector()})
+        return self.async_show_form(
+            step_id="source_entity",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, user_input or self._previous
+            ),
+            errors=errors,
+        )
+
+    async def async_step_source_attribute(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Choose the attribute; its shape is detected, or the reason it is not."""
+        state = self.hass.states.get(self._source[CONF_SOURCE_ENTITY])
+        if state is None:
+            return self.async_abort(reason="source_gone")
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            attribute = user_input[CONF_SOURCE_ATTRIBUTE]
+            try:
+                shape = detect_shape(state.attributes, attribute)
+                series = read_series(
+                    state.attributes,
+                    attribute,
+                    shape,
+                    unit=_unit_of(state),
+                    published_at=state.last_updated,
+                )
+            except UnreadableShapeError as err:
+                errors[CONF_SOURCE_ATTRIBUTE] = _SHAPE_ERRORS[err.reason]
+            else:
+                self._source[CONF_SOURCE_ATTRIBUTE] = attribute
+                self._source[CONF_SOURCE_SHAPE] = shape.as_text()
+                return await self._async_preview(series, shape)
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_SOURCE_ATTRIBUTE): SelectSelector(
+                    SelectSelectorConfig(
+                        options=slot_lists(state.attributes),
+                        mode=SelectSelectorMode.DROPDOWN,
+                    )
+                )
+            }
+        )
+        return self.async_show_form(
+            step_id="source_attribute",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, user_input or self._previous
+            ),
+            errors=errors,
+            description_placeholders={"entity": state.name},
+        )
+
+    async def _async_preview(
+        self, series: SourceSeries, shape: Shape | None = None
+    ) -> SubentryFlowResult:
+        """Remember the series read and show it for confirmation."""
+        self._series = series
+        self._shape_text = (
+            f"{shape.start_key}, {shape.end_key or '-'}, {shape.value_key}"
+            if shape
+            else "-"
+        )
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Show the shape and first slots; ask the unit where the source has none."""
+        series = cast("SourceSeries", self._series)
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            unit = user_input[CONF_SOURCE_UNIT].strip()
+            try:
+                rate_converter(unit, unit)
+            except ConversionError as err:
+                errors[CONF_SOURCE_UNIT] = _SOURCE_UNIT_ERRORS[err.reason]
+            else:
+                self._source[CONF_SOURCE_UNIT] = unit
+                return await self.async_step_sensor()
+        preview = "\n".join(
+            f"{dt_util.as_local(point.start).strftime('%Y-%m-%d %H:%M')}: "
+            f"{point.value:g}"
+            for point in series.points[:PREVIEW_SLOTS]
+        )
+        schema = vol.Schema({vol.Required(CONF_SOURCE_UNIT): TextSelector()})
+        return self.async_show_form(
+            step_id="confirm",
+            data_schema=self.add_suggested_values_to_schema(
+                schema,
+                {CONF_SOURCE_UNIT: self._previous.get(CONF_SOURCE_UNIT) or series.unit},
+            ),
+            errors=errors,
+            description_placeholders={
+                "source": self._label,
+                "shape": self._shape_text,
+                "slots": str(len(series.points)),
+                "preview": preview,
+                "unit": series.unit or "-",
+            },
+        )
+
+    async def async_step_sensor(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Choose the FlexMeasures sensor the forecasts go to."""
+        inventory = self._entry.runtime_data.inventory.data
+        unit = self._source[CONF_SOURCE_UNIT]
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            if user_input[CONF_SENSOR] == NEW_SENSOR:
+                return await self.async_step_new_sensor()
+            sensor = inventory.sensors[int(user_input[CONF_SENSOR])]
+            if self._linked_elsewhere(sensor.id):
+                errors[CONF_SENSOR] = "already_linked"
+            else:
+                return self._async_finish(sensor)
+        options = [
+            SelectOptionDict(
+                value=str(sensor.id), label=_sensor_label(inventory, sensor)
+            )
+            for sensor in inventory.sensors.values()
+            if _converts(unit, sensor.unit)
+        ]
+        options.sort(key=lambda option: option["label"].casefold())
+        options.append(SelectOptionDict(value=NEW_SENSOR, label=NEW_SENSOR))
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_SENSOR): SelectSelector(
+                    SelectSelectorConfig(
+                        options=options,
+                        mode=SelectSelectorMode.DROPDOWN,
+                        translation_key="link_sensor",
+                    )
+                )
+            }
+        )
+        previous = (
+            {CONF_SENSOR: str(self._previous[CONF_SENSOR_ID])} if self._previous else {}
+        )
+        return self.async_show_form(
+            step_id="sensor",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, user_input or previous
+            ),
+            errors=errors,
+            description_placeholders={"source": self._label, "unit": unit},
+        )
+
+    async def async_step_new_sensor(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Create a new FlexMeasures sensor on an asset for the forecasts."""
+        unit = self._source[CONF_SOURCE_UNIT]
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                rate_converter(unit, user_input[CONF_UNIT_OF_MEASUREMENT])
+            except ConversionError as err:
+                errors[CONF_UNIT_OF_MEASUREMENT] = _CONVERSION_ERRORS[err.reason]
+            else:
+                sensor, errors = await _async_create_sensor(self, user_input)
+                if sensor is not None:
+                    return self._async_finish(sensor)
+        return _new_sensor_form(
+            self,
+            user_input,
+            errors,
+            name=self._label,
+            unit=_default_target_unit(unit),
+            placeholders={"entity": self._label},
+            resolution={"hours": 1, "minutes": 0, "seconds": 0},
+        )
+
+    def _linked_elsewhere(self, sensor_id: int) -> bool:
+        """Return whether another forecast link already posts to this sensor."""
+        current = (
+            self._get_reconfigure_subentry().subentry_id
+            if self.source == SOURCE_RECONFIGURE
+            else None
+        )
+        return any(
+            subentry.subentry_type == SUBENTRY_FORECAST_LINK
+            and subentry.subentry_id != current
+            and subentry.data.get(CONF_SENSOR_ID) == sensor_id
+            for subentry in self._entry.subentries.values()
+        )
+
+    @callback
+    def _async_finish(self, sensor: Sensor) -> SubentryFlowResult:
+        """Create or update the forecast-link subentry."""
+        inventory = self._entry.runtime_data.inventory.data
+        title = f"{self._label}{ARROW}{_sensor_label(inventory, sensor)}"
+        data = {
+            **self._source,
+            CONF_SENSOR_ID: sensor.id,
+            CONF_SENSOR_UNIT: sensor.unit,
+            CONF_SENSOR_RESOLUTION: int(sensor.resolution.total_seconds()),
+        }
+        unique_id = subentry_unique_id(SUBENTRY_FORECAST_LINK, sensor.id)
+        if self.source == SOURCE_RECONFIGURE:
+            return self.async_update_and_abort(
+                self._entry,
+                self._get_reconfigure_subentry(),
+                title=title,
+                data=data,
+                unique_id=unique_id,
+            )
+        return self.async_create_entry(title=title, data=data, unique_id=unique_id)
+
+
+def _converts(source_unit: str, sensor_unit: str | None) -> bool:
+    """Return whether a source's values can be posted to a sensor of this unit."""
+    try:
+        rate_converter(source_unit, sensor_unit or "")
+    except ConversionError:
+        return False
+    return True
+
+
+def _default_target_unit(source_unit: str) -> str:
+    """Return the unit a new sensor for this source gets: per MWh, or kW."""
+    money, slash, energy = source_unit.partition("/")
+    if slash and energy.strip().lower().endswith("wh"):
+        return f"{money.strip()}/MWh"
+    return "kW"

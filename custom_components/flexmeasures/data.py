@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         FlexMeasuresInventoryCoordinator,
         FlexMeasuresSensorValuesCoordinator,
     )
+    from .forecasts.link import ForecastLinks
     from .s2 import S2Hub
     from .scheduling import DeviceScheduler
     from .uploader import MeasurementUploader
@@ -46,6 +47,8 @@ class FlexMeasuresData:
     # Scheduling: one scheduler per controlled-device subentry, by subentry id.
     schedulers: dict[str, DeviceScheduler] = field(default_factory=dict)
     uploader: MeasurementUploader
+    # Forecast links: series HA holds, posted to sensors as forecasts.
+    forecasts: ForecastLinks
 
 
 class ErrorKind(StrEnum):

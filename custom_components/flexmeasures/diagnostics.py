@@ -54,6 +54,7 @@ async def async_get_config_entry_diagnostics(
             "last_upload": _iso(data.uploader.last_upload),
             "history_progress": data.uploader.history_progress,
         },
+        "forecast_links": data.forecasts.diagnostics(),
         "controlled_devices": {
             subentry_id: {
                 "name": scheduler.name,

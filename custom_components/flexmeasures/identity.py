@@ -5,7 +5,7 @@ entry's unique id names the FlexMeasures account (``account_3``); a second
 server whose account happens to have the same id gets a numbered one
 (``account_3_2``). Asset devices and FlexMeasures sensor entities carry the
 entry's unique id (FlexMeasures ids are only unique within one server);
-controlled devices and their entities carry their subentry id.
+controlled devices, forecast links and their entities carry their subentry id.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ ACCOUNT_PREFIX: Final = "account_"
 ASSET_INFIX: Final = "_asset_"
 SENSOR_INFIX: Final = "_sensor_"
 CONTROLLED_DEVICE_PREFIX: Final = "controlled_device_"
+FORECAST_LINK_PREFIX: Final = "forecast_link_"
 
 
 def account_unique_id(account_id: int, taken: Collection[str | None] = ()) -> str:
@@ -149,3 +150,13 @@ async def async_rekey_registries(
         }
         if identifiers != device.identifiers:
             device_registry.async_update_device(device.id, new_identifiers=identifiers)
+
+
+def forecast_link_identifier(subentry_id: str) -> tuple[str, str]:
+    """Return the device identifier of a forecast link (a subentry)."""
+    return (DOMAIN, f"{FORECAST_LINK_PREFIX}{subentry_id}")
+
+
+def forecast_link_unique_id(subentry_id: str, key: str) -> str:
+    """Return the unique id of a forecast link's entity."""
+    return f"{subentry_id}_{key}"

@@ -45,6 +45,8 @@ from .entity import FlexMeasuresEntity
 from .identity import (
     entry_device_identifier,
     entry_entity_unique_id,
+    forecast_link_identifier,
+    forecast_link_unique_id,
     sensor_id_of,
     sensor_unique_id,
 )
@@ -57,7 +59,7 @@ from .scheduling import (
     WindowKind,
     unmet_target_attributes,
 )
-from .signals import signal_uploader_updated
+from .signals import signal_forecast_link_updated, signal_uploader_updated
 from .uploader import MeasurementUploader
 
 PARALLEL_UPDATES = 0
@@ -263,6 +265,9 @@ async def async_setup_entry(
 
     # Scheduling: the schedule sensors of every controlled device.
     _async_setup_schedule_sensors(entry, async_add_entities)
+
+    # Forecast links: what each last posted.
+    _async_add_forecast_link_sensors(entry, async_add_entities)
 
     # S2: control type and last instruction of each controlled device.
     async_add_s2_entities(entry, async_add_entities, Platform.SENSOR)
@@ -679,3 +684,86 @@ def _async_add_uploader_sensors(
         FlexMeasuresUploaderSensor(entry, description)
         for description in UPLOADER_SENSORS
     )
+
+
+# --- Forecast links: the last series each posted (issue 16) ------------------------
+
+
+FORECAST_LINK_SENSOR: Final = SensorEntityDescription(
+    key="last_forecast_posted",
+    translation_key="last_forecast_posted",
+    device_class=SensorDeviceClass.TIMESTAMP,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
+
+class FlexMeasuresForecastLinkSensor(SensorEntity):
+    """When a forecast link last posted, with how many slots and how far ahead."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+    # Attributes a card or template reads; not worth a row per change.
+    _unrecorded_attributes = frozenset({"pending", "source_error"})
+
+    def __init__(self, entry: FlexMeasuresConfigEntry, subentry_id: str) -> None:
+        """Initialize the sensor on the link's own device."""
+        self.entity_description = FORECAST_LINK_SENSOR
+        self._links = entry.runtime_data.forecasts
+        self._subentry_id = subentry_id
+        # A link lives as long as the entry is loaded: a changed link reloads it.
+        self._link = link = self._links.links[subentry_id]
+        self._attr_unique_id = forecast_link_unique_id(
+            subentry_id, FORECAST_LINK_SENSOR.key
+        )
+        self._attr_device_info = DeviceInfo(
+            identifiers={forecast_link_identifier(subentry_id)},
+            name=link.config.title,
+            manufacturer="FlexMeasures",
+            model="Forecast link",
+            entry_type=DeviceEntryType.SERVICE,
+            configuration_url=(
+                f"{entry.runtime_data.server.url}/sensors/{link.config.sensor_id}"
+            ),
+        )
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the link."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass,
+                signal_forecast_link_updated(
+                    self._links.entry.entry_id, self._subentry_id
+                ),
+                self.async_write_ha_state,
+            )
+        )
+
+    @property
+    def native_value(self) -> datetime | None:
+        """Return when the server last stored a series of this link."""
+        return self._link.last_posted
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return the size of the last series and the horizon the server holds."""
+        link = self._link
+        return {
+            "slots_posted": link.slots_posted,
+            "horizon_end": link.horizon.isoformat() if link.horizon else None,
+            "pending": len(link.pending),
+            "source_error": link.source_error,
+        }
+
+
+@callback
+def _async_add_forecast_link_sensors(
+    entry: FlexMeasuresConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the sensor of every forecast link."""
+    for subentry_id in entry.runtime_data.forecasts.links:
+        async_add_entities(
+            [FlexMeasuresForecastLinkSensor(entry, subentry_id)],
+            config_subentry_id=subentry_id,
+        )

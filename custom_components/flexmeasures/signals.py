@@ -24,3 +24,8 @@ def signal_forecast_posted(entry_id: str) -> SignalType[int]:
     site may replan when its price sensor got new prices).
     """
     return SignalType(f"{DOMAIN}_forecast_posted_{entry_id}")
+
+
+def signal_forecast_link_updated(entry_id: str, subentry_id: str) -> SignalType[()]:
+    """Return the signal of one forecast link: it posted, or its source failed."""
+    return SignalType(f"{DOMAIN}_forecast_link_updated_{entry_id}_{subentry_id}")

@@ -19,6 +19,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence, Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -102,6 +103,40 @@ JOB_CHECKS: Final = 24
 JOB_RUNNING: Final = frozenset({"QUEUED", "STARTED", "DEFERRED", "SCHEDULED"})
 
 GAP_STATES: Final = frozenset({STATE_UNKNOWN, STATE_UNAVAILABLE})
+
+
+class JobOutcome(StrEnum):
+    """How an ingestion job did, as far as its values are concerned."""
+
+    STORED = "stored"
+    FAILED = "failed"
+    RUNNING = "running"
+    # Unknown (expired, lost with the server's Redis), canceled or stopped: the
+    # values must be sent again.
+    LOST = "lost"
+
+
+async def async_ingestion_outcome(
+    api: FlexMeasuresApi, job_id: str
+) -> tuple[JobOutcome, str]:
+    """Ask once how an ingestion job did: the outcome, and its status or error.
+
+    Raises FlexMeasuresError when the server cannot say (it is down).
+    """
+    try:
+        document = await api.async_get_job_status(job_id)
+    except FlexMeasuresHttpStatusError as err:
+        if err.status != HTTPStatus.NOT_FOUND:
+            raise
+        return JobOutcome.LOST, "unknown"
+    status = str(document.get("status", "")).upper()
+    if status == "FINISHED":
+        return JobOutcome.STORED, status
+    if status == "FAILED":
+        return JobOutcome.FAILED, _job_error(document)
+    if status in JOB_RUNNING:
+        return JobOutcome.RUNNING, status
+    return JobOutcome.LOST, status
 
 
 def issue_id_for(subentry_id: str, kind: str = ISSUE_REJECTED) -> str:
@@ -575,27 +610,19 @@ class MeasurementUploader:
             if job_id in skip:
                 continue
             try:
-                document = await self.api.async_get_job_status(job_id)
-            except FlexMeasuresHttpStatusError as err:
-                if err.status != HTTPStatus.NOT_FOUND:
-                    return self._server_failed(err)
-                # Expired or lost with the server's Redis: send the values again.
-                LOGGER.debug("Ingestion job %s is unknown; resending", job_id)
-                del link.jobs[job_id]
-                continue
+                outcome, error = await async_ingestion_outcome(self.api, job_id)
             except FlexMeasuresError as err:
                 return self._server_failed(err)
             job.checks += 1
-            status = str(document.get("status", "")).upper()
-            if status == "FINISHED":
+            if outcome is JobOutcome.STORED:
                 del link.jobs[job_id]
                 self._stored(link, job.values)
-            elif status == "FAILED":
+            elif outcome is JobOutcome.FAILED:
                 del link.jobs[job_id]
-                self._not_stored(link, _job_error(document), now)
-            elif status not in JOB_RUNNING or job.checks >= JOB_CHECKS:
-                # Canceled, stopped, or running too long: send the values again.
-                LOGGER.debug("Ingestion job %s is %s; resending", job_id, status)
+                self._not_stored(link, error, now)
+            elif outcome is JobOutcome.LOST or job.checks >= JOB_CHECKS:
+                # Lost, canceled, stopped, or running too long: send them again.
+                LOGGER.debug("Ingestion job %s is %s; resending", job_id, error)
                 del link.jobs[job_id]
         return True
 

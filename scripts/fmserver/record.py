@@ -221,6 +221,7 @@ class Recorder:
             self.record_connection,
             self.record_inventory,
             self.record_sensor_data,
+            self.record_forecasts,
             self.record_add_sensor,
             self.record_scheduling,
             self.record_job_control,
@@ -388,6 +389,38 @@ class Recorder:
                 query=self._data_query("°C"),
             ),
             "get_sensor_data in an incompatible unit",
+        )
+
+    def record_forecasts(self) -> None:
+        """Forecasts: prices posted with a belief time (``prior``), and a refusal."""
+        home = self.home
+        price = self.seed["sensors"]["price"]
+        # Two months back: no schedule or live test reads prices there.
+        start = _slot(self.now, 60) - timedelta(days=60)
+        post = {
+            "type": "PostSensorDataRequest",
+            "start": start.isoformat(),
+            "duration": "PT2H",
+            "values": [round(self.now.timestamp() % 100, 2), 61.5],
+            "unit": self.seed["units"]["price"],
+            "prior": (start - timedelta(hours=12)).isoformat(),
+        }
+        answer = home.send("POST", f"/api/v3_0/sensors/{price}/data", body=post)
+        self.keep(
+            "sensor_data_post_forecast_accepted"
+            if answer.status == 202
+            else "sensor_data_post_forecast",
+            answer,
+            "forecast prices with a prior (their belief time)",
+        )
+        self.keep(
+            "sensor_data_post_forecast_other_currency",
+            home.send(
+                "POST",
+                f"/api/v3_0/sensors/{price}/data",
+                body={**post, "unit": "SEK/MWh"},
+            ),
+            "prices in another currency than the sensor's: 422",
         )
 
     def record_add_sensor(self) -> None:

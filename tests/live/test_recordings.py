@@ -34,8 +34,12 @@ RECORDER = Path(__file__).parents[2] / "scripts" / "fmserver" / "record.py"
 RQ_ONLY = frozenset({"job_canceled", "job_stopped"})
 # Job statuses seen only when a poll falls inside them: a fast worker skips them.
 TRANSIENT = re.compile(r"job(_[a-z_]+)?_(queued|started)")
-# A deployment gives one of these: with an ingestion worker, or without one.
-ONE_OF = frozenset({"sensor_data_post", "sensor_data_post_accepted"})
+# A deployment gives one of each pair: with an ingestion worker, or without one.
+ONE_OF_PAIRS = (
+    frozenset({"sensor_data_post", "sensor_data_post_accepted"}),
+    frozenset({"sensor_data_post_forecast", "sensor_data_post_forecast_accepted"}),
+)
+ONE_OF = frozenset().union(*ONE_OF_PAIRS)
 
 
 def _recorder() -> ModuleType:
@@ -82,8 +86,12 @@ async def test_answers_keep_their_recorded_shape(
         {name for name in stored if not TRANSIENT.fullmatch(name)} - RQ_ONLY - ONE_OF
     )
     assert required <= set(fresh), "requests no longer recorded"
-    assert len(ONE_OF & set(fresh)) == 1, "a sensor-data POST, once"
-    assert set(fresh) <= set(stored), "answers never recorded: run record.py"
+    for pair in ONE_OF_PAIRS:
+        assert len(pair & set(fresh)) == 1, f"one of {sorted(pair)}"
+    # The forecast POST was recorded with an ingestion worker only.
+    assert set(fresh) - ONE_OF_PAIRS[1] <= set(stored), (
+        "answers never recorded: run record.py"
+    )
     changed = {
         name: found
         for name in sorted(fresh)
