@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-import importlib
-import sys
-from types import ModuleType
 from unittest.mock import AsyncMock, MagicMock, patch
 
 from homeassistant.exceptions import HomeAssistantError
@@ -49,17 +46,8 @@ class FakeSources:
 def patched_sources() -> Iterator[FakeSources]:
     """Patch ``source_entries`` and ``async_read_source`` of the sources module."""
     fake = FakeSources()
-    try:
-        importlib.import_module(SOURCES_MODULE)
-    except ImportError:
-        stand_in: dict[str, ModuleType] = {SOURCES_MODULE: ModuleType(SOURCES_MODULE)}
-    else:
-        stand_in = {}
     with (
-        patch.dict(sys.modules, stand_in),
-        patch(f"{SOURCES_MODULE}.source_entries", fake.source_entries, create=True),
-        patch(
-            f"{SOURCES_MODULE}.async_read_source", fake.async_read_source, create=True
-        ),
+        patch(f"{SOURCES_MODULE}.source_entries", fake.source_entries),
+        patch(f"{SOURCES_MODULE}.async_read_source", fake.async_read_source),
     ):
         yield fake

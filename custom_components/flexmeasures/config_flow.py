@@ -119,8 +119,8 @@ from .const import (
 )
 from .coordinator import Inventory, exposed_sensors, scan_interval
 from .data import ErrorKind, FlexMeasuresConfigEntry, error_kind
+from .forecasts import sources
 from .forecasts.convert import ConversionError, rate_converter
-from .forecasts.link import async_read_source, source_entries
 from .forecasts.model import SourceSeries
 from .forecasts.shapes import (
     Shape,
@@ -1144,7 +1144,7 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
     ) -> SubentryFlowResult:
         """Choose the price integration or solar forecast entry."""
         source_type = self._source[CONF_SOURCE_TYPE]
-        choices = source_entries(self.hass, source_type)
+        choices = sources.source_entries(self.hass, source_type)
         if not choices:
             if source_type == SOURCE_SOLAR_FORECAST:
                 return self.async_abort(reason="no_solar_forecast_sources")
@@ -1153,7 +1153,9 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
         if user_input is not None:
             entry_id = user_input[CONF_SOURCE_ENTRY]
             try:
-                series = await async_read_source(self.hass, source_type, entry_id)
+                series = await sources.async_read_source(
+                    self.hass, source_type, entry_id
+                )
             except HomeAssistantError as err:
                 LOGGER.debug("Cannot read %s: %s", entry_id, err)
                 errors[CONF_SOURCE_ENTRY] = "source_unreadable"

@@ -17,12 +17,11 @@ posting a series again overwrites its rows and a newer one adds beliefs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-import importlib
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import ATTR_UNIT_OF_MEASUREMENT, EVENT_HOMEASSISTANT_STOP
@@ -73,6 +72,7 @@ from ..uploader import (
     JobOutcome,
     async_ingestion_outcome,
 )
+from . import sources
 from .convert import ConversionError, align, horizon_end
 from .model import SourceSeries
 from .shapes import Shape, UnreadableShapeError, read_series
@@ -92,37 +92,6 @@ ISSUE_FORECAST_REJECTED: Final = "forecast_rejected"
 def forecast_issue_id(subentry_id: str) -> str:
     """Return the repair issue id of a forecast link the server refuses."""
     return f"{ISSUE_FORECAST_REJECTED}_{subentry_id}"
-
-
-class SourceReader(Protocol):
-    """Reads an action or solar source (``sources.async_read_source``)."""
-
-    def __call__(
-        self, hass: HomeAssistant, source_type: str, entry_id: str
-    ) -> Awaitable[SourceSeries]:
-        """Return what the source's config entry holds now."""
-
-
-def _sources() -> Any:
-    """Return ``forecasts.sources``, which reads the price and solar integrations.
-
-    Looked up when first used, so this module imports without it.
-    """
-    return importlib.import_module(".sources", __package__)
-
-
-def source_entries(hass: HomeAssistant, source_type: str) -> list[tuple[str, str]]:
-    """Return (config entry id, label) of the entries that can feed a source type."""
-    entries: list[tuple[str, str]] = _sources().source_entries(hass, source_type)
-    return entries
-
-
-async def async_read_source(
-    hass: HomeAssistant, source_type: str, entry_id: str
-) -> SourceSeries:
-    """Read what an action or solar source's config entry holds now."""
-    reader: SourceReader = _sources().async_read_source
-    return await reader(hass, source_type, entry_id)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -479,7 +448,7 @@ class ForecastLinks:
     async def _async_series(self, config: ForecastLinkConfig) -> SourceSeries:
         """Return the source's series now."""
         if config.source_type != SOURCE_ATTRIBUTE:
-            return await async_read_source(
+            return await sources.async_read_source(
                 self.hass, config.source_type, config.source_entry or ""
             )
         state = self.hass.states.get(config.source_entity or "")
