@@ -27,7 +27,7 @@ if TYPE_CHECKING:
         FlexMeasuresSensorValuesCoordinator,
     )
     from .s2 import S2Hub
-    from .scheduling import DeviceScheduler
+    from .scheduling import DeviceScheduler, SiteScheduler
     from .uploader import MeasurementUploader
 
 type FlexMeasuresConfigEntry = ConfigEntry[FlexMeasuresData]
@@ -45,6 +45,8 @@ class FlexMeasuresData:
     sensor_values: FlexMeasuresSensorValuesCoordinator
     # Scheduling: one scheduler per controlled-device subentry, by subentry id.
     schedulers: dict[str, DeviceScheduler] = field(default_factory=dict)
+    # Sites: one scheduler per site subentry (devices planned together), by id.
+    sites: dict[str, SiteScheduler] = field(default_factory=dict)
     uploader: MeasurementUploader
 
 
