@@ -58,6 +58,7 @@ from .scheduling import (
     unmet_target_attributes,
 )
 from .signals import signal_uploader_updated
+from .site_entities import async_add_site_sensors
 from .uploader import MeasurementUploader
 
 PARALLEL_UPDATES = 0
@@ -263,6 +264,9 @@ async def async_setup_entry(
 
     # Scheduling: the schedule sensors of every controlled device.
     _async_setup_schedule_sensors(entry, async_add_entities)
+
+    # Sites: the status and summed plan of devices planned together.
+    async_add_site_sensors(entry, async_add_entities)
 
     # S2: control type and last instruction of each controlled device.
     async_add_s2_entities(entry, async_add_entities, Platform.SENSOR)
