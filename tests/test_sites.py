@@ -211,7 +211,7 @@ async def test_statuses_while_computing_and_device_rounds_queue(
 
     fake_site.hold = False
     await hass.async_block_till_done(wait_background_tasks=True)
-    assert not site.busy
+    assert not _site(init_site).busy
     # Then the battery's queued round ran on its own.
     assert len(fake_scheduling.triggers) == 1
     assert _state(hass, "sensor.home_battery_schedule_status") == "ready"
