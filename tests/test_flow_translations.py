@@ -23,6 +23,7 @@ from custom_components.flexmeasures.const import (
     DOMAIN,
     SUBENTRY_CONTROLLED_DEVICE,
     SUBENTRY_MEASUREMENT_LINK,
+    SUBENTRY_SITE,
 )
 
 from .conftest import (
@@ -30,9 +31,11 @@ from .conftest import (
     PASSWORD,
     POWER_ENTITY,
     SERVER_URL,
+    SITE_SUBENTRY_ID,
     SOC_ENTITY,
     FakeFlexMeasures,
     FakeScheduling,
+    FakeSiteScheduling,
 )
 from .flow_text import COMPONENT, SOURCES, reasons, render, render_result, translations
 from .test_config_flow_shared_sensor import DEVICE_INPUT, LINK_FORM
@@ -60,6 +63,7 @@ CONFIG = reasons(CONFIG_FLOW, "FlexMeasuresConfigFlow", "_FORM_ERRORS")
 OPTIONS = reasons(CONFIG_FLOW, "FlexMeasuresOptionsFlow")
 DEVICE = reasons(CONFIG_FLOW, "ControlledDeviceSubentryFlow", "_validate_device")
 LINK = reasons(CONFIG_FLOW, "MeasurementLinkSubentryFlow")
+SITE = reasons(CONFIG_FLOW, "SiteSubentryFlow")
 REPAIR = reasons(COMPONENT / "repairs.py", "DiscardPendingMeasurementsFlow")
 
 
@@ -80,6 +84,8 @@ def test_reasons_found_in_the_source() -> None:
     assert {"entry_not_loaded", "no_power_sensors"} <= DEVICE["abort"]
     assert {"already_linked", "sensor_rejected"} <= LINK["error"]
     assert REPAIR["abort"] == {"link_not_found"}
+    assert {"too_few_devices", "asset_not_ancestor"} <= SITE["error"]
+    assert {"entry_not_loaded", "too_few_controlled_devices"} <= SITE["abort"]
 
 
 @pytest.mark.parametrize(
@@ -312,6 +318,81 @@ async def test_measurement_link_flow(
     )
     assert result["reason"] == "reconfigure_successful"
     render_result(tree, link, result)
+
+
+async def test_site_flow(
+    hass: HomeAssistant,
+    fake_site: FakeSiteScheduling,
+    linked_entry: MockConfigEntry,
+    init_site: MockConfigEntry,
+    tree: dict[str, Any],
+) -> None:
+    """Add and change a site, with its errors and aborts."""
+    site = ("config_subentries", SUBENTRY_SITE)
+    everything = {
+        "errors": tuple(SITE["error"]),
+        # Sites have no unique id: Home Assistant never says already_configured.
+        "aborts": (*SITE["abort"], "reconfigure_successful"),
+    }
+    # Another entry, not loaded.
+    linked_entry.add_to_hass(hass)
+    result = await hass.config_entries.subentries.async_init(
+        (linked_entry.entry_id, SUBENTRY_SITE), context={"source": SOURCE_USER}
+    )
+    assert result["reason"] == "entry_not_loaded"
+    render_result(tree, site, result)
+
+    result = await hass.config_entries.subentries.async_init(
+        (init_site.entry_id, SUBENTRY_SITE), context={"source": SOURCE_USER}
+    )
+    assert result["step_id"] == "user"
+    assert render_result(tree, site, result, **everything)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {
+            "name": "Second site",
+            "devices": list(init_site.runtime_data.schedulers),
+            "replan_on_prices": False,
+        },
+    )
+    assert result["errors"] == {"devices": "device_in_other_site"}
+    render_result(tree, site, result)
+
+    result = await hass.config_entries.subentries.async_init(
+        (init_site.entry_id, SUBENTRY_SITE),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": SITE_SUBENTRY_ID},
+    )
+    assert result["step_id"] == "reconfigure"
+    render_result(tree, site, result, **everything)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {
+            "name": "Home site",
+            "devices": list(init_site.runtime_data.schedulers),
+            "replan_on_prices": False,
+        },
+    )
+    assert result["reason"] == "reconfigure_successful"
+    render_result(tree, site, result)
+    await hass.async_block_till_done()
+
+
+async def test_site_flow_needs_two_devices(
+    hass: HomeAssistant,
+    fake_server: FakeFlexMeasures,
+    linked_entry: MockConfigEntry,
+    tree: dict[str, Any],
+) -> None:
+    """An entry without two controlled devices has no site to add."""
+    site = ("config_subentries", SUBENTRY_SITE)
+    linked_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(linked_entry.entry_id)
+    await hass.async_block_till_done()
+    result = await hass.config_entries.subentries.async_init(
+        (linked_entry.entry_id, SUBENTRY_SITE), context={"source": SOURCE_USER}
+    )
+    assert result["reason"] == "too_few_controlled_devices"
+    render_result(tree, site, result)
 
 
 async def test_repair_flow(
