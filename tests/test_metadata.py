@@ -10,7 +10,7 @@ from typing import Any
 from homeassistant.util.yaml import load_yaml
 import pytest
 
-from custom_components.flexmeasures import binary_sensor, sensor
+from custom_components.flexmeasures import binary_sensor, sensor, site_entities
 from custom_components.flexmeasures.s2 import entities as s2_entities
 
 COMPONENT = Path(__file__).parent.parent / "custom_components" / "flexmeasures"
@@ -111,6 +111,7 @@ def test_translations_complete() -> None:
                 *sensor.SCHEDULE_SENSORS,
                 *sensor.UPLOADER_SENSORS,
                 *s2_entities.SENSORS,
+                *site_entities.SITE_SENSORS,
             ),
         ),
         (

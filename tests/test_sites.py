@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from aiohttp import ClientConnectionError
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
@@ -411,9 +412,15 @@ async def test_replan_while_busy_runs_once_done(
     init_site: MockConfigEntry,
 ) -> None:
     """New prices while the site computes replan once its job is done."""
-    site_id, _, _ = _ids(hass, init_site)
+    site_id, _, ev_id = _ids(hass, init_site)
     fake_site.hold = True
-    await _trigger(hass, site_id, response=False)
+    target = {"datetime": "2026-11-20T18:00:00+00:00", "value": 40}
+    await _trigger(
+        hass,
+        site_id,
+        response=False,
+        devices=[{"device_id": ev_id, "soc_targets": [target]}],
+    )
     async_dispatcher_send(hass, signal_forecast_posted(init_site.entry_id), 30)
     freezer.tick(timedelta(seconds=AUTO_DEBOUNCE + 1))
     async_fire_time_changed(hass)
@@ -425,6 +432,11 @@ async def test_replan_while_busy_runs_once_done(
     async_fire_time_changed(hass)
     await hass.async_block_till_done(wait_background_tasks=True)
     assert len(fake_site.triggers) == 2
+    # The replan keeps the EV charger's target still ahead.
+    ev_model = fake_site.triggers[1]["flex-model"][1]
+    assert ev_model["soc-targets"] == [
+        {"datetime": "2026-11-20T18:00:00+00:00", "value": "40 kWh"}
+    ]
 
 
 async def test_replan_without_soc_fails_the_site(
@@ -542,3 +554,70 @@ async def test_removing_the_site_reloads_and_deletes_its_store(
     await hass.async_block_till_done(wait_background_tasks=True)
     assert f"{DOMAIN}.site.{SITE_SUBENTRY_ID}" not in hass_storage
     assert init_site.runtime_data.sites == {}
+
+
+async def test_site_trigger_not_reaching_the_server(
+    hass: HomeAssistant,
+    fake_site: FakeSiteScheduling,
+    init_site: MockConfigEntry,
+) -> None:
+    """A trigger that does not reach the server fails each device, translated."""
+    site_id, _, _ = _ids(hass, init_site)
+    trigger = f"POST /api/v3_0/assets/{SITE_ASSET_ID}/schedules/trigger"
+    fake_site.server.errors[trigger] = ClientConnectionError("refused")
+    with pytest.raises(HomeAssistantError) as err:
+        await _trigger(hass, site_id)
+    assert err.value.translation_key == "communication_error"
+    await hass.async_block_till_done()
+    for device in _site(init_site).devices:
+        assert device.status is ScheduleStatus.FAILED
+        assert device.failure_reason is not None
+        assert device.failure_reason.value == "communication_error"
+
+
+async def test_stored_job_of_other_devices_is_dropped(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    fake_site: FakeSiteScheduling,
+    site_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stored site job for other devices than the site has now is not resumed."""
+    hass_storage[f"{DOMAIN}.site.{SITE_SUBENTRY_ID}"] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": f"{DOMAIN}.site.{SITE_SUBENTRY_ID}",
+        "data": {
+            "last_updated": None,
+            "job_seconds_per_slot": 0.05,
+            "job_spread_per_slot": None,
+            "pending_job": {
+                "job_id": job_id(5001),
+                "triggered_at": NOW.isoformat(),
+                "requests": {"another01": _request(), BATTERY_SUBENTRY_ID: _request()},
+            },
+        },
+    }
+    hass.states.async_set("sensor.home_battery_soc", "50")
+    hass.states.async_set("sensor.ev_energy", "12")
+    await setup_entry(hass, site_entry)
+    site = _site(site_entry)
+    assert site.pending_job is None
+    assert site.waiter.seconds_per_slot == 0.05
+    assert fake_site.triggers == []
+    assert "its devices changed" in caplog.text
+
+
+def _request() -> dict[str, Any]:
+    """Return a stored request of a device (kWh, kW)."""
+    return {
+        "start": START.isoformat(),
+        "duration": 43200.0,
+        "soc_at_start": 5.0,
+        "soc_min": 1.0,
+        "soc_max": 9.0,
+        "targets": [],
+        "charge_power": 5.0,
+        "discharge_power": 5.0,
+    }

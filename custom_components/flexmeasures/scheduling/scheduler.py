@@ -353,9 +353,14 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
     # --- site rounds: the device planned with others in one asset-level job
 
     @callback
-    def async_site_round_started(self, site: str) -> None:
-        """Show that ``site``'s job plans this device; its own rounds queue behind."""
+    def async_site_round_started(self, site: str, request: ScheduleRequest) -> None:
+        """Show that ``site``'s job plans this device; its own rounds queue behind.
+
+        ``request`` is what the site asked for this device: its targets carry
+        over to automatic replans, as those of the device's own requests do.
+        """
         self.site_round = site
+        self.last_request = request
         self.recovery = None
         self.status = ScheduleStatus.COMPUTING
         self.async_update_listeners()

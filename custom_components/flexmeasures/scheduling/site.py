@@ -379,7 +379,9 @@ class SiteScheduler(DataUpdateCoordinator[None]):
         if round_.resume is None:
             self.recovery = None
         for device in self._devices:
-            device.async_site_round_started(self.name)
+            device.async_site_round_started(
+                self.name, round_.requests[device.subentry_id]
+            )
         self.async_update_listeners()
         self.entry.async_create_background_task(
             self.hass, self._async_run(round_), f"{DOMAIN} site schedule {self.name}"
