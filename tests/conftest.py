@@ -767,6 +767,8 @@ class FakeSiteScheduling:
     triggers: list[dict[str, Any]] = field(default_factory=list)
     # Jobs that fail whatever ``final_status`` says.
     failed_jobs: set[str] = field(default_factory=set)
+    # A finished job misses the battery's target at this moment (recorded).
+    unmet_at: datetime | None = None
 
     def __post_init__(self) -> None:
         """Register the site's trigger route."""
@@ -800,6 +802,13 @@ class FakeSiteScheduling:
                 uuid=uuid,
                 message="Scheduling job failed: no prices",
             )
+        if self.unmet_at is not None:
+            status, body = recorded("site_job_unmet_target", uuid=uuid)
+            (entry,) = body["result"]["unresolved"]
+            # The battery's asset as this test server numbers it.
+            entry["asset"] = BATTERY_ASSET_ID
+            entry["soc-targets"][0]["datetime"] = self.unmet_at.isoformat()
+            return status, body
         return recorded("site_job_finished", uuid=uuid)
 
     def _schedule(self, method: str, url: URL, data: Any) -> tuple[int, Any]:

@@ -621,3 +621,28 @@ def _request() -> dict[str, Any]:
         "charge_power": 5.0,
         "discharge_power": 5.0,
     }
+
+
+async def test_missed_target_goes_to_its_device(
+    hass: HomeAssistant,
+    fake_site: FakeSiteScheduling,
+    init_site: MockConfigEntry,
+) -> None:
+    """The site job's missed target is the battery's: its asset says so."""
+    site_id, battery_id, ev_id = _ids(hass, init_site)
+    at = datetime.fromisoformat("2026-11-20T11:00:00+00:00")
+    fake_site.unmet_at = at
+    target = {"datetime": at.isoformat(), "value": 90}
+    response = await _trigger(
+        hass,
+        site_id,
+        devices=[
+            {"device_id": battery_id, "soc_targets": [target]},
+            {"device_id": ev_id, "soc_targets": [{**target, "value": 40}]},
+        ],
+    )
+    assert response is not None
+    battery_unmet = response["devices"][battery_id]["unmet_targets"]
+    assert [item["datetime"] for item in battery_unmet] == [at.isoformat()]
+    assert battery_unmet[0]["target"] == 90
+    assert response["devices"][ev_id]["unmet_targets"] == []

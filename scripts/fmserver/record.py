@@ -711,6 +711,38 @@ class Recorder:
                 ),
                 f"get_schedule of the site job for the {device}'s sensor",
             )
+        # A battery target that cannot be met in time: the finished job lists it
+        # under ``unresolved`` with the battery's asset, not the EV charger's.
+        battery_model, ev_model = body["flex-model"]
+        unmet = {
+            **body,
+            "duration": "PT3H",
+            "flex-model": [
+                {
+                    **battery_model,
+                    "soc-at-start": "1 kWh",
+                    "soc-targets": [
+                        {
+                            "datetime": (start + timedelta(hours=1)).isoformat(),
+                            "value": "10 kWh",
+                        }
+                    ],
+                },
+                # No "soc-targets" at all: an empty list fails the job (1.0.1).
+                {key: value for key, value in ev_model.items() if key != "soc-targets"},
+            ],
+        }
+        trigger = self.home.send(
+            "POST", f"/api/v3_0/assets/{assets['site']}/schedules/trigger", body=unmet
+        )
+        unmet_id = str(trigger.answer["job"])
+        for _ in _until(lambda: _status(self._job(unmet_id)) in TERMINAL):
+            pass
+        self.keep(
+            "site_job_unmet_target",
+            self._job(unmet_id),
+            "job status of a site plan that misses the battery's target",
+        )
 
 
 def _status(answer: Answer) -> str:

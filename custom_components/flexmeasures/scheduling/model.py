@@ -438,17 +438,26 @@ def _energy_kwh(value: Any) -> float | None:
     return None if factor is None else float(match[1]) * factor
 
 
-def unmet_targets(result: Any, targets: Sequence[SocTarget]) -> tuple[UnmetTarget, ...]:
+def unmet_targets(
+    result: Any, targets: Sequence[SocTarget], asset_id: int | None = None
+) -> tuple[UnmetTarget, ...]:
     """Read the targets a finished job could not meet from its ``result``.
 
-    The result lists, per asset of the flex-model (ours has one device), the
-    ``soc-targets`` it misses as ``{"datetime", "violation": "<x> kWh"}``.
-    Anything unreadable is left out: the plan itself is still good.
+    The result lists, per asset of the flex-model (``"asset": id``), the
+    ``soc-targets`` it misses as ``{"datetime", "violation": "<x> kWh"}``. A
+    site's job plans several devices: with ``asset_id`` only that device's
+    asset counts. Anything unreadable is left out: the plan itself is still good.
     """
     unresolved = result.get("unresolved") if isinstance(result, Mapping) else None
     requested = {target.at: target.kwh for target in targets}
     found: list[UnmetTarget] = []
     for entry in unresolved if isinstance(unresolved, list) else ():
+        if (
+            asset_id is not None
+            and isinstance(entry, Mapping)
+            and entry.get("asset") not in (None, asset_id)
+        ):
+            continue
         items = entry.get("soc-targets") if isinstance(entry, Mapping) else None
         for item in items if isinstance(items, list) else ():
             if not isinstance(item, Mapping):

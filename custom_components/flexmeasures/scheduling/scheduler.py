@@ -470,13 +470,17 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
         job_id: str,
         request: ScheduleRequest,
         fallback_reason: str | None,
+        *,
+        asset_id: int | None = None,
     ) -> Schedule:
         """Fetch this device's plan of a finished job and make it the device's plan.
 
         The one path a plan takes to the device, whether its own job or its
         site's asset-level job made it: status, missed-target issue, store,
         event and every follower (entities, calendar, card, S2 instructions).
-        Raise ScheduleFailedError when the plan cannot be fetched.
+        ``asset_id`` (a site's job) picks the device's missed targets from
+        those of all devices. Raise ScheduleFailedError when the plan cannot
+        be fetched.
         """
         try:
             series = await self.api.async_get_schedule(
@@ -494,7 +498,7 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
             request,
             now,
             fallback_reason=fallback_reason,
-            unmet=unmet_targets(job.get("result"), request.targets),
+            unmet=unmet_targets(job.get("result"), request.targets, asset_id),
         )
         self.schedule = schedule
         self.status = schedule.status_at(now)

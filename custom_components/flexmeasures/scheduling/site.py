@@ -478,10 +478,16 @@ class SiteScheduler(DataUpdateCoordinator[None]):
         job, job_id, fallback_reason = await self.waiter.async_follow(
             job_id, slots, resumed=resumed
         )
+        sensors = self.entry.runtime_data.inventory.data.sensors
         plans: dict[str, Schedule] = {}
         for device in self._devices:
+            sensor = sensors.get(device.config.sensor_id)
             plans[device.subentry_id] = await device.async_take_plan(
-                job, job_id, requests[device.subentry_id], fallback_reason
+                job,
+                job_id,
+                requests[device.subentry_id],
+                fallback_reason,
+                asset_id=sensor.asset_id if sensor is not None else None,
             )
             round_.taken.add(device.subentry_id)
         self.last_updated = dt_util.utcnow()
