@@ -646,3 +646,29 @@ async def test_missed_target_goes_to_its_device(
     assert [item["datetime"] for item in battery_unmet] == [at.isoformat()]
     assert battery_unmet[0]["target"] == 90
     assert response["devices"][ev_id]["unmet_targets"] == []
+
+
+async def test_old_site_job_without_soc_fails_after_a_restart(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    fake_site: FakeSiteScheduling,
+    init_site: MockConfigEntry,
+) -> None:
+    """A site job too old to trust is planned anew; without a SoC that fails."""
+    site_id, _, _ = _ids(hass, init_site)
+    fake_site.hold = True
+    await _trigger(hass, site_id, response=False)
+    assert await hass.config_entries.async_unload(init_site.entry_id)
+    await hass.async_block_till_done()
+
+    freezer.tick(timedelta(hours=2))
+    hass.states.async_set("sensor.ev_energy", "unavailable")
+    assert await hass.config_entries.async_setup(init_site.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert len(fake_site.triggers) == 1
+    site = _site(init_site)
+    assert site.recovery is not None
+    assert site.recovery.value == "recomputed"
+    assert site.failure_reason is not None
+    assert site.failure_reason.value == "soc_unavailable"
+    assert _state(hass, "sensor.ev_charger_schedule_status") == "failed"
