@@ -174,12 +174,6 @@ def _get_planner(
     return _get_scheduler(hass, device_id)
 
 
-def _registry_device_id(hass: HomeAssistant, identifier: tuple[str, str]) -> str:
-    """Return the device registry id of a controlled device, as actions name it."""
-    device = dr.async_get(hass).async_get_device(identifiers={identifier})
-    return device.id if device is not None else identifier[1]
-
-
 async def _async_trigger_schedule(call: ServiceCall) -> ServiceResponse:
     """Plan a controlled device or a site; with a response, return the plan."""
     planner = _get_planner(call.hass, call.data[ATTR_DEVICE_ID])
@@ -252,18 +246,19 @@ async def _async_trigger_site_schedule(
     plans = await site.async_schedule(requests, wait=call.return_response)
     if plans is None:
         return None
-    return _site_response(call.hass, site, plans)
+    return _site_response(site, plans)
 
 
 def _site_response(
-    hass: HomeAssistant, site: SiteScheduler, plans: Mapping[str, Schedule | None]
+    site: SiteScheduler, plans: Mapping[str, Schedule | None]
 ) -> ServiceResponse:
     """Return the site's status and each device's plan, keyed by device id."""
     devices: dict[str, Any] = {}
     for scheduler in site.devices:
         schedule = plans.get(scheduler.subentry_id)
         body = schedule_response(schedule, scheduler.config) if schedule else {}
-        devices[_registry_device_id(hass, scheduler.device_identifier)] = _response(
+        # Keyed as actions name devices; a device not registered by its subentry.
+        devices[scheduler.device_id or scheduler.subentry_id] = _response(
             scheduler, body
         )
     return {
@@ -278,7 +273,6 @@ async def _async_get_schedule(call: ServiceCall) -> ServiceResponse:
     planner = _get_planner(call.hass, call.data[ATTR_DEVICE_ID])
     if isinstance(planner, SiteScheduler):
         return _site_response(
-            call.hass,
             planner,
             {device.subentry_id: device.schedule for device in planner.devices},
         )

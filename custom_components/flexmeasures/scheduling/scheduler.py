@@ -573,12 +573,12 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
             pending_job=self.pending_job,
         )
 
-    @callback
-    def _fire_updated(self, schedule: Schedule) -> None:
-        """Announce a new schedule on the event bus."""
-        device = next(
+    @property
+    def device_id(self) -> str | None:
+        """Return the device registry id of this controlled device, if registered."""
+        return next(
             (
-                device
+                device.id
                 for device in dr.async_entries_for_config_entry(
                     dr.async_get(self.hass), self.entry.entry_id
                 )
@@ -586,10 +586,14 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
             ),
             None,
         )
+
+    @callback
+    def _fire_updated(self, schedule: Schedule) -> None:
+        """Announce a new schedule on the event bus."""
         self.hass.bus.async_fire(
             EVENT_SCHEDULE_UPDATED,
             {
-                "device_id": device.id if device else None,
+                "device_id": self.device_id,
                 "name": self.name,
                 "start": schedule.start.isoformat(),
                 "end": schedule.end.isoformat(),
