@@ -722,3 +722,171 @@ __all__ = [
     "tibber_client",
     "tibber_entry",
 ]
+
+
+# --- Sites: the battery and the EV charger planned together (issue 16) ---------
+
+EV_SUBENTRY_ID = "evcharger01subentry"
+EV_SENSOR_ID = 22
+EV_SOC_ENTITY = "sensor.ev_energy"
+SITE_SUBENTRY_ID = "site01subentry"
+SITE_ASSET_ID = 10
+PRICE_SENSOR_ID = 30
+INFLEXIBLE_SENSOR_ID = 31
+
+EV_DATA: dict[str, Any] = {
+    "name": "EV charger",
+    "kind": "ev_charger",
+    "power_sensor": EV_SENSOR_ID,
+    "soc_entity": EV_SOC_ENTITY,
+    "soc_unit": "kwh",
+    "capacity": 60.0,
+    "soc_min": 0.0,
+    "soc_max": 60.0,
+    "charge_power": 11.0,
+    "discharge_power": 0.0,
+    "horizon": 12.0,
+    "auto_reschedule": {"interval": 0, "soc_drift": 0},
+}
+
+SITE_DATA: dict[str, Any] = {
+    "name": "Home site",
+    "devices": [BATTERY_SUBENTRY_ID, EV_SUBENTRY_ID],
+    "asset_id": SITE_ASSET_ID,
+    "site_power_capacity": 10.0,
+    "consumption_price_sensor": PRICE_SENSOR_ID,
+    "inflexible_sensors": [INFLEXIBLE_SENSOR_ID],
+    "replan_on_prices": True,
+}
+
+
+def ev_subentry() -> ConfigSubentryDataWithId:
+    """Return the controlled-device subentry of the EV charger."""
+    return ConfigSubentryDataWithId(
+        data=dict(EV_DATA),
+        subentry_id=EV_SUBENTRY_ID,
+        subentry_type="controlled_device",
+        title="EV charger",
+        unique_id=f"controlled_device_{EV_SENSOR_ID}",
+    )
+
+
+def site_subentry(**changes: Any) -> ConfigSubentryDataWithId:
+    """Return the site subentry of the battery and the EV charger."""
+    data = {**SITE_DATA, **changes}
+    return ConfigSubentryDataWithId(
+        data=data,
+        subentry_id=SITE_SUBENTRY_ID,
+        subentry_type="site",
+        title=data["name"],
+        unique_id=None,
+    )
+
+
+@dataclass
+class FakeSiteScheduling:
+    """The asset-level trigger of the site and its job, as FlexMeasures 1.0.1 answers.
+
+    Recorded answers (``record.py --only site``): the trigger, the job statuses
+    and each device's schedule of the one job. A job answers STARTED while
+    ``hold`` is set, then ``final_status`` (FINISHED, or FAILED without a plan);
+    a job in ``failed_jobs`` fails whatever ``final_status`` says.
+    """
+
+    server: FakeFlexMeasures
+    hold: bool = False
+    final_status: str = "FINISHED"
+    triggers: list[dict[str, Any]] = field(default_factory=list)
+    # Jobs that fail whatever ``final_status`` says.
+    failed_jobs: set[str] = field(default_factory=set)
+    # A finished job misses the battery's target at this moment (recorded).
+    unmet_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        """Register the site's trigger route."""
+        self.server.handlers[
+            f"POST /api/v3_0/assets/{SITE_ASSET_ID}/schedules/trigger"
+        ] = self._trigger
+
+    def _trigger(self, method: str, url: URL, data: Any) -> tuple[int, Any]:
+        """Queue a site job: 202 with ``job``, as recorded."""
+        self.triggers.append(data)
+        uuid = job_id(5000 + len(self.triggers))
+        self.register(uuid)
+        return recorded("site_schedule_trigger", uuid=uuid)
+
+    def register(self, uuid: str) -> None:
+        """Answer the job's status and its devices' schedules."""
+        self.server.handlers[f"GET /api/v3_0/jobs/{uuid}"] = self._job
+        for sensor_id in (BATTERY_SENSOR_ID, EV_SENSOR_ID):
+            self.server.handlers[
+                f"GET /api/v3_0/sensors/{sensor_id}/schedules/{uuid}"
+            ] = self._schedule
+
+    def _job(self, method: str, url: URL, data: Any) -> tuple[int, Any]:
+        """Answer STARTED while held, then the final status."""
+        uuid = url.path.rsplit("/", 1)[1]
+        if self.hold:
+            return recorded("site_job_started", uuid=uuid)
+        if self.final_status == "FAILED" or uuid in self.failed_jobs:
+            return recorded(
+                "job_no_prices_failed",
+                uuid=uuid,
+                message="Scheduling job failed: no prices",
+            )
+        if self.unmet_at is not None:
+            status, body = recorded("site_job_unmet_target", uuid=uuid)
+            (entry,) = body["result"]["unresolved"]
+            # The battery's asset as this test server numbers it.
+            entry["asset"] = BATTERY_ASSET_ID
+            entry["soc-targets"][0]["datetime"] = self.unmet_at.isoformat()
+            return status, body
+        return recorded("site_job_finished", uuid=uuid)
+
+    def _schedule(self, method: str, url: URL, data: Any) -> tuple[int, Any]:
+        """Return the device's recorded plan of the site job, from its start."""
+        uuid = url.path.rsplit("/", 1)[1]
+        if self.final_status == "FAILED" or uuid in self.failed_jobs:
+            return recorded("schedule_failed_job")
+        sensor_id = int(url.path.split("/")[4])
+        name = "battery" if sensor_id == BATTERY_SENSOR_ID else "ev_charger"
+        start = self.triggers[-1]["start"] if self.triggers else RECORDED_AT
+        return recorded(
+            f"site_schedule_{name}", start=start, duration=url.query["duration"]
+        )
+
+
+@pytest.fixture
+def fake_site(fake_server: FakeFlexMeasures) -> FakeSiteScheduling:
+    """Serve the site's asset-level scheduling endpoints."""
+    return FakeSiteScheduling(fake_server)
+
+
+@pytest.fixture
+def site_entry(battery_subentry: ConfigSubentryDataWithId) -> MockConfigEntry:
+    """Return the entry with the battery, the EV charger and their site."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=f"Home ({SERVER_URL})",
+        unique_id=UNIQUE_ID,
+        data=dict(ENTRY_DATA),
+        version=1,
+        minor_version=CONFIG_ENTRY_MINOR_VERSION,
+        subentries_data=[battery_subentry, ev_subentry(), site_subentry()],
+    )
+
+
+@pytest.fixture
+async def init_site(
+    hass: HomeAssistant,
+    fake_scheduling: FakeScheduling,
+    fake_site: FakeSiteScheduling,
+    site_entry: MockConfigEntry,
+) -> MockConfigEntry:
+    """Set up the site: the battery at 50 %, the EV at 12 kWh."""
+    hass.states.async_set(SOC_ENTITY, "50", {"unit_of_measurement": "%"})
+    hass.states.async_set(EV_SOC_ENTITY, "12", {"unit_of_measurement": "kWh"})
+    site_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(site_entry.entry_id)
+    await hass.async_block_till_done()
+    return site_entry

@@ -16,6 +16,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.flexmeasures.const import DOMAIN
+from custom_components.flexmeasures.identity import site_identifier
 from custom_components.flexmeasures.s2 import s2_path
 
 from .conftest import (
@@ -23,6 +24,7 @@ from .conftest import (
     BATTERY_SUBENTRY_ID,
     EMAIL,
     PASSWORD,
+    SITE_SUBENTRY_ID,
     TOKEN,
     UNIQUE_ID,
     battery_device,
@@ -109,3 +111,21 @@ async def test_device_diagnostics(
     assert home_battery["controlled_device"] is None
     for secret in (PASSWORD, EMAIL, TOKEN):
         assert secret not in f"{battery}{home_battery}"
+
+
+async def test_site_diagnostics(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    init_site: MockConfigEntry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """The entry's and the site device's diagnostics describe the site."""
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_site)
+    sites = diagnostics["sites"]
+    assert isinstance(sites, dict)
+    assert sites == snapshot
+    site = find_device(hass, init_site.entry_id, site_identifier(SITE_SUBENTRY_ID))
+    assert site is not None
+    device = await get_diagnostics_for_device(hass, hass_client, init_site, site)
+    assert device["site"] == sites[SITE_SUBENTRY_ID]
+    assert device["controlled_device"] is None

@@ -25,6 +25,7 @@ from custom_components.flexmeasures.const import (
     SUBENTRY_CONTROLLED_DEVICE,
     SUBENTRY_FORECAST_LINK,
     SUBENTRY_MEASUREMENT_LINK,
+    SUBENTRY_SITE,
 )
 from custom_components.flexmeasures.forecasts.model import SourcePoint, SourceSeries
 
@@ -33,9 +34,11 @@ from .conftest import (
     PASSWORD,
     POWER_ENTITY,
     SERVER_URL,
+    SITE_SUBENTRY_ID,
     SOC_ENTITY,
     FakeFlexMeasures,
     FakeScheduling,
+    FakeSiteScheduling,
 )
 from .flow_text import COMPONENT, SOURCES, reasons, render, render_result, translations
 from .forecast_helpers import patched_sources
@@ -72,6 +75,7 @@ FORECAST = reasons(
     "_CONVERSION_ERRORS",
     "_SOURCE_UNIT_ERRORS",
 )
+SITE = reasons(CONFIG_FLOW, "SiteSubentryFlow")
 REPAIR = reasons(COMPONENT / "repairs.py", "DiscardPendingMeasurementsFlow")
 
 
@@ -98,6 +102,8 @@ def test_reasons_found_in_the_source() -> None:
     assert {"no_action_sources", "no_solar_forecast_sources", "source_gone"} <= (
         FORECAST["abort"]
     )
+    assert {"too_few_devices", "asset_not_ancestor"} <= SITE["error"]
+    assert {"entry_not_loaded", "too_few_controlled_devices"} <= SITE["abort"]
 
 
 @pytest.mark.parametrize(
@@ -330,6 +336,81 @@ async def test_measurement_link_flow(
     )
     assert result["reason"] == "reconfigure_successful"
     render_result(tree, link, result)
+
+
+async def test_site_flow(
+    hass: HomeAssistant,
+    fake_site: FakeSiteScheduling,
+    linked_entry: MockConfigEntry,
+    init_site: MockConfigEntry,
+    tree: dict[str, Any],
+) -> None:
+    """Add and change a site, with its errors and aborts."""
+    site = ("config_subentries", SUBENTRY_SITE)
+    everything = {
+        "errors": tuple(SITE["error"]),
+        # Sites have no unique id: Home Assistant never says already_configured.
+        "aborts": (*SITE["abort"], "reconfigure_successful"),
+    }
+    # Another entry, not loaded.
+    linked_entry.add_to_hass(hass)
+    result = await hass.config_entries.subentries.async_init(
+        (linked_entry.entry_id, SUBENTRY_SITE), context={"source": SOURCE_USER}
+    )
+    assert result["reason"] == "entry_not_loaded"
+    render_result(tree, site, result)
+
+    result = await hass.config_entries.subentries.async_init(
+        (init_site.entry_id, SUBENTRY_SITE), context={"source": SOURCE_USER}
+    )
+    assert result["step_id"] == "user"
+    assert render_result(tree, site, result, **everything)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {
+            "name": "Second site",
+            "devices": list(init_site.runtime_data.schedulers),
+            "replan_on_prices": False,
+        },
+    )
+    assert result["errors"] == {"devices": "device_in_other_site"}
+    render_result(tree, site, result)
+
+    result = await hass.config_entries.subentries.async_init(
+        (init_site.entry_id, SUBENTRY_SITE),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": SITE_SUBENTRY_ID},
+    )
+    assert result["step_id"] == "reconfigure"
+    render_result(tree, site, result, **everything)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {
+            "name": "Home site",
+            "devices": list(init_site.runtime_data.schedulers),
+            "replan_on_prices": False,
+        },
+    )
+    assert result["reason"] == "reconfigure_successful"
+    render_result(tree, site, result)
+    await hass.async_block_till_done()
+
+
+async def test_site_flow_needs_two_devices(
+    hass: HomeAssistant,
+    fake_server: FakeFlexMeasures,
+    linked_entry: MockConfigEntry,
+    tree: dict[str, Any],
+) -> None:
+    """An entry without two controlled devices has no site to add."""
+    site = ("config_subentries", SUBENTRY_SITE)
+    linked_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(linked_entry.entry_id)
+    await hass.async_block_till_done()
+    result = await hass.config_entries.subentries.async_init(
+        (linked_entry.entry_id, SUBENTRY_SITE), context={"source": SOURCE_USER}
+    )
+    assert result["reason"] == "too_few_controlled_devices"
+    render_result(tree, site, result)
 
 
 async def test_repair_flow(

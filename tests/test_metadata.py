@@ -10,7 +10,7 @@ from typing import Any
 from homeassistant.util.yaml import load_yaml
 import pytest
 
-from custom_components.flexmeasures import binary_sensor, sensor
+from custom_components.flexmeasures import binary_sensor, sensor, site_entities
 from custom_components.flexmeasures.s2 import entities as s2_entities
 
 COMPONENT = Path(__file__).parent.parent / "custom_components" / "flexmeasures"
@@ -112,6 +112,7 @@ def test_translations_complete() -> None:
                 *sensor.UPLOADER_SENSORS,
                 sensor.FORECAST_LINK_SENSOR,
                 *s2_entities.SENSORS,
+                *site_entities.SITE_SENSORS,
             ),
         ),
         (

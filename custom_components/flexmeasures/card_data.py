@@ -19,7 +19,8 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
-from .compat import device_by_identifier, device_subentry_ids
+from . import identity
+from .compat import device_by_identifier
 from .const import DOMAIN
 from .identity import controlled_device_subentry_id
 from .scheduling import Schedule, ScheduleStatus, merge_windows
@@ -481,31 +482,16 @@ def site_view(
 
 
 def _entry_sites(entry: FlexMeasuresConfigEntry) -> Mapping[str, SitePlanner]:
-    """Return the site schedulers of a loaded entry, by site subentry id.
-
-    ``entry.runtime_data.sites`` of the scheduling code; an entry without
-    sites has none.
-    """
-    sites: Mapping[str, SitePlanner] = getattr(entry.runtime_data, "sites", {})
-    return sites
+    """Return the site schedulers of a loaded entry, by site subentry id."""
+    return entry.runtime_data.sites
 
 
 def site_subentry_id(
     entry: FlexMeasuresConfigEntry, device: dr.DeviceEntry
 ) -> str | None:
-    """Return the site subentry a device stands for, or None for other devices.
-
-    A site's device belongs to its subentry, as a controlled device's does.
-    """
-    sites = _entry_sites(entry)
-    return next(
-        (
-            subentry_id
-            for subentry_id in device_subentry_ids(device, entry.entry_id)
-            if subentry_id in sites
-        ),
-        None,
-    )
+    """Return the site subentry a device stands for, or None for other devices."""
+    subentry_id = identity.site_subentry_id(device)
+    return subentry_id if subentry_id in _entry_sites(entry) else None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

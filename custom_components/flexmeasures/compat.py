@@ -18,7 +18,7 @@ try:
 except ImportError:  # Home Assistant before 2026.10
     import voluptuous as vol  # type: ignore[no-redef]
 
-__all__ = ["device_by_identifier", "device_subentry_ids", "vol"]
+__all__ = ["device_by_identifier", "vol"]
 
 
 def device_by_identifier(
@@ -32,14 +32,3 @@ def device_by_identifier(
         return device
     # Before identifiers were unique per entry only.
     return registry.async_get_device({identifier})
-
-
-def device_subentry_ids(device: dr.DeviceEntry, config_entry_id: str) -> set[str]:
-    """Return the subentries of the config entry a device belongs to."""
-    if hasattr(device, "config_subentry_id"):
-        subentry_id: str | None = device.config_subentry_id
-        owned = device.config_entry_id == config_entry_id
-        return {subentry_id} if owned and subentry_id is not None else set()
-    # Before a device belonged to one config entry and subentry.
-    subentries: dict[str, set[str | None]] = device.config_entries_subentries
-    return {sub for sub in subentries.get(config_entry_id, ()) if sub is not None}

@@ -17,6 +17,7 @@ from homeassistant.config_entries import (
     ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentry,
     ConfigSubentryFlow,
     OptionsFlow,
     SubentryFlowResult,
@@ -66,6 +67,7 @@ from .compat import vol
 from .const import (
     CONF_ACCOUNT_ID,
     CONF_AGGREGATION,
+    CONF_ASSET_ID,
     CONF_AUTO_ENTITIES,
     CONF_AUTO_INTERVAL,
     CONF_AUTO_RESCHEDULE,
@@ -76,10 +78,12 @@ from .const import (
     CONF_DISCHARGE_POWER,
     CONF_EXCLUDED_SENSORS,
     CONF_HORIZON,
+    CONF_INFLEXIBLE_SENSORS,
     CONF_INVERT,
     CONF_KIND,
     CONF_POWER_SENSOR,
     CONF_PRODUCTION_PRICE_SENSOR,
+    CONF_REPLAN_ON_PRICES,
     CONF_ROUNDTRIP_EFFICIENCY,
     CONF_S2,
     CONF_S2_ACTUATOR_STATUS_SENSOR,
@@ -91,6 +95,8 @@ from .const import (
     CONF_SENSOR_ID,
     CONF_SENSOR_RESOLUTION,
     CONF_SENSOR_UNIT,
+    CONF_SITE_DEVICES,
+    CONF_SITE_POWER_CAPACITY,
     CONF_SOC_ENTITY,
     CONF_SOC_MAX,
     CONF_SOC_MIN,
@@ -116,6 +122,7 @@ from .const import (
     SUBENTRY_CONTROLLED_DEVICE,
     SUBENTRY_FORECAST_LINK,
     SUBENTRY_MEASUREMENT_LINK,
+    SUBENTRY_SITE,
 )
 from .coordinator import Inventory, exposed_sensors, scan_interval
 from .data import ErrorKind, FlexMeasuresConfigEntry, error_kind
@@ -225,6 +232,7 @@ class FlexMeasuresConfigFlow(ConfigFlow, domain=DOMAIN):
             SUBENTRY_CONTROLLED_DEVICE: ControlledDeviceSubentryFlow,
             SUBENTRY_MEASUREMENT_LINK: MeasurementLinkSubentryFlow,
             SUBENTRY_FORECAST_LINK: ForecastLinkSubentryFlow,
+            SUBENTRY_SITE: SiteSubentryFlow,
         }
 
     _api: FlexMeasuresApi
@@ -1423,3 +1431,228 @@ def _default_target_unit(source_unit: str) -> str:
     if slash and energy.strip().lower().endswith("wh"):
         return f"{money.strip()}/MWh"
     return "kW"
+
+
+# --- Sites: several controlled devices planned together (subentry flow) ---------
+
+MIN_SITE_DEVICES: Final = 2
+
+
+def _lineage(inventory: Inventory, asset_id: int) -> list[int]:
+    """Return an asset and its ancestors the inventory knows, nearest first."""
+    lineage: list[int] = []
+    current: int | None = asset_id
+    while current is not None and current not in lineage:
+        lineage.append(current)
+        asset = inventory.assets.get(current)
+        current = asset.parent_id if asset is not None else None
+    return lineage
+
+
+def _device_assets(
+    entry: FlexMeasuresConfigEntry, inventory: Inventory, device_ids: list[str]
+) -> list[int]:
+    """Return the assets of the devices' power sensors the inventory knows."""
+    assets: list[int] = []
+    for device_id in device_ids:
+        sensor = inventory.sensors.get(
+            int(entry.subentries[device_id].data[CONF_POWER_SENSOR])
+        )
+        if sensor is not None:
+            assets.append(sensor.asset_id)
+    return assets
+
+
+def _common_asset(inventory: Inventory, assets: list[int]) -> int | None:
+    """Return the nearest asset that is (an ancestor of) all ``assets``."""
+    if not assets:
+        return None
+    others = [set(_lineage(inventory, asset_id)) for asset_id in assets[1:]]
+    return next(
+        (
+            candidate
+            for candidate in _lineage(inventory, assets[0])
+            if all(candidate in lineage for lineage in others)
+        ),
+        None,
+    )
+
+
+def _site_schema(
+    device_options: list[SelectOptionDict],
+    asset_options: list[SelectOptionDict],
+    price_options: list[SelectOptionDict],
+    power_options: list[SelectOptionDict],
+) -> vol.Schema:
+    """Return the site form."""
+    return vol.Schema(
+        {
+            vol.Required(CONF_NAME): TextSelector(),
+            vol.Required(CONF_SITE_DEVICES): SelectSelector(
+                SelectSelectorConfig(
+                    options=device_options,
+                    multiple=True,
+                    mode=SelectSelectorMode.LIST,
+                )
+            ),
+            vol.Optional(CONF_ASSET_ID): _sensor_selector(asset_options),
+            vol.Optional(CONF_SITE_POWER_CAPACITY): _number(0, unit="kVA"),
+            vol.Optional(CONF_CONSUMPTION_PRICE_SENSOR): _sensor_selector(
+                price_options
+            ),
+            vol.Optional(CONF_PRODUCTION_PRICE_SENSOR): _sensor_selector(price_options),
+            vol.Optional(CONF_INFLEXIBLE_SENSORS): SelectSelector(
+                SelectSelectorConfig(
+                    options=power_options,
+                    multiple=True,
+                    mode=SelectSelectorMode.DROPDOWN,
+                )
+            ),
+            vol.Required(CONF_REPLAN_ON_PRICES, default=False): BooleanSelector(),
+        }
+    )
+
+
+class SiteSubentryFlow(ConfigSubentryFlow):
+    """Add or change a site: controlled devices planned together, one grid."""
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Describe a new site."""
+        return await self._async_step_site("user", user_input)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change a site."""
+        return await self._async_step_site("reconfigure", user_input)
+
+    async def _async_step_site(
+        self, step_id: str, user_input: dict[str, Any] | None
+    ) -> SubentryFlowResult:
+        """Show, validate and save the site form."""
+        entry: FlexMeasuresConfigEntry = self._get_entry()
+        if entry.state is not ConfigEntryState.LOADED:
+            return self.async_abort(reason="entry_not_loaded")
+        devices = {
+            subentry_id: subentry
+            for subentry_id, subentry in entry.subentries.items()
+            if subentry.subentry_type == SUBENTRY_CONTROLLED_DEVICE
+        }
+        if len(devices) < MIN_SITE_DEVICES:
+            return self.async_abort(reason="too_few_controlled_devices")
+        inventory = entry.runtime_data.inventory.data
+        site = self._get_reconfigure_subentry() if step_id == "reconfigure" else None
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data, errors = self._validate(entry, inventory, user_input, site)
+            if not errors:
+                if site is not None:
+                    return self.async_update_and_abort(
+                        entry, site, title=user_input[CONF_NAME], data=data
+                    )
+                return self.async_create_entry(title=user_input[CONF_NAME], data=data)
+        price_options: list[SelectOptionDict] = []
+        power_options: list[SelectOptionDict] = []
+        for sensor in sorted(inventory.sensors.values(), key=lambda item: item.id):
+            option = SelectOptionDict(
+                value=str(sensor.id), label=_sensor_label(inventory, sensor)
+            )
+            if sensor.unit in POWER_UNITS:
+                power_options.append(option)
+            elif _is_price_unit(sensor.unit):
+                price_options.append(option)
+        asset_options = [
+            SelectOptionDict(value=str(asset.id), label=_asset_label(inventory, asset))
+            for asset in sorted(inventory.assets.values(), key=lambda item: item.id)
+        ]
+        device_options = [
+            SelectOptionDict(value=subentry_id, label=subentry.title)
+            for subentry_id, subentry in devices.items()
+        ]
+        suggested = user_input or (_site_form_values(site.data) if site else None)
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(
+                _site_schema(
+                    device_options, asset_options, price_options, power_options
+                ),
+                suggested,
+            ),
+            errors=errors,
+        )
+
+    @staticmethod
+    def _validate(
+        entry: FlexMeasuresConfigEntry,
+        inventory: Inventory,
+        user_input: dict[str, Any],
+        site: ConfigSubentry | None,
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """Return what the site stores and the form's errors."""
+        errors: dict[str, str] = {}
+        chosen: list[str] = list(user_input[CONF_SITE_DEVICES])
+        if len(chosen) < MIN_SITE_DEVICES:
+            errors[CONF_SITE_DEVICES] = "too_few_devices"
+        elif any(
+            device_id in other.data.get(CONF_SITE_DEVICES, ())
+            for other in entry.subentries.values()
+            if other.subentry_type == SUBENTRY_SITE
+            and (site is None or other.subentry_id != site.subentry_id)
+            for device_id in chosen
+        ):
+            errors[CONF_SITE_DEVICES] = "device_in_other_site"
+        device_assets = _device_assets(entry, inventory, chosen)
+        asset_id: int | None
+        if user_input.get(CONF_ASSET_ID) in (None, ""):
+            asset_id = _common_asset(inventory, device_assets)
+            if asset_id is None:
+                errors[CONF_ASSET_ID] = "no_common_asset"
+        else:
+            asset_id = int(user_input[CONF_ASSET_ID])
+            if asset_id in inventory.assets and any(
+                asset_id not in _lineage(inventory, device_asset)
+                for device_asset in device_assets
+            ):
+                errors[CONF_ASSET_ID] = "asset_not_ancestor"
+        inflexible = [
+            int(value) for value in user_input.get(CONF_INFLEXIBLE_SENSORS, ())
+        ]
+        device_sensors = {
+            int(entry.subentries[device_id].data[CONF_POWER_SENSOR])
+            for device_id in chosen
+        }
+        if device_sensors & set(inflexible):
+            errors[CONF_INFLEXIBLE_SENSORS] = "inflexible_is_device"
+        prices = {
+            key: int(user_input[key])
+            for key in (CONF_CONSUMPTION_PRICE_SENSOR, CONF_PRODUCTION_PRICE_SENSOR)
+            if user_input.get(key) not in (None, "")
+        }
+        if user_input[CONF_REPLAN_ON_PRICES] and not prices:
+            errors[CONF_REPLAN_ON_PRICES] = "replan_needs_prices"
+        capacity = user_input.get(CONF_SITE_POWER_CAPACITY)
+        data = {
+            CONF_NAME: user_input[CONF_NAME],
+            CONF_SITE_DEVICES: chosen,
+            CONF_ASSET_ID: asset_id,
+            CONF_SITE_POWER_CAPACITY: float(capacity) if capacity else None,
+            **prices,
+            CONF_INFLEXIBLE_SENSORS: inflexible,
+            CONF_REPLAN_ON_PRICES: bool(user_input[CONF_REPLAN_ON_PRICES]),
+        }
+        return data, errors
+
+
+def _site_form_values(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Return stored site data as form values: ids as strings, unset left out."""
+    values = _convert_sensor_ids(
+        {key: value for key, value in data.items() if value is not None},
+        (CONF_ASSET_ID, CONF_CONSUMPTION_PRICE_SENSOR, CONF_PRODUCTION_PRICE_SENSOR),
+        str,
+    )
+    values[CONF_INFLEXIBLE_SENSORS] = [
+        str(sensor_id) for sensor_id in data.get(CONF_INFLEXIBLE_SENSORS) or ()
+    ]
+    return values

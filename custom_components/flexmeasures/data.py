@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     )
     from .forecasts.link import ForecastLinks
     from .s2 import S2Hub
-    from .scheduling import DeviceScheduler
+    from .scheduling import DeviceScheduler, SiteScheduler
     from .uploader import MeasurementUploader
 
 type FlexMeasuresConfigEntry = ConfigEntry[FlexMeasuresData]
@@ -46,6 +46,8 @@ class FlexMeasuresData:
     sensor_values: FlexMeasuresSensorValuesCoordinator
     # Scheduling: one scheduler per controlled-device subentry, by subentry id.
     schedulers: dict[str, DeviceScheduler] = field(default_factory=dict)
+    # Sites: one scheduler per site subentry (devices planned together), by id.
+    sites: dict[str, SiteScheduler] = field(default_factory=dict)
     uploader: MeasurementUploader
     # Forecast links: series HA holds, posted to sensors as forecasts.
     forecasts: ForecastLinks

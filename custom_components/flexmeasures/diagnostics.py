@@ -11,7 +11,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceEntry
 
 from .data import FlexMeasuresConfigEntry
-from .identity import asset_id_of, controlled_device_subentry_id
+from .identity import asset_id_of, controlled_device_subentry_id, site_subentry_id
 from .s2 import async_get_s2_diagnostics
 
 TO_REDACT: Final = {CONF_PASSWORD, CONF_EMAIL, CONF_TOKEN, "access_token", "user_name"}
@@ -69,6 +69,22 @@ async def async_get_config_entry_diagnostics(
             }
             for subentry_id, scheduler in data.schedulers.items()
         },
+        "sites": {
+            subentry_id: {
+                "name": site.name,
+                "asset_id": site.config.asset_id,
+                "devices": [device.subentry_id for device in site.devices],
+                "site_power_capacity_kva": site.config.site_power_capacity_kva,
+                "price_sensors": sorted(site.config.price_sensors),
+                "inflexible_sensors": list(site.config.inflexible_sensors),
+                "replan_on_prices": site.config.replan_on_prices,
+                "status": site.status.value,
+                "failure_reason": site.failure_reason,
+                "job_in_flight": site.pending_job is not None,
+                "last_updated": _iso(site.last_updated),
+            }
+            for subentry_id, site in data.sites.items()
+        },
         "s2": async_get_s2_diagnostics(entry),
     }
 
@@ -76,7 +92,7 @@ async def async_get_config_entry_diagnostics(
 async def async_get_device_diagnostics(
     hass: HomeAssistant, entry: FlexMeasuresConfigEntry, device: DeviceEntry
 ) -> dict[str, Any]:
-    """Return diagnostics for one device: an asset or a controlled device."""
+    """Return diagnostics for one device: an asset, a controlled device or a site."""
     diagnostics = await async_get_config_entry_diagnostics(hass, entry)
     subentry_id = controlled_device_subentry_id(device)
     asset = entry.runtime_data.inventory.data.assets.get(
@@ -96,6 +112,7 @@ async def async_get_device_diagnostics(
             ),
         },
         "controlled_device": diagnostics["controlled_devices"].get(subentry_id),
+        "site": diagnostics["sites"].get(site_subentry_id(device)),
         "s2": diagnostics["s2"]["devices"].get(subentry_id),
     }
 

@@ -5,7 +5,7 @@ entry's unique id names the FlexMeasures account (``account_3``); a second
 server whose account happens to have the same id gets a numbered one
 (``account_3_2``). Asset devices and FlexMeasures sensor entities carry the
 entry's unique id (FlexMeasures ids are only unique within one server);
-controlled devices, forecast links and their entities carry their subentry id.
+controlled devices, forecast links, sites and their entities carry their subentry id.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ ASSET_INFIX: Final = "_asset_"
 SENSOR_INFIX: Final = "_sensor_"
 CONTROLLED_DEVICE_PREFIX: Final = "controlled_device_"
 FORECAST_LINK_PREFIX: Final = "forecast_link_"
+SITE_PREFIX: Final = "site_"
 
 
 def account_unique_id(account_id: int, taken: Collection[str | None] = ()) -> str:
@@ -115,6 +116,28 @@ def controlled_device_subentry_id(device: _Device) -> str | None:
             identifier.removeprefix(CONTROLLED_DEVICE_PREFIX)
             for domain, identifier in device.identifiers
             if domain == DOMAIN and identifier.startswith(CONTROLLED_DEVICE_PREFIX)
+        ),
+        None,
+    )
+
+
+def site_identifier(subentry_id: str) -> tuple[str, str]:
+    """Return the device identifier of a site (a subentry)."""
+    return (DOMAIN, f"{SITE_PREFIX}{subentry_id}")
+
+
+def site_unique_id(subentry_id: str, key: str) -> str:
+    """Return the unique id of an entity of a site."""
+    return f"{subentry_id}_{key}"
+
+
+def site_subentry_id(device: _Device) -> str | None:
+    """Return the subentry id of a site's device, or None for other devices."""
+    return next(
+        (
+            identifier.removeprefix(SITE_PREFIX)
+            for domain, identifier in device.identifiers
+            if domain == DOMAIN and identifier.startswith(SITE_PREFIX)
         ),
         None,
     )

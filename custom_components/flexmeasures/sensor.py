@@ -60,6 +60,7 @@ from .scheduling import (
     unmet_target_attributes,
 )
 from .signals import signal_forecast_link_updated, signal_uploader_updated
+from .site_entities import async_add_site_sensors
 from .uploader import MeasurementUploader
 
 PARALLEL_UPDATES = 0
@@ -268,6 +269,8 @@ async def async_setup_entry(
 
     # Forecast links: what each last posted.
     _async_add_forecast_link_sensors(entry, async_add_entities)
+    # Sites: the status and summed plan of devices planned together.
+    async_add_site_sensors(entry, async_add_entities)
 
     # S2: control type and last instruction of each controlled device.
     async_add_s2_entities(entry, async_add_entities, Platform.SENSOR)

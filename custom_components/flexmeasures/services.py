@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from functools import partial
 import json
@@ -19,7 +19,7 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.util import dt as dt_util
 
 from .aggregation import units_compatible
@@ -28,8 +28,9 @@ from .compat import vol
 from .const import DOMAIN, S2_CONTROL_TYPES
 from .controlled_device import async_get_controlled_device_entry
 from .data import FlexMeasuresConfigEntry, translated_error
+from .identity import site_subentry_id
 from .s2 import async_set_control_type
-from .scheduling import DeviceScheduler, schedule_response
+from .scheduling import DeviceScheduler, Schedule, SiteScheduler, schedule_response
 from .util import as_utc
 
 
@@ -58,6 +59,18 @@ ATTR_FLEX_CONTEXT: Final = "flex_context"
 ATTR_FORCE: Final = "force"
 ATTR_DATETIME: Final = "datetime"
 ATTR_VALUE: Final = "value"
+ATTR_DEVICES: Final = "devices"
+# What only one device has: a site takes these per device (ATTR_DEVICES), or not.
+SINGLE_DEVICE_FIELDS: Final = (
+    ATTR_SOC_AT_START,
+    ATTR_SOC_TARGETS,
+    ATTR_SOC_MIN,
+    ATTR_SOC_MAX,
+    ATTR_CHARGE_POWER,
+    ATTR_DISCHARGE_POWER,
+    ATTR_FLEX_MODEL,
+    ATTR_FLEX_CONTEXT,
+)
 
 
 def _in_range[T](validator: Callable[[Any], T]) -> Callable[[Any], T]:
@@ -104,9 +117,19 @@ SOC_TARGET_SCHEMA: Final = vol.Schema(
     }
 )
 
+# A site's device and what only it knows (a site plans all its devices).
+SITE_DEVICE_SCHEMA: Final = vol.Schema(
+    {
+        vol.Required(ATTR_DEVICE_ID): cv.string,
+        vol.Optional(ATTR_SOC_AT_START): _NON_NEGATIVE,
+        vol.Optional(ATTR_SOC_TARGETS): vol.All(cv.ensure_list, [SOC_TARGET_SCHEMA]),
+    }
+)
+
 TRIGGER_SCHEDULE_SCHEMA: Final = vol.Schema(
     {
         vol.Required(ATTR_DEVICE_ID): cv.string,
+        vol.Optional(ATTR_DEVICES): vol.All(cv.ensure_list, [SITE_DEVICE_SCHEMA]),
         vol.Optional(ATTR_START): cv.datetime,
         vol.Optional(ATTR_DURATION): _in_range(cv.positive_time_period),
         vol.Optional(ATTR_SOC_AT_START): _NON_NEGATIVE,
@@ -130,9 +153,39 @@ def _get_scheduler(hass: HomeAssistant, device_id: str) -> DeviceScheduler:
     return entry.runtime_data.schedulers[subentry_id]
 
 
+def _get_planner(
+    hass: HomeAssistant, device_id: str
+) -> DeviceScheduler | SiteScheduler:
+    """Return the scheduler of a site's device or a controlled device."""
+    device = dr.async_get(hass).async_get(device_id)
+    site_id = site_subentry_id(device) if device is not None else None
+    entries: list[FlexMeasuresConfigEntry] = hass.config_entries.async_entries(DOMAIN)
+    for entry in entries:
+        if site_id is None or site_id not in entry.subentries:
+            continue
+        if entry.state is not ConfigEntryState.LOADED:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="entry_not_loaded",
+                translation_placeholders={"entry": entry.title},
+            )
+        if (site := entry.runtime_data.sites.get(site_id)) is not None:
+            return site
+    return _get_scheduler(hass, device_id)
+
+
 async def _async_trigger_schedule(call: ServiceCall) -> ServiceResponse:
-    """Plan a controlled device; with a response, wait for and return the plan."""
-    scheduler = _get_scheduler(call.hass, call.data[ATTR_DEVICE_ID])
+    """Plan a controlled device or a site; with a response, return the plan."""
+    planner = _get_planner(call.hass, call.data[ATTR_DEVICE_ID])
+    if isinstance(planner, SiteScheduler):
+        return await _async_trigger_site_schedule(call, planner)
+    if ATTR_DEVICES in call.data:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="devices_only_for_site",
+            translation_placeholders={"device": planner.name},
+        )
+    scheduler = planner
     request = scheduler.build_request(
         start=call.data.get(ATTR_START),
         duration=call.data.get(ATTR_DURATION),
@@ -155,9 +208,75 @@ async def _async_trigger_schedule(call: ServiceCall) -> ServiceResponse:
     return _response(scheduler, schedule_response(schedule, scheduler.config))
 
 
+async def _async_trigger_site_schedule(
+    call: ServiceCall, site: SiteScheduler
+) -> ServiceResponse:
+    """Plan all devices of a site in one job, with each device's own values."""
+    refused = [key for key in SINGLE_DEVICE_FIELDS if key in call.data]
+    if refused:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="site_field_not_allowed",
+            translation_placeholders={"fields": ", ".join(refused), "site": site.name},
+        )
+    members = {device.subentry_id for device in site.devices}
+    values: dict[str, dict[str, Any]] = {}
+    for item in call.data.get(ATTR_DEVICES, ()):
+        scheduler = _get_scheduler(call.hass, item[ATTR_DEVICE_ID])
+        if scheduler.subentry_id not in members:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="device_not_in_site",
+                translation_placeholders={"device": scheduler.name, "site": site.name},
+            )
+        device_values = values.setdefault(scheduler.subentry_id, {})
+        if ATTR_SOC_AT_START in item:
+            device_values["soc_at_start"] = item[ATTR_SOC_AT_START]
+        if ATTR_SOC_TARGETS in item:
+            device_values["soc_targets"] = [
+                (target[ATTR_DATETIME], target[ATTR_VALUE])
+                for target in item[ATTR_SOC_TARGETS]
+            ]
+    requests = site.build_requests(
+        start=call.data.get(ATTR_START),
+        duration=call.data.get(ATTR_DURATION),
+        values=values,
+        force=call.data[ATTR_FORCE],
+    )
+    plans = await site.async_schedule(requests, wait=call.return_response)
+    if plans is None:
+        return None
+    return _site_response(site, plans)
+
+
+def _site_response(
+    site: SiteScheduler, plans: Mapping[str, Schedule | None]
+) -> ServiceResponse:
+    """Return the site's status and each device's plan, keyed by device id."""
+    devices: dict[str, Any] = {}
+    for scheduler in site.devices:
+        schedule = plans.get(scheduler.subentry_id)
+        body = schedule_response(schedule, scheduler.config) if schedule else {}
+        # Keyed as actions name devices; a device not registered by its subentry.
+        devices[scheduler.device_id or scheduler.subentry_id] = _response(
+            scheduler, body
+        )
+    return {
+        "status": site.status.value,
+        "failure_reason": site.failure_reason.value if site.failure_reason else None,
+        "devices": devices,
+    }
+
+
 async def _async_get_schedule(call: ServiceCall) -> ServiceResponse:
-    """Return the device's current schedule and its status."""
-    scheduler = _get_scheduler(call.hass, call.data[ATTR_DEVICE_ID])
+    """Return the current schedule and status of a device, or of a site's devices."""
+    planner = _get_planner(call.hass, call.data[ATTR_DEVICE_ID])
+    if isinstance(planner, SiteScheduler):
+        return _site_response(
+            planner,
+            {device.subentry_id: device.schedule for device in planner.devices},
+        )
+    scheduler = planner
     schedule = scheduler.schedule
     body: dict[str, Any] = (
         schedule_response(schedule, scheduler.config) if schedule else {}

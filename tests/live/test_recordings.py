@@ -33,7 +33,7 @@ RECORDER = Path(__file__).parents[2] / "scripts" / "fmserver" / "record.py"
 # Made with RQ's commands, which need the server's venv (see the module docstring).
 RQ_ONLY = frozenset({"job_canceled", "job_stopped"})
 # Job statuses seen only when a poll falls inside them: a fast worker skips them.
-TRANSIENT = re.compile(r"job(_[a-z_]+)?_(queued|started)")
+TRANSIENT = re.compile(r"(site_)?job(_[a-z_]+)?_(queued|started)")
 # A deployment gives one of each pair: with an ingestion worker, or without one.
 ONE_OF_PAIRS = (
     frozenset({"sensor_data_post", "sensor_data_post_accepted"}),

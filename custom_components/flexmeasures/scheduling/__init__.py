@@ -11,7 +11,8 @@
 - ``replan``: the automatic replanning triggers.
 - ``prices``: the consumption prices the dashboard card shows over the plan.
 - ``scheduler``: the device scheduler, the plan coordinator every consumer follows.
-- ``devices``: the schedulers of an entry's controlled devices, set up and removed.
+- ``site``: several devices planned together in one asset-level job.
+- ``devices``: the schedulers of an entry's devices and sites, set up and removed.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from .model import (
     ScheduleRecovery,
     ScheduleRequest,
     ScheduleStatus,
+    SiteConfig,
+    SitePendingJob,
     SocTarget,
     SocUnit,
     UnmetTarget,
@@ -65,6 +68,7 @@ from .replan import AUTO_DEBOUNCE, AUTO_MIN_INTERVAL
 from .request import build_flex_context, build_flex_model, build_request, read_soc_kwh
 from .rounds import RETRY_FIRST, RETRY_MAX
 from .scheduler import RESPONSE_TIMEOUT, DeviceScheduler
+from .site import SiteScheduler
 from .store import STORAGE_MINOR_VERSION, STORAGE_VERSION, STORE_DELAY, ScheduleStore
 from .targets import ISSUE_UNMET_TARGETS, unmet_targets_issue_id
 from .waiting import JOB_TIMEOUT
@@ -106,6 +110,9 @@ __all__ = [
     "ScheduleRequest",
     "ScheduleStatus",
     "ScheduleStore",
+    "SiteConfig",
+    "SitePendingJob",
+    "SiteScheduler",
     "SocTarget",
     "SocUnit",
     "UnmetTarget",

@@ -19,6 +19,7 @@ from homeassistant.util import dt as dt_util
 
 from ..api import TimeSeries, format_duration
 from ..const import (
+    CONF_ASSET_ID,
     CONF_AUTO_ENTITIES,
     CONF_AUTO_INTERVAL,
     CONF_AUTO_RESCHEDULE,
@@ -28,10 +29,14 @@ from ..const import (
     CONF_CONSUMPTION_PRICE_SENSOR,
     CONF_DISCHARGE_POWER,
     CONF_HORIZON,
+    CONF_INFLEXIBLE_SENSORS,
     CONF_KIND,
     CONF_POWER_SENSOR,
     CONF_PRODUCTION_PRICE_SENSOR,
+    CONF_REPLAN_ON_PRICES,
     CONF_ROUNDTRIP_EFFICIENCY,
+    CONF_SITE_DEVICES,
+    CONF_SITE_POWER_CAPACITY,
     CONF_SOC_ENTITY,
     CONF_SOC_MAX,
     CONF_SOC_MIN,
@@ -433,17 +438,26 @@ def _energy_kwh(value: Any) -> float | None:
     return None if factor is None else float(match[1]) * factor
 
 
-def unmet_targets(result: Any, targets: Sequence[SocTarget]) -> tuple[UnmetTarget, ...]:
+def unmet_targets(
+    result: Any, targets: Sequence[SocTarget], asset_id: int | None = None
+) -> tuple[UnmetTarget, ...]:
     """Read the targets a finished job could not meet from its ``result``.
 
-    The result lists, per asset of the flex-model (ours has one device), the
-    ``soc-targets`` it misses as ``{"datetime", "violation": "<x> kWh"}``.
-    Anything unreadable is left out: the plan itself is still good.
+    The result lists, per asset of the flex-model (``"asset": id``), the
+    ``soc-targets`` it misses as ``{"datetime", "violation": "<x> kWh"}``. A
+    site's job plans several devices: with ``asset_id`` only that device's
+    asset counts. Anything unreadable is left out: the plan itself is still good.
     """
     unresolved = result.get("unresolved") if isinstance(result, Mapping) else None
     requested = {target.at: target.kwh for target in targets}
     found: list[UnmetTarget] = []
     for entry in unresolved if isinstance(unresolved, list) else ():
+        if (
+            asset_id is not None
+            and isinstance(entry, Mapping)
+            and entry.get("asset") not in (None, asset_id)
+        ):
+            continue
         items = entry.get("soc-targets") if isinstance(entry, Mapping) else None
         for item in items if isinstance(items, list) else ():
             if not isinstance(item, Mapping):
@@ -663,3 +677,89 @@ class SiteConfig:
     production_price_sensor: int | None
     inflexible_sensors: tuple[int, ...] = ()
     replan_on_prices: bool = False
+
+    @classmethod
+    def from_subentry(cls, subentry: ConfigSubentry) -> SiteConfig:
+        """Read a site subentry."""
+        data = subentry.data
+        capacity = optional_float(data.get(CONF_SITE_POWER_CAPACITY))
+        return cls(
+            name=data.get(CONF_NAME) or subentry.title,
+            asset_id=int(data[CONF_ASSET_ID]),
+            device_subentry_ids=tuple(data.get(CONF_SITE_DEVICES) or ()),
+            site_power_capacity_kva=capacity if capacity else None,
+            consumption_price_sensor=as_sensor_id(
+                data.get(CONF_CONSUMPTION_PRICE_SENSOR)
+            ),
+            production_price_sensor=as_sensor_id(
+                data.get(CONF_PRODUCTION_PRICE_SENSOR)
+            ),
+            inflexible_sensors=tuple(
+                int(sensor_id) for sensor_id in data.get(CONF_INFLEXIBLE_SENSORS) or ()
+            ),
+            replan_on_prices=bool(data.get(CONF_REPLAN_ON_PRICES, False)),
+        )
+
+    @property
+    def price_sensors(self) -> frozenset[int]:
+        """Return the site's price sensors (new prices there may mean a replan)."""
+        return frozenset(
+            sensor_id
+            for sensor_id in (
+                self.consumption_price_sensor,
+                self.production_price_sensor,
+            )
+            if sensor_id is not None
+        )
+
+    def flex_context(self) -> dict[str, Any]:
+        """Return the flex-context the devices share: prices, grid, inflexibles."""
+        context: dict[str, Any] = {}
+        if self.consumption_price_sensor is not None:
+            context["consumption-price"] = {"sensor": self.consumption_price_sensor}
+        if self.production_price_sensor is not None:
+            context["production-price"] = {"sensor": self.production_price_sensor}
+        if self.site_power_capacity_kva is not None:
+            context["site-power-capacity"] = quantity(
+                self.site_power_capacity_kva, "kVA"
+            )
+        if self.inflexible_sensors:
+            context["inflexible-device-sensors"] = list(self.inflexible_sensors)
+        return context
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SitePendingJob:
+    """A site's asset-level job queued on the server, with each device's request."""
+
+    job_id: str
+    triggered_at: datetime
+    requests: Mapping[str, ScheduleRequest]
+
+    @property
+    def end(self) -> datetime:
+        """Return the end of the latest device plan the job computes."""
+        return max(request.end for request in self.requests.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe form for the store."""
+        return {
+            "job_id": self.job_id,
+            "triggered_at": self.triggered_at.isoformat(),
+            "requests": {
+                subentry_id: request.as_dict()
+                for subentry_id, request in self.requests.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SitePendingJob:
+        """Rebuild a stored site job in flight."""
+        return cls(
+            job_id=str(data["job_id"]),
+            triggered_at=datetime.fromisoformat(data["triggered_at"]),
+            requests={
+                str(subentry_id): ScheduleRequest.from_dict(request)
+                for subentry_id, request in dict(data["requests"]).items()
+            },
+        )

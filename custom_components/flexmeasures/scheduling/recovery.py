@@ -45,12 +45,8 @@ async def async_recover(
     ``mark`` records how the plan is recovered, ``follow`` waits for the stored
     job and ``replan`` computes a fresh plan for the request made anew.
     """
-    now = dt_util.utcnow()
-    if now - pending.triggered_at > PENDING_JOB_MAX_AGE:
-        why = f"it was queued at {pending.triggered_at.isoformat()}"
-    elif now >= pending.request.end:
-        why = f"its plan ended at {pending.request.end.isoformat()}"
-    else:
+    why = stale_reason(pending.triggered_at, pending.request.end)
+    if why is None:
         mark(ScheduleRecovery.RESUMED)
         LOGGER.info(
             "Picking up scheduling job %s of %s after a restart",
@@ -76,17 +72,36 @@ async def async_recover(
     try:
         request = replan_request(hass, config, pending.request, dt_util.utcnow())
     except ServiceValidationError as err:
-        placeholders = err.translation_placeholders or {}
-        raise ScheduleFailedError(
-            FailureReason.SOC_UNAVAILABLE,
-            translation_domain=DOMAIN,
-            translation_key=err.translation_key,
-            translation_placeholders={
-                **placeholders,
-                "error": ", ".join(placeholders.values()),
-            },
-        ) from err
+        raise replan_failure(err) from err
     return await replan(request)
+
+
+def stale_reason(triggered_at: datetime, end: datetime) -> str | None:
+    """Return why a job in flight at a restart is of no use, None if it is.
+
+    A device's and a site's job alike: too old to trust its state of charge,
+    or its plan already over.
+    """
+    now = dt_util.utcnow()
+    if now - triggered_at > PENDING_JOB_MAX_AGE:
+        return f"it was queued at {triggered_at.isoformat()}"
+    if now >= end:
+        return f"its plan ended at {end.isoformat()}"
+    return None
+
+
+def replan_failure(err: ServiceValidationError) -> ScheduleFailedError:
+    """Return the round failure of a request that cannot be made anew (no SoC)."""
+    placeholders = err.translation_placeholders or {}
+    return ScheduleFailedError(
+        FailureReason.SOC_UNAVAILABLE,
+        translation_domain=DOMAIN,
+        translation_key=err.translation_key,
+        translation_placeholders={
+            **placeholders,
+            "error": ", ".join(placeholders.values()),
+        },
+    )
 
 
 def replan_request(

@@ -20,7 +20,7 @@ RETRY_FIRST: Final = 15.0
 RETRY_MAX: Final = 300.0
 
 
-def _consume(future: asyncio.Future[Any]) -> None:
+def consume(future: asyncio.Future[Any]) -> None:
     """Mark a future's exception as seen; waiters get it anyway."""
     if not future.cancelled():
         future.exception()
@@ -50,8 +50,8 @@ class Round:
             queued=hass.loop.create_future(),
             done=hass.loop.create_future(),
         )
-        round_.queued.add_done_callback(_consume)
-        round_.done.add_done_callback(_consume)
+        round_.queued.add_done_callback(consume)
+        round_.done.add_done_callback(consume)
         return round_
 
     def all(self) -> list[Round]:

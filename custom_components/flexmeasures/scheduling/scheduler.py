@@ -9,6 +9,7 @@ recover the plan, report missed targets and replan automatically.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import datetime
 import logging
 from typing import Any, Final
@@ -43,7 +44,7 @@ from .recovery import async_recover
 from .replan import Replanner
 from .request import build_flex_model, build_request
 from .rounds import Round, RoundRetry
-from .store import STORE_DELAY, PlanKeeper, StoredPlan
+from .store import STORE_DELAY, PlanKeeper, ScheduleStore, StoredPlan
 from .targets import async_delete_unmet_targets_issue, async_report_unmet_targets
 from .waiting import JobWaiter
 
@@ -80,8 +81,15 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
         self.subentry_id = subentry_id
         self.config = config
         self.api = api
-        self.store = PlanKeeper(hass, subentry_id, config.name, self._stored)
-        self.waiter = JobWaiter(hass, entry, config, api)
+        self.store = PlanKeeper(
+            ScheduleStore(hass, subentry_id),
+            config.name,
+            self._stored,
+            StoredPlan.from_dict,
+        )
+        self.waiter = JobWaiter(
+            hass, entry, api, name=config.name, sensor_id=config.sensor_id
+        )
         self.replanner = Replanner(self)
         self.status = ScheduleStatus.IDLE
         self.failure_reason: FailureReason | None = None
@@ -93,6 +101,8 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
         self.recovery: ScheduleRecovery | None = None
         self._active: Round | None = None
         self._pending: Round | None = None
+        # The site whose asset-level job plans this device right now, if any.
+        self.site_round: str | None = None
         self._unsub_tick: CALLBACK_TYPE | None = None
         # The consumption prices over the plan, for the dashboard card.
         self._prices = PlanPrices(entry, config, api)
@@ -109,8 +119,8 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
 
     @property
     def busy(self) -> bool:
-        """Return whether a job is in flight."""
-        return self._active is not None
+        """Return whether a job is in flight: the device's own or its site's."""
+        return self._active is not None or self.site_round is not None
 
     @property
     def waiting_for_server(self) -> bool:
@@ -258,7 +268,7 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
         """
         round_ = Round.create(self.hass, request)
         self.last_request = request
-        if self._active is None:
+        if not self.busy:
             self._start(round_)
         else:
             if self._pending is not None:
@@ -339,6 +349,31 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
                 self._start(pending)
             else:
                 self.async_update_listeners()
+
+    # --- site rounds: the device planned with others in one asset-level job
+
+    @callback
+    def async_site_round_started(self, site: str, request: ScheduleRequest) -> None:
+        """Show that ``site``'s job plans this device; its own rounds queue behind.
+
+        ``request`` is what the site asked for this device: its targets carry
+        over to automatic replans, as those of the device's own requests do.
+        """
+        self.site_round = site
+        self.last_request = request
+        self.recovery = None
+        self.status = ScheduleStatus.COMPUTING
+        self.async_update_listeners()
+
+    @callback
+    def async_site_round_ended(self, *, start_queued: bool = True) -> None:
+        """Start a round of the device's own that queued behind the site's job."""
+        self.site_round = None
+        if start_queued and self._active is None and self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._start(pending)
+        else:
+            self.async_update_listeners()
 
     @callback
     def record_failure(self, reason: FailureReason, message: str) -> None:
@@ -427,6 +462,26 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
         job, job_id, fallback_reason = await self.waiter.async_follow(
             job_id, slots, resumed=resumed
         )
+        return await self.async_take_plan(job, job_id, request, fallback_reason)
+
+    async def async_take_plan(
+        self,
+        job: Mapping[str, Any],
+        job_id: str,
+        request: ScheduleRequest,
+        fallback_reason: str | None,
+        *,
+        asset_id: int | None = None,
+    ) -> Schedule:
+        """Fetch this device's plan of a finished job and make it the device's plan.
+
+        The one path a plan takes to the device, whether its own job or its
+        site's asset-level job made it: status, missed-target issue, store,
+        event and every follower (entities, calendar, card, S2 instructions).
+        ``asset_id`` (a site's job) picks the device's missed targets from
+        those of all devices. Raise ScheduleFailedError when the plan cannot
+        be fetched.
+        """
         try:
             series = await self.api.async_get_schedule(
                 sensor_id=self.config.sensor_id,
@@ -443,7 +498,7 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
             request,
             now,
             fallback_reason=fallback_reason,
-            unmet=unmet_targets(job.get("result"), request.targets),
+            unmet=unmet_targets(job.get("result"), request.targets, asset_id),
         )
         self.schedule = schedule
         self.status = schedule.status_at(now)
@@ -518,12 +573,12 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
             pending_job=self.pending_job,
         )
 
-    @callback
-    def _fire_updated(self, schedule: Schedule) -> None:
-        """Announce a new schedule on the event bus."""
-        device = next(
+    @property
+    def device_id(self) -> str | None:
+        """Return the device registry id of this controlled device, if registered."""
+        return next(
             (
-                device
+                device.id
                 for device in dr.async_entries_for_config_entry(
                     dr.async_get(self.hass), self.entry.entry_id
                 )
@@ -531,10 +586,14 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
             ),
             None,
         )
+
+    @callback
+    def _fire_updated(self, schedule: Schedule) -> None:
+        """Announce a new schedule on the event bus."""
         self.hass.bus.async_fire(
             EVENT_SCHEDULE_UPDATED,
             {
-                "device_id": device.id if device else None,
+                "device_id": self.device_id,
                 "name": self.name,
                 "start": schedule.start.isoformat(),
                 "end": schedule.end.isoformat(),

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.storage import Store
 
 from ..const import DOMAIN, LOGGER
 from ..util import optional_float
-from .model import PendingJob, Schedule
+from .model import PendingJob, Schedule, SitePendingJob
 
 STORAGE_VERSION: Final = 1
 # 1.2 adds the job in flight ("pending_job"), so a restart can pick it up.
@@ -91,28 +91,85 @@ class StoredPlan:
         return plan
 
 
-class PlanKeeper:
-    """Keeps one device's plan across restarts: delayed writes, flushed at unload."""
+class SiteStore(Store[dict[str, Any]]):
+    """A site's stored job in flight and learned job durations."""
+
+    def __init__(self, hass: HomeAssistant, subentry_id: str) -> None:
+        """Open the store of one site."""
+        super().__init__(hass, STORAGE_VERSION, f"{DOMAIN}.site.{subentry_id}")
+
+
+@dataclass(kw_only=True)
+class StoredSite:
+    """What of a site survives a restart: its job in flight, job durations."""
+
+    last_updated: datetime | None = None
+    job_seconds_per_slot: float | None = None
+    job_spread_per_slot: float | None = None
+    pending_job: SitePendingJob | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the stored form."""
+        return {
+            "last_updated": self.last_updated.isoformat()
+            if self.last_updated
+            else None,
+            "job_seconds_per_slot": self.job_seconds_per_slot,
+            "job_spread_per_slot": self.job_spread_per_slot,
+            "pending_job": self.pending_job.as_dict() if self.pending_job else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], name: str) -> StoredSite:
+        """Read the stored form; an unreadable part is logged and dropped."""
+        site = cls()
+        try:
+            if data.get("last_updated"):
+                site.last_updated = datetime.fromisoformat(data["last_updated"])
+            site.job_seconds_per_slot = optional_float(data.get("job_seconds_per_slot"))
+            site.job_spread_per_slot = optional_float(data.get("job_spread_per_slot"))
+            if pending := data.get("pending_job"):
+                site.pending_job = SitePendingJob.from_dict(pending)
+        except (KeyError, TypeError, ValueError):
+            LOGGER.warning("Ignoring an unreadable stored job of site %s", name)
+            site.pending_job = None
+        return site
+
+
+class Stored(Protocol):
+    """What a planner keeps across restarts: it has a stored form."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the stored form."""
+
+
+class PlanKeeper[T: Stored]:
+    """Keeps a planner's state across restarts: delayed writes, flushed at unload.
+
+    A device keeps its plan (``StoredPlan`` in a ``ScheduleStore``); a site
+    keeps its job in flight and learned job durations the same way.
+    """
 
     def __init__(
         self,
-        hass: HomeAssistant,
-        subentry_id: str,
+        store: Store[dict[str, Any]],
         name: str,
-        snapshot: Callable[[], StoredPlan],
+        snapshot: Callable[[], T],
+        read: Callable[[Mapping[str, Any], str], T],
     ) -> None:
-        """Open the device's store; ``snapshot`` says what to write."""
-        self._store = ScheduleStore(hass, subentry_id)
+        """Use ``store``; ``snapshot`` says what to write, ``read`` reads it back."""
+        self._store = store
         self._name = name
         self._snapshot = snapshot
+        self._read = read
         self._unsaved = False
 
-    async def async_load(self) -> StoredPlan | None:
-        """Return the stored plan, or None if nothing was stored."""
+    async def async_load(self) -> T | None:
+        """Return what was stored, or None if nothing was stored."""
         data = await self._store.async_load()
         if not data:
             return None
-        return StoredPlan.from_dict(data, self._name)
+        return self._read(data, self._name)
 
     @callback
     def async_save(self, delay: float) -> None:
@@ -126,7 +183,7 @@ class PlanKeeper:
             await self._store.async_save(self._as_dict())
 
     async def async_remove(self) -> None:
-        """Delete the stored plan (the device was removed)."""
+        """Delete what was stored (the device or site was removed)."""
         self._unsaved = False
         await self._store.async_remove()
 

@@ -29,7 +29,7 @@ from .jobs import (
     job_status,
     poll_delays,
 )
-from .model import DeviceConfig, FailureReason
+from .model import FailureReason
 
 # How long a job may run before its round fails with a timeout.
 JOB_TIMEOUT: Final = 120.0
@@ -44,20 +44,27 @@ _FAILURE_REASONS: Final = {
 
 
 class JobWaiter:
-    """Waits for one device's jobs: adaptive polls, learned durations, fallbacks."""
+    """Waits for one planner's jobs: adaptive polls, learned durations, fallbacks.
+
+    The planner is a device (its own jobs) or a site (its asset-level jobs);
+    ``sensor_id`` is the power sensor whose schedule tells a fallback job.
+    """
 
     def __init__(
         self,
         hass: HomeAssistant,
         entry: FlexMeasuresConfigEntry,
-        config: DeviceConfig,
         api: FlexMeasuresApi,
+        *,
+        name: str,
+        sensor_id: int,
     ) -> None:
         """Initialize without a learned job duration."""
         self.hass = hass
         self.entry = entry
-        self.config = config
         self.api = api
+        self.name = name
+        self.sensor_id = sensor_id
         # Learned from finished jobs (their mean, and mean deviation from it);
         # kept across restarts.
         self.seconds_per_slot: float | None = None
@@ -193,7 +200,7 @@ class JobWaiter:
         reason = (failure.translation_placeholders or {}).get("error", "")
         try:
             fallback_job = await self.api.async_get_fallback_job(
-                sensor_id=self.config.sensor_id, job_id=job_id
+                sensor_id=self.sensor_id, job_id=job_id
             )
         except FlexMeasuresRejectedError as err:
             raise failure from err
@@ -212,7 +219,7 @@ class JobWaiter:
             )
         LOGGER.info(
             "The scheduler of %s failed (%s); FlexMeasures' fallback plan is used",
-            self.config.name,
+            self.name,
             reason,
         )
         return reason, fallback_job
