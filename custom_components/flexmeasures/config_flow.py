@@ -943,10 +943,19 @@ async def _async_create_sensor(
     """Create the sensor of a new-sensor form; return it, or the form errors."""
     data = cast("FlexMeasuresConfigEntry", flow._get_entry()).runtime_data  # noqa: SLF001
     errors: dict[str, str] = {}
+    asset_id, name = int(user_input[CONF_ASSET]), user_input[CONF_NAME].strip()
+    # FlexMeasures 1.0.1 answers a second sensor of one name on an asset with a
+    # 500 (a database constraint), which would read as "cannot connect".
+    if any(
+        sensor.asset_id == asset_id and sensor.name == name
+        for sensor in data.inventory.data.sensors.values()
+    ):
+        errors[CONF_NAME] = "sensor_name_taken"
+        return None, errors
     try:
         sensor = await data.api.async_add_sensor(
-            asset_id=int(user_input[CONF_ASSET]),
-            name=user_input[CONF_NAME].strip(),
+            asset_id=asset_id,
+            name=name,
             unit=user_input[CONF_UNIT_OF_MEASUREMENT].strip(),
             resolution=timedelta(seconds=selector_seconds(user_input[CONF_RESOLUTION])),
             timezone=flow.hass.config.time_zone,

@@ -15,11 +15,15 @@ Steps, each through the API a person's browser would use:
 4. subentry flows (REST /api/config/config_entries/subentries/flow): the demo
    battery as a controlled device (the seeded battery's power sensor, the
    seeded price, the demo SoC sensor), and measurement links: demo battery SoC
-   -> the seeded SoC sensor, demo charger power -> the seeded charger sensor;
-5. a first schedule: `flexmeasures.trigger_schedule` (websocket, with
-   return_response, so it waits for the server's plan);
+   -> the seeded SoC sensor, demo charger power -> the seeded charger sensor; a
+   forecast link: the demo's day-ahead price stand-in -> a new price sensor on
+   the seeded site; the demo car charger as a controlled device; a site of the
+   battery and the car charger under a 10 kVA grid connection;
+5. a first plan of the site: `flexmeasures.trigger_schedule` on the site's device
+   (websocket, with return_response, so it waits for the server's plan);
 6. the dashboard (websocket): a dashboard "FlexMeasures" in the sidebar
-   (`lovelace/dashboards/create`) with the schedule card, the demo entities, the
+   (`lovelace/dashboards/create`) with the site's and the battery's schedule
+   cards, the demo entities, the
    controlled device's entities and its plan calendar, and every other entity
    of the flexmeasures entry; the default dashboard of the demo user and of
    the system (`frontend/set_user_data`, `frontend/set_system_data`, key
@@ -32,7 +36,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+import itertools
 import json
 from pathlib import Path
 import sys
@@ -196,6 +202,15 @@ DASHBOARD = "flexmeasures-demo"
 DASHBOARD_TITLE = "FlexMeasures"
 DEMO_SOC = "sensor.demo_battery_state_of_charge"
 DEMO_CHARGER = "sensor.demo_charger_power"
+DEMO_CAR = "Demo car charger"
+DEMO_CAR_SOC = "sensor.demo_car_state_of_charge"
+DEMO_SITE = "Demo home"
+# The demo's stand-in for a day-ahead price integration (configuration.yaml).
+PRICE_SOURCE = "sensor.demo_day_ahead_price"
+PRICE_ATTRIBUTE = "prices"
+LINKED_PRICE = "Day-ahead price from Home Assistant"
+# The grid connection the site's devices share: less than both at full power.
+SITE_CAPACITY_KVA = 10
 
 
 async def subentry_flow(
@@ -204,9 +219,13 @@ async def subentry_flow(
     auth: dict[str, str],
     entry_id: str,
     subentry_type: str,
-    steps: list[dict[str, Any]],
+    steps: list[dict[str, Any] | Callable[[dict[str, Any]], list[dict[str, Any]]]],
 ) -> dict[str, Any]:
-    """Run a subentry flow of the entry through its steps; return the result."""
+    """Run a subentry flow of the entry through its steps; return the result.
+
+    A step is the form's data, or a function of the form shown that returns the
+    data of this and the steps that follow.
+    """
     # Adding a subentry reloads the entry: wait out the reload of the last one.
     for _ in range(240):
         async with session.post(
@@ -218,7 +237,14 @@ async def subentry_flow(
         if result.get("reason") != "entry_not_loaded":
             break
         await asyncio.sleep(0.25)
-    for data in steps:
+    pending = list(steps)
+    while pending:
+        step = pending.pop(0)
+        if callable(step):
+            data, *rest = step(result)
+            pending[:0] = rest
+        else:
+            data = step
         if result.get("type") != "form":
             raise DemoError(f"{subentry_type} flow: expected a form, got {result}")
         async with session.post(
@@ -289,6 +315,158 @@ async def add_subentries(
         )
 
 
+async def subentry_ids(
+    ws: aiohttp.ClientWebSocketResponse, entry_id: str
+) -> dict[str, str]:
+    """Return the entry's subentry ids by unique id."""
+    listed = await ws_call(ws, type="config_entries/subentries/list", entry_id=entry_id)
+    return {
+        item["unique_id"]: item["subentry_id"] for item in listed if item["unique_id"]
+    }
+
+
+async def add_price_link(
+    session: aiohttp.ClientSession,
+    base: str,
+    auth: dict[str, str],
+    entry_id: str,
+    seed: dict[str, Any],
+) -> None:
+    """Post the stand-in's day-ahead prices to a new FlexMeasures sensor."""
+    await subentry_flow(
+        session,
+        base,
+        auth,
+        entry_id,
+        "forecast_link",
+        [
+            {"source_type": "attribute"},
+            {"source_entity": PRICE_SOURCE},
+            {"source_attribute": PRICE_ATTRIBUTE},
+            {"source_unit": "EUR/kWh"},
+            lambda form: target_sensor(form, seed),
+        ],
+    )
+
+
+def target_sensor(form: dict[str, Any], seed: dict[str, Any]) -> list[dict[str, Any]]:
+    """Choose the linked price sensor: the one an earlier demo made, or a new one.
+
+    The server outlives a demo run (a second `scripts/demo` uses it again), and
+    an asset holds one sensor of a name.
+    """
+    options = next(
+        field["selector"]["select"]["options"]
+        for field in form["data_schema"]
+        if field["name"] == "sensor"
+    )
+    made = [option["value"] for option in options if LINKED_PRICE in option["label"]]
+    if made:
+        return [{"sensor": made[0]}]
+    return [
+        {"sensor": "new"},
+        {
+            "asset": str(seed["assets"]["site"]),
+            "name": LINKED_PRICE,
+            "unit_of_measurement": "EUR/MWh",
+            "resolution": {"hours": 1, "minutes": 0, "seconds": 0},
+        },
+    ]
+
+
+async def add_site(
+    session: aiohttp.ClientSession,
+    base: str,
+    auth: dict[str, str],
+    ws: aiohttp.ClientWebSocketResponse,
+    entry_id: str,
+    seed: dict[str, Any],
+    deadline: float,
+) -> dict[str, str]:
+    """Add the car charger and the site of both devices; return their subentries.
+
+    Both plan with the prices the forecast link posted; the site replans when
+    the link posts new ones. Waits until the link has posted, so the first
+    plan has prices.
+    """
+    sensors = seed["sensors"]
+    ids = await subentry_ids(ws, entry_id)
+    price_sensor = next(
+        unique_id.removeprefix("forecast_link_")
+        for unique_id in ids
+        if unique_id.startswith("forecast_link_")
+    )
+    await wait_for_forecast(ws, ids[f"forecast_link_{price_sensor}"], deadline)
+    await subentry_flow(
+        session,
+        base,
+        auth,
+        entry_id,
+        "controlled_device",
+        [
+            {
+                "name": DEMO_CAR,
+                "kind": "ev_charger",
+                "power_sensor": str(sensors["ev_charger_power"]),
+                "soc_entity": DEMO_CAR_SOC,
+                "soc_unit": "percent",
+                "capacity": 60,
+                "soc_min": 0,
+                "soc_max": 100,
+                "charge_power": 11,
+                "discharge_power": 0,
+                "consumption_price_sensor": price_sensor,
+                "horizon": 24,
+                "auto_reschedule": {"interval": 0, "soc_drift": 0},
+            }
+        ],
+    )
+    ids = await subentry_ids(ws, entry_id)
+    battery = ids[f"controlled_device_{sensors['battery_power']}"]
+    car = ids[f"controlled_device_{sensors['ev_charger_power']}"]
+    await subentry_flow(
+        session,
+        base,
+        auth,
+        entry_id,
+        "site",
+        [
+            {
+                "name": DEMO_SITE,
+                "devices": [battery, car],
+                "asset_id": str(seed["assets"]["site"]),
+                "site_power_capacity": SITE_CAPACITY_KVA,
+                "consumption_price_sensor": price_sensor,
+                "replan_on_prices": True,
+            }
+        ],
+    )
+    return {"battery": battery, "car": car, "price_sensor": price_sensor}
+
+
+async def wait_for_forecast(
+    ws: aiohttp.ClientWebSocketResponse, link_subentry: str, deadline: float
+) -> None:
+    """Wait until the forecast link's entity says it posted."""
+    unique_id = f"{link_subentry}_last_forecast_posted"
+    while True:
+        registry = await ws_call(ws, type="config/entity_registry/list")
+        entity_id = next(
+            (e["entity_id"] for e in registry if e.get("unique_id") == unique_id),
+            None,
+        )
+        if entity_id is not None:
+            states = await ws_call(ws, type="get_states")
+            state = next(
+                (x["state"] for x in states if x["entity_id"] == entity_id), None
+            )
+            if state not in (None, "unknown", "unavailable"):
+                return
+        if time.monotonic() > deadline:
+            raise DemoError("the price forecast link did not post")
+        await asyncio.sleep(0.5)
+
+
 async def wait_for_value(
     session: aiohttp.ClientSession,
     base: str,
@@ -322,10 +500,12 @@ async def ws_connect(
     return ws
 
 
-async def ws_call(
-    ws: aiohttp.ClientWebSocketResponse, message_id: int, **message: Any
-) -> Any:
-    """Send one websocket command; return its result."""
+_MESSAGE_IDS = itertools.count(1)
+
+
+async def ws_call(ws: aiohttp.ClientWebSocketResponse, **message: Any) -> Any:
+    """Send one websocket command (ids increase, as HA requires); return its result."""
+    message_id = next(_MESSAGE_IDS)
     await ws.send_json({"id": message_id, **message})
     while (answer := await ws.receive_json()).get("id") != message_id:
         pass
@@ -334,49 +514,71 @@ async def ws_call(
     return answer.get("result")
 
 
+async def listed(
+    ws: aiohttp.ClientWebSocketResponse, command: str, count: int, deadline: float
+) -> list[dict[str, Any]]:
+    """Wait until the card's list command names ``count`` items; return them."""
+    while len(items := await ws_call(ws, type=command)) < count:
+        if time.monotonic() > deadline:
+            raise DemoError(f"{command}: {len(items)} of {count} appeared")
+        await asyncio.sleep(0.25)
+    return list(items)
+
+
 async def first_schedule(
     ws: aiohttp.ClientWebSocketResponse, deadline: float
 ) -> dict[str, Any]:
-    """Wait for the controlled device, plan it; return the device and the plan."""
-    devices: list[dict[str, Any]] = []
-    while not devices:
-        devices = await ws_call(ws, 10, type="flexmeasures/schedule/devices")
-        if not devices:
-            if time.monotonic() > deadline:
-                raise DemoError("the controlled device did not appear")
-            await asyncio.sleep(0.25)
-    device = devices[0]
+    """Plan the site (battery and car together); return its devices and plan."""
+    devices = {
+        device["name"]: device
+        for device in await listed(ws, "flexmeasures/schedule/devices", 2, deadline)
+    }
+    (site,) = await listed(ws, "flexmeasures/schedule/sites", 1, deadline)
     now = datetime.now(UTC)
     # From the quarter-hour that is running, so the card has a bar for now.
     start = now.replace(minute=now.minute // 15 * 15, second=0, microsecond=0)
-    target = (now + timedelta(hours=20)).replace(minute=0, second=0, microsecond=0)
+    morning = (now + timedelta(hours=20)).replace(minute=0, second=0, microsecond=0)
     result = await ws_call(
         ws,
-        11,
         type="call_service",
         domain=DOMAIN,
         service="trigger_schedule",
         service_data={
-            "device_id": device["device_id"],
+            "device_id": site["device_id"],
             "start": start.isoformat(),
-            "soc_targets": [{"datetime": target.isoformat(), "value": 90}],
+            "devices": [
+                {
+                    "device_id": devices[DEMO_BATTERY]["device_id"],
+                    "soc_targets": [{"datetime": morning.isoformat(), "value": 90}],
+                },
+                {
+                    "device_id": devices[DEMO_CAR]["device_id"],
+                    "soc_targets": [{"datetime": morning.isoformat(), "value": 80}],
+                },
+            ],
         },
         return_response=True,
     )
     response = result["response"]
     if response.get("status") != "ready":
-        raise DemoError(f"the first schedule is not ready: {response}")
-    return {"device": device, "schedule": response}
+        raise DemoError(f"the first site plan is not ready: {response}")
+    return {
+        "device": devices[DEMO_BATTERY],
+        "car": devices[DEMO_CAR],
+        "site": site,
+        "schedule": response,
+    }
 
 
 async def save_dashboard(
     ws: aiohttp.ClientWebSocketResponse,
     entry_id: str,
-    device_id: str,
+    planned_devices: dict[str, Any],
     seed: dict[str, Any],
 ) -> dict[str, Any]:
     """Make the default dashboard show the demo, the plan and the integration."""
-    registry = await ws_call(ws, 12, type="config/entity_registry/list")
+    device_id = planned_devices["device"]["device_id"]
+    registry = await ws_call(ws, type="config/entity_registry/list")
     ours = [
         e
         for e in registry
@@ -396,6 +598,11 @@ async def save_dashboard(
         and not e.get("entity_category")
     )
     cards: list[dict[str, Any]] = [
+        {
+            "type": "custom:flexmeasures-schedule-card",
+            "site": planned_devices["site"]["device_id"],
+            "horizon": 24,
+        },
         {
             "type": "custom:flexmeasures-schedule-card",
             "device_id": device_id,
@@ -443,7 +650,6 @@ async def save_dashboard(
     }
     await ws_call(
         ws,
-        13,
         type="lovelace/dashboards/create",
         url_path=DASHBOARD,
         title=DASHBOARD_TITLE,
@@ -452,23 +658,19 @@ async def save_dashboard(
         show_in_sidebar=True,
         require_admin=False,
     )
-    await ws_call(
-        ws, 14, type="lovelace/config/save", url_path=DASHBOARD, config=config
-    )
+    await ws_call(ws, type="lovelace/config/save", url_path=DASHBOARD, config=config)
     # The dashboard a user lands on: the demo user's own choice (Profile ->
     # Dashboard) and the system default (Settings -> Dashboards), both the
     # frontend's `core` data; HA 2026.11 otherwise opens the generated Overview.
-    system = await ws_call(ws, 15, type="frontend/get_system_data", key="core")
+    system = await ws_call(ws, type="frontend/get_system_data", key="core")
     await ws_call(
         ws,
-        16,
         type="frontend/set_system_data",
         key="core",
         value={**((system or {}).get("value") or {}), "default_panel": DASHBOARD},
     )
     await ws_call(
         ws,
-        17,
         type="frontend/set_user_data",
         key="core",
         value={"default_panel": DASHBOARD},
@@ -508,21 +710,28 @@ async def main() -> int:
             say(f"entry {entry['title']!r} is {entry['state']}")
             await add_subentries(session, base, auth, entry_id, seed)
             say(f"subentries: controlled device {DEMO_BATTERY!r}, 2 measurement links")
-            # The plan starts from the battery's SoC: the template must have run.
-            soc = await wait_for_value(session, base, auth, DEMO_SOC, deadline)
-            say(f"{DEMO_SOC} is {soc}")
+            await add_price_link(session, base, auth, entry_id, seed)
+            say(f"forecast link: {PRICE_SOURCE} -> {LINKED_PRICE!r} (new sensor)")
+            # The plan starts from the devices' SoC: the templates must have run.
+            for entity_id in (DEMO_SOC, DEMO_CAR_SOC):
+                soc = await wait_for_value(session, base, auth, entity_id, deadline)
+                say(f"{entity_id} is {soc}")
             ws = await ws_connect(session, base, token)
             async with ws:
+                site = await add_site(session, base, auth, ws, entry_id, seed, deadline)
+                say(
+                    f"site {DEMO_SITE!r}: {DEMO_BATTERY!r} and {DEMO_CAR!r} under "
+                    f"{SITE_CAPACITY_KVA} kVA, prices from sensor "
+                    f"{site['price_sensor']}"
+                )
                 planned = await first_schedule(ws, deadline)
                 figures["scheduled_s"] = round(time.monotonic() - T0, 1)
                 plan = planned["schedule"]
                 say(
-                    f"first schedule {plan['status']}: {len(plan.get('values', []))}"
-                    " slots"
+                    f"first site plan {plan['status']}: "
+                    f"{len(plan.get('devices', {}))} devices"
                 )
-                dashboard = await save_dashboard(
-                    ws, entry_id, planned["device"]["device_id"], seed
-                )
+                dashboard = await save_dashboard(ws, entry_id, planned, seed)
             say(f"dashboard saved ({dashboard['entities']} flexmeasures entities)")
     except DemoError as err:
         print(f"[demo-ha] ERROR: {err}", file=sys.stderr)

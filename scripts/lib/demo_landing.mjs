@@ -20,7 +20,9 @@ try {
   await logIn(page, username, password);
   await page.waitForURL((url) => url.pathname !== "/" && !url.pathname.startsWith("/auth"), { timeout: 60_000 });
   const bars = page.locator(`${CARD} rect.bar`);
-  await page.locator(`${CARD} svg`).waitFor({ timeout: 60_000 }).catch(() => problems.push("no schedule card on the landing page"));
+  await page.locator(`${CARD} svg`).first().waitFor({ timeout: 60_000 }).catch(() => problems.push("no schedule card on the landing page"));
+  // The site's card: both devices' bars under the grid connection's line.
+  await page.locator(`${CARD} line.capacity`).first().waitFor({ state: "attached", timeout: 60_000 }).catch(() => problems.push("the site card shows no grid capacity line"));
   await page.waitForFunction(() => !document.getElementById("ha-launch-screen"));
   await page.waitForTimeout(1500); // a dialog opened after load would show by now
   const landed = new URL(page.url()).pathname;
