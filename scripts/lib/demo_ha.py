@@ -711,7 +711,7 @@ async def main() -> int:
             await add_subentries(session, base, auth, entry_id, seed)
             say(f"subentries: controlled device {DEMO_BATTERY!r}, 2 measurement links")
             await add_price_link(session, base, auth, entry_id, seed)
-            say(f"forecast link: {PRICE_SOURCE} -> {LINKED_PRICE!r} (new sensor)")
+            say(f"forecast link: {PRICE_SOURCE} -> {LINKED_PRICE!r}")
             # The plan starts from the devices' SoC: the templates must have run.
             for entity_id in (DEMO_SOC, DEMO_CAR_SOC):
                 soc = await wait_for_value(session, base, auth, entity_id, deadline)

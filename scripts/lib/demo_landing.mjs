@@ -41,7 +41,7 @@ try {
     console.error(`landing page check FAILED (${landed}, screenshot ${screenshot}):\n  ${problems.join("\n  ")}`);
     process.exitCode = 1;
   } else {
-    console.log(`landing page: ${landed} with the schedule card, ${count} bars, no dialog, no console errors (${screenshot})`);
+    console.log(`landing page: ${landed} with the schedule cards (site and battery), ${count} bars, no dialog, no console errors (${screenshot})`);
   }
 } finally {
   await browser.close();

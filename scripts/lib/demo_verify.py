@@ -74,7 +74,7 @@ async def verify(state: dict[str, Any], log: Path, wait_s: float) -> list[str]:
         print(f"[demo-verify] entry {entry['title']!r} is loaded")
         ws = await ws_connect(s, base, state["access_token"])
         async with ws:
-            http = await ws_call(ws, 1, type="http/config")
+            http = await ws_call(ws, type="http/config")
             if http["pending"] is not None or http["revert_at"] is not None:
                 problems.append(f"HTTP config pending: {http['pending']}")
             if http["active_config_type"] != "stable":
@@ -84,7 +84,7 @@ async def verify(state: dict[str, Any], log: Path, wait_s: float) -> list[str]:
                 f"port {http['stable'].get('server_port')}, "
                 f"pending {http['pending']}, revert at {http['revert_at']}"
             )
-            issues = (await ws_call(ws, 2, type="repairs/list_issues"))["issues"]
+            issues = (await ws_call(ws, type="repairs/list_issues"))["issues"]
             ours = [
                 f"{i['domain']}.{i['issue_id']}"
                 for i in issues
