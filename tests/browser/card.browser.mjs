@@ -287,7 +287,7 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
     await phone.close();
   });
 
-  it("opens its editor with the controlled device to pick", async () => {
+  it("opens its editor with the controlled devices and the site to pick", async () => {
     await page.goto(`${base}/${DASHBOARD}/plan?edit=1`);
     const edit = page.locator("hui-card-options").getByText("Edit", { exact: true }).first();
     await edit.click();
