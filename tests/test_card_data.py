@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.flexmeasures.api import TimeSeries
@@ -17,8 +18,11 @@ from custom_components.flexmeasures.card_data import (
     site_grid,
     site_view,
 )
+from custom_components.flexmeasures.const import DOMAIN
 from custom_components.flexmeasures.scheduling import Schedule, ScheduleStatus
 from custom_components.flexmeasures.scheduling.model import SiteConfig
+
+from .conftest import SITE_SUBENTRY_ID, site_subentry
 
 START = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -162,13 +166,11 @@ def test_card_prices(
 
 # --- Sites -------------------------------------------------------------------
 
-SITE = SiteConfig(
-    name="Home",
-    asset_id=10,
-    device_subentry_ids=("battery", "car"),
-    site_power_capacity_kva=11.0,
-    consumption_price_sensor=30,
-    production_price_sensor=None,
+# The site of tests/conftest.py, read from its subentry as the integration does.
+SITE = SiteConfig.from_subentry(
+    MockConfigEntry(domain=DOMAIN, subentries_data=[site_subentry()]).subentries[
+        SITE_SUBENTRY_ID
+    ]
 )
 
 
@@ -234,7 +236,7 @@ def test_site_view(snapshot: SnapshotAssertion) -> None:
 
     assert view["total"] == [5.0, 5.4, 7.4, -3.0, 0.0]
     assert view["peak"] == {"value": 7.4, "start": at(30)}
-    assert view["capacity"] == 11.0
+    assert view["capacity"] == 10.0
     assert view == snapshot
 
 
@@ -254,7 +256,7 @@ def test_site_view_without_plans() -> None:
         "end": None,
         "resolution": None,
         "unit": "kW",
-        "capacity": 11.0,
+        "capacity": 10.0,
         "devices": [
             {
                 "device_id": "device_Battery",

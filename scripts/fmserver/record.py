@@ -228,6 +228,7 @@ class Recorder:
             self.record_fallback,
             self.record_unmet_target,
             self.record_site,
+            self.record_site_prices,
         ):
             step()
         return self.recordings
@@ -775,6 +776,27 @@ class Recorder:
             "site_job_unmet_target",
             self._job(unmet_id),
             "job status of a site plan that misses the battery's target",
+        )
+
+    def record_site_prices(self) -> None:
+        """Record the prices the card shows over a site's plan.
+
+        A 12-hour plan from a quarter past the hour covers 13 hours: the card
+        asks the price sensor for them, hourly, in its unit.
+        """
+        self.keep(
+            "site_prices",
+            self.home.send(
+                "GET",
+                f"/api/v3_0/sensors/{self.seed['sensors']['price']}/data",
+                query={
+                    "start": _slot(self.now, 60).isoformat(),
+                    "duration": "PT13H",
+                    "unit": self.seed["units"]["price"],
+                    "resolution": "PT1H",
+                },
+            ),
+            "get_sensor_data of the prices over a 12-hour site plan (13 hours)",
         )
 
 

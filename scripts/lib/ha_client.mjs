@@ -102,7 +102,7 @@ export function freePort() {
   });
 }
 
-/** A fresh HA config dir: the integration linked in, the battery's SoC as a sensor. */
+/** A fresh HA config dir: the integration linked in, the battery's SoC and the EV's energy as sensors. */
 export function writeConfig(CONFIG, port, name) {
   rmSync(CONFIG, { recursive: true, force: true });
   mkdirSync(path.join(CONFIG, "custom_components"), { recursive: true });
@@ -140,6 +140,11 @@ template:
         device_class: battery
         state_class: measurement
         state: "40"
+      - name: EV energy
+        unique_id: ev_energy
+        unit_of_measurement: "kWh"
+        device_class: energy_storage
+        state: "20"
 logger:
   default: warning
 `,

@@ -5,7 +5,9 @@
 // The flexmeasures entry comes from its config flow with the seeded user, the
 // seeded battery becomes a controlled device through the subentry flow (REST),
 // and flexmeasures.trigger_schedule (with a response, so it waits) has the
-// server compute a real plan that the card then draws.
+// server compute a real plan that the card then draws. The seeded EV charger
+// joins it under their site (the seeded parent asset) and one real site job
+// plans both: a second view shows the site's card, its devices stacked.
 //
 // Run it with scripts/browser-test, which installs everything and sets:
 //   FM_BROWSER_HASS      JSON array: the command that runs `python -m homeassistant`
@@ -57,23 +59,87 @@ function controlledDeviceInput(seed, socEntity) {
   };
 }
 
+/** The EV charger's subentry form: the seeded charger, its energy in kWh. */
+function evChargerInput(seed, socEntity) {
+  return {
+    name: "EV charger",
+    kind: "ev_charger",
+    power_sensor: String(seed.sensors.ev_charger_power),
+    soc_entity: socEntity,
+    soc_unit: "kwh",
+    capacity: 60,
+    soc_min: 0,
+    soc_max: 60,
+    charge_power: 11,
+    discharge_power: 0,
+    consumption_price_sensor: String(seed.sensors.price),
+    horizon: 24,
+    auto_reschedule: { interval: 0, soc_drift: 0 },
+    s2: {},
+  };
+}
+
+/** Run a subentry flow of the entry with one form; returns nothing, asserts it was created. */
+async function addSubentry(base, auth, entryId, type, input) {
+  let sub = await postJson(base, "/api/config/config_entries/subentries/flow", { handler: [entryId, type] }, auth);
+  assert.equal(sub.type, "form", JSON.stringify(sub));
+  sub = await postJson(base, `/api/config/config_entries/subentries/flow/${sub.flow_id}`, input, auth);
+  assert.equal(sub.type, "create_entry", JSON.stringify(sub));
+}
+
+/** Wait until a listing command names what was just added; return that item. */
+async function listed(ws, type, name) {
+  for (let i = 0; i < 120; i++) {
+    const found = (await ws.call({ type })).find((item) => item.name === name);
+    if (found) return found;
+    await sleep(250);
+  }
+  assert.fail(`${type} lists no ${name}`);
+}
+
+/**
+ * The seeded EV charger as a second controlled device, and the site that plans
+ * it with the battery (the seeded parent asset, its grid connection and price),
+ * planned by one real asset-level job. Returns the site's device.
+ */
+async function setupSite(base, tokens, ws, seed, entryId, capacity) {
+  const auth = tokens.access_token;
+  await addSubentry(base, auth, entryId, "controlled_device", evChargerInput(seed, "sensor.ev_energy"));
+  const ev = await listed(ws, "flexmeasures/schedule/devices", "EV charger");
+  const subentries = await ws.call({ type: "config_entries/subentries/list", entry_id: entryId });
+  const devices = subentries.filter((s) => s.subentry_type === "controlled_device").map((s) => s.subentry_id);
+  assert.equal(devices.length, 2, JSON.stringify(subentries));
+  await addSubentry(base, auth, entryId, "site", {
+    name: "Home site",
+    devices,
+    asset_id: String(seed.assets.site),
+    site_power_capacity: capacity,
+    consumption_price_sensor: String(seed.sensors.price),
+    replan_on_prices: false,
+  });
+  const site = await listed(ws, "flexmeasures/schedule/sites", "Home site");
+  // The car must hold 50 kWh by the end of the horizon: it charges for hours.
+  const target = new Date(Date.now() + 20 * 3600_000);
+  target.setUTCMinutes(0, 0, 0);
+  const { response } = await ws.call({
+    type: "call_service",
+    domain: "flexmeasures",
+    service: "trigger_schedule",
+    service_data: { device_id: site.device_id, devices: [{ device_id: ev.device_id, soc_targets: [{ datetime: target.toISOString(), value: 50 }] }] },
+    return_response: true,
+  });
+  assert.equal(response.status, "ready", JSON.stringify(response));
+  return site;
+}
+
 /** The integration against the real FlexMeasures server, a device, a computed plan. */
 async function setupSchedule(base, tokens, ws) {
   // The seed file scripts/flexmeasures-server writes into its state dir.
   const seedPath = process.env.FM_BROWSER_SEED || path.join(process.env.FLEXMEASURES_SERVER_DIR || "", "seed.json");
   const seed = JSON.parse(readFileSync(seedPath, "utf8"));
   const entryId = await addIntegration(base, tokens, seed);
-  const auth = tokens.access_token;
-  let sub = await postJson(base, "/api/config/config_entries/subentries/flow", { handler: [entryId, "controlled_device"] }, auth);
-  assert.equal(sub.type, "form", JSON.stringify(sub));
-  sub = await postJson(base, `/api/config/config_entries/subentries/flow/${sub.flow_id}`, controlledDeviceInput(seed, "sensor.home_battery_soc"), auth);
-  assert.equal(sub.type, "create_entry", JSON.stringify(sub));
-  let device;
-  for (let i = 0; i < 120 && !device; i++) {
-    [device] = await ws.call({ type: "flexmeasures/schedule/devices" });
-    if (!device) await sleep(250);
-  }
-  assert.ok(device, "the controlled device is listed");
+  await addSubentry(base, tokens.access_token, entryId, "controlled_device", controlledDeviceInput(seed, "sensor.home_battery_soc"));
+  const device = await listed(ws, "flexmeasures/schedule/devices", "Home battery");
   // Charge to 90 % by the end of the horizon; with a response the action waits
   // until the server has computed the plan.
   const target = new Date(Date.now() + 20 * 3600_000);
@@ -86,7 +152,16 @@ async function setupSchedule(base, tokens, ws) {
     return_response: true,
   });
   assert.equal(response.status, "ready", JSON.stringify(response));
-  return device;
+  // The site's grid connection as the seed gives it ("17 kVA").
+  const capacity = parseFloat(seed.site_flex_context["site-power-capacity"]);
+  return { device, capacity, site: await setupSite(base, tokens, ws, seed, entryId, capacity) };
+}
+
+/** Slots of a site's device the card draws a bar for: power planned, not ended. */
+function expectedSiteBars(site, member, now) {
+  const start = Date.parse(site.start);
+  const step = site.resolution * 1000;
+  return member.values.filter((v, i) => v !== null && v !== 0 && start + (i + 1) * step > now).length;
 }
 
 /** Slots the card shows: those with a value that have not ended yet. */
@@ -97,7 +172,7 @@ function expectedBars(schedule, now) {
 }
 
 describe("schedule card in a real browser", { timeout: 300_000 }, () => {
-  let clock, hass, base, tokens, ws, browser, context, page, device, schedule, horizon;
+  let clock, hass, base, tokens, ws, browser, context, page, device, schedule, horizon, site, capacity;
   const consoleErrors = [];
   const foreignRequests = [];
   const wsFramesSent = [];
@@ -123,10 +198,8 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
     });
 
     const t1 = Date.now();
-    await setupSchedule(base, tokens, ws);
-    console.log(`# entry, controlled device and a computed schedule after ${((Date.now() - t1) / 1000).toFixed(1)} s`);
-    [device] = await ws.call({ type: "flexmeasures/schedule/devices" });
-    assert.ok(device, "a controlled device exists");
+    ({ device, site, capacity } = await setupSchedule(base, tokens, ws));
+    console.log(`# entry, two controlled devices, a site and computed schedules after ${((Date.now() - t1) / 1000).toFixed(1)} s`);
     schedule = await ws.call({ type: "flexmeasures/schedule/get", device_id: device.device_id });
     assert.ok(schedule && schedule.values.length, "the device has a schedule");
     horizon = Math.ceil((schedule.values.length * schedule.resolution) / 3600);
@@ -135,7 +208,13 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
     await ws.call({
       type: "lovelace/config/save",
       url_path: DASHBOARD,
-      config: { title: "Energy plan", views: [{ title: "Plan", path: "plan", cards: [{ type: `custom:${CARD}`, device_id: device.device_id, horizon }] }] },
+      config: {
+        title: "Energy plan",
+        views: [
+          { title: "Plan", path: "plan", cards: [{ type: `custom:${CARD}`, device_id: device.device_id, horizon }] },
+          { title: "Site", path: "site", cards: [{ type: `custom:${CARD}`, site: site.device_id, horizon }] },
+        ],
+      },
     });
 
     browser = await launchChromium();
@@ -208,7 +287,7 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
     await phone.close();
   });
 
-  it("opens its editor with the controlled device to pick", async () => {
+  it("opens its editor with the controlled devices and the site to pick", async () => {
     await page.goto(`${base}/${DASHBOARD}/plan?edit=1`);
     const edit = page.locator("hui-card-options").getByText("Edit", { exact: true }).first();
     await edit.click();
@@ -217,7 +296,12 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
     await page.locator("flexmeasures-schedule-card-editor ha-form").first().waitFor();
     const schema = await editor.evaluate((node) => node.shadowRoot.querySelector("ha-form").schema);
     const picker = schema.find((field) => field.name === "device_id");
-    assert.deepEqual(picker.selector.select.options, [{ value: device.device_id, label: device.name }]);
+    const devices = await ws.call({ type: "flexmeasures/schedule/devices" });
+    assert.deepEqual(picker.selector.select.options, devices.map((d) => ({ value: d.device_id, label: d.name })));
+    assert.ok(picker.selector.select.options.some((option) => option.value === device.device_id));
+    // With a site, the editor offers it too.
+    const sitePicker = schema.find((field) => field.name === "site");
+    assert.deepEqual(sitePicker.selector.select.options, [{ value: site.device_id, label: site.name }]);
     await page.waitForTimeout(500);
     await page.screenshot({ path: path.join(OUTPUT, "schedule-card-editor.png") });
     await page.keyboard.press("Escape");
@@ -251,6 +335,52 @@ describe("schedule card in a real browser", { timeout: 300_000 }, () => {
     for (let i = 0; i < 40 && !(announced() && asked() > before); i++) await sleep(250);
     assert.ok(announced(), "the subscription's event frame reached the page");
     assert.ok(asked() > before, "the card asked for the schedule again");
+  });
+
+  it("stacks a site's two devices under its grid capacity", async () => {
+    const sitePage = await context.newPage();
+    watchPage(sitePage, consoleErrors);
+    // The site's plans as the card received them (its site feed's events).
+    const plans = [];
+    sitePage.on("websocket", (socket) =>
+      socket.on("framereceived", ({ payload }) => {
+        for (const m of [].concat(JSON.parse(String(payload)))) {
+          if (m.type === "event" && m.event && m.event.device_id === site.device_id) plans.push(m.event);
+        }
+      }),
+    );
+    await sitePage.goto(`${base}/${DASHBOARD}/site`);
+    await sitePage.locator(`${CARD} svg`).waitFor({ timeout: 60_000 });
+    await sitePage.waitForFunction(() => !document.getElementById("ha-launch-screen"));
+    const plan = plans.at(-1);
+    assert.ok(plan && plan.status === "ready", JSON.stringify(plan));
+
+    const groups = sitePage.locator(`${CARD} g.bars`);
+    assert.deepEqual(await groups.evaluateAll((gs) => gs.map((g) => g.getAttribute("aria-label"))), ["Home battery", "EV charger"]);
+    for (const [i, member] of plan.devices.entries()) {
+      const bars = await groups.nth(i).locator("rect.bar").count();
+      assert.equal(bars, expectedSiteBars(plan, member, clock), `bars of ${member.name}`);
+      assert.ok(bars > 0, `${member.name} has planned power`);
+    }
+    // Stacked: in a slot where both charge, the car's bar sits on the battery's.
+    const rects = await sitePage.locator(`${CARD} g.bars rect.bar.charging`).evaluateAll((rs) =>
+      rs.map((r) => ({ device: r.closest("g").getAttribute("aria-label"), x: +r.getAttribute("x"), y: +r.getAttribute("y"), height: +r.getAttribute("height") })),
+    );
+    const stacks = rects
+      .filter((r) => r.device === "EV charger")
+      .map((car) => [rects.find((r) => r.device === "Home battery" && Math.abs(r.x - car.x) < 0.01), car])
+      .filter(([battery]) => battery);
+    assert.ok(stacks.length > 0, "some slot has both devices charging");
+    for (const [battery, car] of stacks) assert.ok(Math.abs(car.y + car.height - battery.y) < 0.01, JSON.stringify({ battery, car }));
+
+    // The grid connection: a line at +capacity, labelled, and in the legend.
+    const label = await sitePage.locator(`${CARD} .capacity-label`).textContent();
+    assert.equal(parseFloat(label.replace(/^Grid /, "")), capacity, label);
+    assert.ok((await sitePage.locator(`${CARD} line.capacity`).count()) >= 1);
+    assert.match(await sitePage.locator(`${CARD} .legend`).innerText(), /Grid capacity/);
+    assert.equal(await sitePage.locator(`${CARD} .title`).innerText(), site.name);
+    await sitePage.locator(CARD).screenshot({ path: path.join(OUTPUT, "site-card.png") });
+    await sitePage.close();
   });
 
   it("loads without console errors or requests outside the HA instance", () => {
