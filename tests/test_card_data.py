@@ -232,7 +232,9 @@ def test_site_view(snapshot: SnapshotAssertion) -> None:
         start=START, resolution=timedelta(hours=1), unit="EUR/MWh", values=(81.5, 90.0)
     )
 
-    view = site_view("site_device", "Home site", SITE, members, prices)
+    view = site_view(
+        "site_device", "Home site", SITE, members, prices, status=ScheduleStatus.READY
+    )
 
     assert view["total"] == [5.0, 5.4, 7.4, -3.0, 0.0]
     assert view["peak"] == {"value": 7.4, "start": at(30)}
@@ -247,6 +249,7 @@ def test_site_view_without_plans() -> None:
         "Home site",
         SITE,
         [member("Battery", None, ScheduleStatus.IDLE)],
+        status=ScheduleStatus.IDLE,
     )
     expected: dict[str, Any] = {
         "device_id": "site_device",
@@ -280,7 +283,7 @@ def test_site_grid_leaves_out_old_plans() -> None:
     members = [member("Battery", plan("job-new", [2.0, 2.0])), member("Car", old)]
 
     grid = site_grid(members)
-    view = site_view("site", "Home", SITE, members)
+    view = site_view("site", "Home", SITE, members, status=ScheduleStatus.READY)
 
     assert grid is not None
     assert (grid.job_id, grid.start, grid.slots) == ("job-new", START, 2)
@@ -293,24 +296,9 @@ def test_site_grid_leaves_out_old_plans() -> None:
 def test_site_peak_is_the_largest_magnitude() -> None:
     """Discharging harder than any charging makes the peak; ties: the first."""
     members = [member("Battery", plan("job", [2.0, -4.0, 4.0]))]
-    assert site_view("site", "Home", SITE, members)["peak"] == {
+    assert site_view("site", "Home", SITE, members, status=ScheduleStatus.READY)[
+        "peak"
+    ] == {
         "value": -4.0,
         "start": at(15),
     }
-
-
-@pytest.mark.parametrize(
-    ("statuses", "expected"),
-    [
-        ((ScheduleStatus.IDLE, ScheduleStatus.READY), "ready"),
-        ((ScheduleStatus.FALLBACK, ScheduleStatus.READY), "fallback"),
-        ((ScheduleStatus.STALE, ScheduleStatus.FALLBACK), "stale"),
-        ((ScheduleStatus.FAILED, ScheduleStatus.STALE), "failed"),
-        ((ScheduleStatus.FAILED, ScheduleStatus.COMPUTING), "computing"),
-        ((ScheduleStatus.IDLE,), "idle"),
-    ],
-)
-def test_site_status(statuses: tuple[ScheduleStatus, ...], expected: str) -> None:
-    """The site's status is the most pressing one of its devices."""
-    members = [member(f"d{i}", None, status) for i, status in enumerate(statuses)]
-    assert site_view("site", "Home", SITE, members)["status"] == expected

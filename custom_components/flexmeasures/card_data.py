@@ -274,15 +274,12 @@ class SitePlanner(Protocol):
     def devices(self) -> list[DeviceScheduler]:
         """Return the schedulers of the site's controlled devices."""
 
+    @property
+    def status(self) -> ScheduleStatus:
+        """Return where the site's plan stands."""
+
 
 # A site's status is the first of these any of its devices has; else idle.
-SITE_STATUS_ORDER: Final = (
-    ScheduleStatus.COMPUTING,
-    ScheduleStatus.FAILED,
-    ScheduleStatus.STALE,
-    ScheduleStatus.FALLBACK,
-    ScheduleStatus.READY,
-)
 # Powers on the site grid are rounded to the watt: payloads stay small.
 SITE_POWER_DIGITS: Final = 3
 _SITE_PRICES: HassKey[dict[str, PlanPrices]] = HassKey(f"{DOMAIN}_card_site_prices")
@@ -394,15 +391,6 @@ def site_grid(members: Sequence[SiteMember]) -> SiteGrid | None:
     )
 
 
-def _site_status(members: Sequence[SiteMember]) -> ScheduleStatus:
-    """Return the status of a site: the most pressing one of its devices."""
-    statuses = {member.status for member in members}
-    return next(
-        (status for status in SITE_STATUS_ORDER if status in statuses),
-        ScheduleStatus.IDLE,
-    )
-
-
 def _on_grid(
     schedule: Schedule | None, grid: SiteGrid, plans: Sequence[Schedule]
 ) -> list[float | None]:
@@ -432,8 +420,13 @@ def site_view(
     config: SiteConfig,
     members: Sequence[SiteMember],
     prices: TimeSeries | None = None,
+    *,
+    status: ScheduleStatus,
 ) -> CardSite:
     """Shape a site's device plans into what the card reads.
+
+    ``status`` is the site's own (its scheduler's), so the card and the site's
+    plan-status entity always agree.
 
     Every device's plan is read at the start of each slot of the common grid
     (``site_grid``). The grid capacity is the site's connection in kVA, drawn
@@ -458,7 +451,7 @@ def site_view(
     return CardSite(
         device_id=device_id,
         name=name,
-        status=_site_status(members).value,
+        status=status.value,
         start=None if grid is None else grid.start.isoformat(),
         end=None if grid is None else grid.end.isoformat(),
         resolution=None if grid is None else int(grid.resolution.total_seconds()),
@@ -581,5 +574,10 @@ async def async_site_payload(hass: HomeAssistant, ref: SiteRef) -> CardSite:
     grid = site_grid(members)
     prices = None if grid is None else await _site_prices(hass, ref).async_get(grid)
     return site_view(
-        ref.device.id, _device_name(ref.device), ref.site.config, members, prices
+        ref.device.id,
+        _device_name(ref.device),
+        ref.site.config,
+        members,
+        prices,
+        status=ref.site.status,
     )
