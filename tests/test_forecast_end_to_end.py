@@ -368,7 +368,10 @@ async def test_solar_wh_per_hour_becomes_kw_per_quarter_hour(
         }
         for day in (TODAY, TOMORROW)
     ]
-    assert _link(flexmeasures_entry).horizon == _utc("2026-11-03T16:00:00Z")
+    link = _link(flexmeasures_entry)
+    assert link.horizon == _utc("2026-11-03T16:00:00Z")
+    # The series posted: both days, though it took two POSTs.
+    assert link.slots_posted == 2 * 40
 
 
 async def test_unreadable_attribute_refused_with_its_message(
