@@ -374,6 +374,68 @@ async def test_solar_wh_per_hour_becomes_kw_per_quarter_hour(
     assert link.slots_posted == 2 * 40
 
 
+@pytest.mark.usefixtures("sample_solar")
+async def test_solar_sunrise_and_sunset_periods(
+    hass: HomeAssistant,
+    sources_clock: None,
+    fake_server: FakeFlexMeasures,
+    flexmeasures_entry: MockConfigEntry,
+) -> None:
+    """Forecast.Solar's day starts at sunrise and ends at sunset, not on the hour.
+
+    Keyed by each period's start (as forecast_solar's energy platform gives it
+    from 2026.11 on): 07:42-08:00, then hours, then 16:00 until sunset (whose
+    end the keys no longer tell: an hour at most). Each period's energy is its
+    own mean power: a short first period does not shorten the hours after it.
+    """
+    wh_hours = {
+        "2026-11-02T07:42:00+01:00": 30,
+        "2026-11-02T08:00:00+01:00": 1020,
+        "2026-11-02T09:00:00+01:00": 1598,
+        "2026-11-02T16:00:00+01:00": 116,
+        "2026-11-03T07:44:00+01:00": 32,
+        "2026-11-03T08:00:00+01:00": 742,
+    }
+    solar = MockConfigEntry(
+        domain="sample_solar", title="Roof", data={"wh_hours": wh_hours}
+    )
+    solar.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(solar.entry_id)
+    await hass.async_block_till_done()
+
+    result = await _choose_source(
+        hass, flexmeasures_entry, "solar_forecast", solar.entry_id
+    )
+    result = await configure(hass, result["flow_id"], {"source_unit": "Wh"})
+    await _new_sensor(hass, result, "Roof PV forecast", "kW", QUARTER)
+
+    # 30 Wh in 18 minutes: 0.1 kW; the 07:30 slot is only partly covered.
+    # 09:00 lasts an hour (then nothing until 16:00), as does 16:00.
+    assert posted(fake_server, 40) == [
+        {
+            "start": "2026-11-02T06:45:00+00:00",
+            "duration": "PT2H15M",
+            "values": pytest.approx([0.1] + [1.02] * 4 + [1.598] * 4),
+            "unit": "kW",
+            "prior": SOURCES_NOW.isoformat(),
+        },
+        {
+            "start": "2026-11-02T15:00:00+00:00",
+            "duration": "PT1H",
+            "values": pytest.approx([0.116] * 4),
+            "unit": "kW",
+            "prior": SOURCES_NOW.isoformat(),
+        },
+        {
+            "start": "2026-11-03T06:45:00+00:00",
+            "duration": "PT1H15M",
+            "values": pytest.approx([0.12] + [0.742] * 4),
+            "unit": "kW",
+            "prior": SOURCES_NOW.isoformat(),
+        },
+    ]
+
+
 async def test_unreadable_attribute_refused_with_its_message(
     hass: HomeAssistant, flexmeasures_entry: MockConfigEntry
 ) -> None:

@@ -181,16 +181,24 @@ def _spaced(
 ) -> tuple[SourcePoint, ...]:
     """Return points sorted by start, each ending where the spacing says.
 
-    The spacing is the smallest step between starts; a lone point lasts
+    A point ends where the next one starts, at most the typical step (the
+    median step between starts) after its own start: Forecast.Solar's first
+    period starts at sunrise (07:42-08:00) and its hours are still hours, the
+    last one before a night or a gap lasts a typical step. A lone point lasts
     ``single`` (None: its end is unknown).
     """
     ordered = sorted(starts_values)
-    steps = [b[0] - a[0] for a, b in pairwise(ordered)]
-    step = min((s for s in steps if s > timedelta(0)), default=single)
-    return tuple(
-        SourcePoint(start, None if step is None else start + step, value)
-        for start, value in ordered
-    )
+    starts = sorted({start for start, _ in ordered})
+    steps = sorted(b - a for a, b in pairwise(starts))
+    typical = steps[len(steps) // 2] if steps else single
+    following = dict(pairwise(starts))
+    points = []
+    for start, value in ordered:
+        end = None if typical is None else start + typical
+        if end is not None and (after := following.get(start)) is not None:
+            end = min(end, after)
+        points.append(SourcePoint(start, end, value))
+    return tuple(points)
 
 
 async def _read_nordpool(hass: HomeAssistant, entry: ConfigEntry) -> SourceSeries:
