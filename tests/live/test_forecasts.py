@@ -9,7 +9,7 @@ what is read back is this run's, with this run's belief time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 import math
 import random
@@ -178,8 +178,8 @@ def _day_ahead_attributes(start: datetime, prices: list[float]) -> dict[str, Any
 def _solar_wh_hours(start: datetime, peak_wh: float) -> dict[str, float]:
     """Return 48 hours of a solar forecast: Wh per hour by the local hour's start.
 
-    Daylight from 8 to 17 h local time, a sine around noon; nights are 0 Wh, as
-    forecast_solar gives them.
+    Daylight from 8 to 17 h local time, a sine around noon; every night hour
+    is listed with 0 Wh, so the 48 hours are one series.
     """
     hours: dict[str, float] = {}
     for index in range(HOURS):
@@ -242,7 +242,7 @@ async def test_48_hours_of_prices_and_pv(
     live_server: LiveServer,
     loaded_entry: FlexMeasuresConfigEntry,
     sample_solar: None,
-    record_property: Any,
+    record_property: Callable[[str, object], None],
 ) -> None:
     """A price entity's 48 hourly slots and a solar platform's 48 hours, read back.
 
