@@ -703,6 +703,7 @@ def pandas_off_the_loop(
 # forecast): fixtures any test can ask for.
 from .forecast_sources import (  # noqa: E402
     nordpool_api,
+    nordpool_currency,
     nordpool_entry,
     nordpool_published,
     sample_solar,
@@ -714,6 +715,7 @@ from .forecast_sources import (  # noqa: E402
 
 __all__ = [
     "nordpool_api",
+    "nordpool_currency",
     "nordpool_entry",
     "nordpool_published",
     "sample_solar",

@@ -8,9 +8,12 @@ Fixtures (imported into tests/conftest.py, so every test can ask for them):
   behind Home Assistant's aiohttp mock and ahead of any other route there (the
   recorded FlexMeasures server answers every other URL). It answers the days
   of ``nordpool_published`` (yesterday, today and tomorrow; parametrize it
-  to leave tomorrow out); setting ``error`` makes every later request raise it.
+  to leave tomorrow out) in the currency asked (the fixtures hold SEK; EUR is
+  SEK at the day's exchange rate, as Nord Pool publishes both); setting
+  ``error`` makes every later request raise it.
 - ``nordpool_entry``: Home Assistant's own nordpool integration, set up
-  (areas SE3 and SE4, in SEK) against that API.
+  (areas SE3 and SE4, in ``nordpool_currency``: SEK unless parametrized)
+  against that API.
 - ``tibber_entry``: Home Assistant's own tibber integration with pyTibber's
   ``Tibber`` client mocked, as Home Assistant's tests do; ``tibber_client``
   is that mock, whose home (set up after the entry, as in those tests) has the
@@ -63,10 +66,43 @@ TIBBER_HOME = "Storgatan"
 TESTING_CUSTOM_COMPONENTS = Path(__file__).parent / "testing_config/custom_components"
 
 
-def nordpool_day(day: str) -> dict[str, Any]:
-    """Return Nord Pool's answer for one delivery day, both areas."""
+def nordpool_day(day: str, currency: str = NORDPOOL_CURRENCY) -> dict[str, Any]:
+    """Return Nord Pool's answer for one delivery day, both areas, in ``currency``.
+
+    The fixtures hold SEK; EUR prices are those at the day's exchange rate,
+    rounded to the cent per MWh as Nord Pool publishes them.
+    """
     answer: dict[str, Any] = load_fixture(f"sources/nordpool_{day}.json")
-    return answer
+    if currency == answer["currency"]:
+        return answer
+    assert (currency, answer["currency"]) == ("EUR", "SEK"), currency
+    rate = float(answer["exchangeRate"])
+
+    def eur(value: float) -> float:
+        return round(value / rate, 2)
+
+    return {
+        **answer,
+        "currency": currency,
+        "multiAreaEntries": [
+            {**row, "entryPerArea": {a: eur(v) for a, v in row["entryPerArea"].items()}}
+            for row in answer["multiAreaEntries"]
+        ],
+        "blockPriceAggregates": [
+            {
+                **block,
+                "averagePricePerArea": {
+                    area: {key: eur(value) for key, value in figures.items()}
+                    for area, figures in block["averagePricePerArea"].items()
+                },
+            }
+            for block in answer["blockPriceAggregates"]
+        ],
+        "areaAverages": [
+            {**average, "price": eur(average["price"])}
+            for average in answer["areaAverages"]
+        ],
+    }
 
 
 def tibber_price_info() -> dict[str, Any]:
@@ -93,9 +129,9 @@ async def sources_clock(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> 
 
 @dataclass
 class NordPoolApi:
-    """Nord Pool's day-ahead API: the published delivery days, by date."""
+    """Nord Pool's day-ahead API: the published delivery days."""
 
-    published: dict[str, dict[str, Any]]
+    published: set[str]
     error: Exception | None = None
     requests: list[dict[str, str]] = field(default_factory=list)
 
@@ -107,10 +143,11 @@ class NordPoolApi:
         self.requests.append(query)
         if self.error is not None:
             raise self.error
-        day = self.published.get(query["date"])
-        if url.path != "/api/DayAheadPrices" or day is None:
+        published = query["date"] in self.published
+        if url.path != "/api/DayAheadPrices" or not published:
             # What Nord Pool answers for a day it has not published.
             return AiohttpClientMockResponse(method, url, status=HTTPStatus.NO_CONTENT)
+        day = nordpool_day(query["date"], query.get("currency", NORDPOOL_CURRENCY))
         areas = query["deliveryArea"].split(",")
         answer = {
             **day,
@@ -134,7 +171,7 @@ def nordpool_api(
     aioclient_mock: AiohttpClientMocker, nordpool_published: tuple[str, ...]
 ) -> NordPoolApi:
     """Serve Nord Pool's API with the ``nordpool_published`` days."""
-    api = NordPoolApi(published={day: nordpool_day(day) for day in nordpool_published})
+    api = NordPoolApi(published=set(nordpool_published))
     aioclient_mock.get(NORDPOOL_URL, side_effect=api)  # type: ignore[no-untyped-call]
     # First in line: the recorded FlexMeasures server answers any URL.
     aioclient_mock._mocks.insert(0, aioclient_mock._mocks.pop())
@@ -142,14 +179,23 @@ def nordpool_api(
 
 
 @pytest.fixture
+def nordpool_currency() -> str:
+    """Return the currency of the Nord Pool entry (parametrize to change)."""
+    return NORDPOOL_CURRENCY
+
+
+@pytest.fixture
 async def nordpool_entry(
-    hass: HomeAssistant, sources_clock: None, nordpool_api: NordPoolApi
+    hass: HomeAssistant,
+    sources_clock: None,
+    nordpool_api: NordPoolApi,
+    nordpool_currency: str,
 ) -> MockConfigEntry:
     """Set up Home Assistant's Nord Pool integration against ``nordpool_api``."""
     entry = MockConfigEntry(
         domain="nordpool",
         title="Nord Pool",
-        data={"areas": NORDPOOL_AREAS, "currency": NORDPOOL_CURRENCY},
+        data={"areas": NORDPOOL_AREAS, "currency": nordpool_currency},
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)

@@ -243,12 +243,18 @@ async def test_sensor_data_round_trip(
     assert dt_util.parse_duration(posted["horizon"]) == timedelta(0)
     assert "prior" not in posted
 
-    fake_server.responses["GET /api/v3_0/sensors/21/data"] = {
-        "start": "2026-11-26T12:00:00+00:00",
-        "duration": "PT30M",
-        "unit": "%",
-        "values": [50, 55],
-    }
+    queries: list[dict[str, str]] = []
+
+    def answer(method: str, url: URL, data: Any) -> tuple[int, Any]:
+        queries.append(dict(url.query))
+        return 200, {
+            "start": "2026-11-26T12:00:00+00:00",
+            "duration": "PT30M",
+            "unit": "%",
+            "values": [50, 55],
+        }
+
+    fake_server.handlers["GET /api/v3_0/sensors/21/data"] = answer
     series = await api.async_get_sensor_data(
         21,
         start=START,
@@ -257,6 +263,17 @@ async def test_sensor_data_round_trip(
         unit="%",
     )
     assert series.values == (50.0, 55.0)
+    assert "prior" not in queries[-1]
+    # The beliefs as they stood at a moment: formed at or before it.
+    await api.async_get_sensor_data(
+        21,
+        start=START,
+        duration=timedelta(minutes=30),
+        resolution=timedelta(minutes=15),
+        unit="%",
+        prior=START - timedelta(hours=1),
+    )
+    assert queries[-1]["prior"] == "2026-11-26T11:00:00+00:00"
 
 
 async def test_scheduling_calls(

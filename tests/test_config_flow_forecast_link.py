@@ -9,6 +9,7 @@ from typing import Any
 from homeassistant.config_entries import (
     SOURCE_RECONFIGURE,
     SOURCE_USER,
+    ConfigEntry,
     SubentryFlowContext,
 )
 from homeassistant.core import HomeAssistant
@@ -82,7 +83,7 @@ async def entry(
 
 async def start(
     hass: HomeAssistant,
-    entry: MockConfigEntry,
+    entry: ConfigEntry,
     source: str = SOURCE_USER,
     subentry_id: str | None = None,
 ) -> Any:

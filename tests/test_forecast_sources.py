@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from unittest.mock import MagicMock
+import sys
+from types import ModuleType
+from typing import Any, cast
+from unittest.mock import AsyncMock, MagicMock, Mock
 
 import aiohttp
+from homeassistant.config_entries import ConfigFlow
 from homeassistant.const import CONF_ACCESS_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockModule,
+    mock_config_flow,
+    mock_integration,
+    mock_platform,
+)
 
 from custom_components.flexmeasures.const import (
     DOMAIN,
@@ -21,6 +31,8 @@ from custom_components.flexmeasures.const import (
 )
 from custom_components.flexmeasures.forecasts.model import SourcePoint
 from custom_components.flexmeasures.forecasts.sources import (
+    FORECAST_SOLAR,
+    FORECAST_SOLAR_BY_START,
     async_read_source,
     source_entries,
 )
@@ -203,6 +215,91 @@ async def test_solar_forecast(
     )
     assert series.unit == "Wh"
     assert series.published_at is None
+
+
+class _ForecastSolarFlow(ConfigFlow):
+    """The flow Home Assistant needs to set up a stand-in forecast_solar entry."""
+
+    VERSION = 1
+
+
+# Forecast.Solar's day as its API keys it: sunrise (nothing yet), then the
+# energy of the period ending at each key.
+FORECAST_SOLAR_KEYS = {
+    "2026-11-02T07:42:00+01:00": 0,
+    "2026-11-02T08:00:00+01:00": 30,
+    "2026-11-02T09:00:00+01:00": 1020,
+    "2026-11-02T10:00:00+01:00": 1598,
+}
+
+
+@pytest.mark.parametrize(
+    ("by_start", "periods"),
+    [
+        # Before Home Assistant 2026.11 the platform passed the API's keys on.
+        (
+            False,
+            [
+                ("06:42", "07:42"),
+                ("07:42", "08:00"),
+                ("08:00", "09:00"),
+                ("09:00", "10:00"),
+            ],
+        ),
+        # From 2026.11 on it keys each period by its start.
+        (
+            True,
+            [
+                ("07:42", "08:00"),
+                ("08:00", "09:00"),
+                ("09:00", "10:00"),
+                ("10:00", "11:00"),
+            ],
+        ),
+    ],
+)
+async def test_forecast_solar_keyed_by_end_before_2026_11(
+    hass: HomeAssistant,
+    sources_clock: None,
+    monkeypatch: pytest.MonkeyPatch,
+    by_start: bool,
+    periods: list[tuple[str, str]],
+) -> None:
+    """Home Assistant's forecast_solar: each value in the period it belongs to."""
+    energy = ModuleType("tests.forecast_solar_energy")
+
+    async def async_get_solar_forecast(
+        hass: HomeAssistant, config_entry_id: str
+    ) -> dict[str, Any]:
+        return {"wh_hours": FORECAST_SOLAR_KEYS}
+
+    async_get_solar_forecast.__module__ = energy.__name__
+    energy.async_get_solar_forecast = async_get_solar_forecast  # type: ignore[attr-defined]
+    if by_start:
+        setattr(energy, FORECAST_SOLAR_BY_START, lambda wh_period: wh_period)
+    monkeypatch.setitem(sys.modules, energy.__name__, energy)
+    # A stand-in (its library is not installed here), set up as a custom
+    # integration: 2026.11 refuses a built-in's boolean answer, 2025.4 wants it.
+    mock_integration(
+        hass,
+        MockModule(FORECAST_SOLAR, async_setup_entry=AsyncMock(return_value=True)),
+        built_in=False,
+    )
+    mock_platform(hass, f"{FORECAST_SOLAR}.config_flow", built_in=False)
+    mock_platform(
+        hass, f"{FORECAST_SOLAR}.energy", cast("Mock", energy), built_in=False
+    )
+    entry = MockConfigEntry(domain=FORECAST_SOLAR, title="Forecast.Solar")
+    entry.add_to_hass(hass)
+    with mock_config_flow(FORECAST_SOLAR, _ForecastSolarFlow):
+        assert await hass.config_entries.async_setup(entry.entry_id)
+
+    series = await async_read_source(hass, SOURCE_SOLAR_FORECAST, entry.entry_id)
+
+    assert series.points == tuple(
+        SourcePoint(_utc(f"{TODAY}T{start}+01:00"), _utc(f"{TODAY}T{end}+01:00"), wh)
+        for (start, end), wh in zip(periods, FORECAST_SOLAR_KEYS.values(), strict=True)
+    )
 
 
 async def test_solar_forecast_single_period(

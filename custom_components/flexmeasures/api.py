@@ -595,8 +595,13 @@ class FlexMeasuresApi:
         duration: timedelta,
         resolution: timedelta,
         unit: str,
+        prior: datetime | None = None,
     ) -> TimeSeries:
-        """Return the sensor's most recent beliefs about ``[start, start+duration)``."""
+        """Return the sensor's most recent beliefs about ``[start, start+duration)``.
+
+        With ``prior``, the most recent beliefs formed at or before that moment.
+        """
+        belief = {"prior": prior.isoformat()} if prior else {}
         raw = await self._call(
             lambda: self._client.get_sensor_data(
                 sensor_id=sensor_id,
@@ -604,6 +609,7 @@ class FlexMeasuresApi:
                 duration=format_duration(duration),
                 unit=unit,
                 resolution=format_duration(resolution),
+                **belief,
             )
         )
         return TimeSeries.from_json(raw)

@@ -162,6 +162,9 @@ class ForecastLink:
     source_error: str | None = None
     rejected: str | None = None
     retry_at: float = 0.0
+    # Slots stored since the running flush began: a series split over POSTs
+    # (gaps, MAX_VALUES_PER_POST, one ingestion job each) counts whole.
+    stored_in_flush: int = 0
 
     @classmethod
     def restore(
@@ -218,13 +221,17 @@ class ForecastLink:
         }
 
     def stored(self, values: Mapping[int, tuple[float, float]]) -> None:
-        """Remember values the server holds; drop them from the queue."""
+        """Remember values the server holds; drop them from the queue.
+
+        ``slots_posted`` counts what the server stored in the running flush.
+        """
         for slot, item in values.items():
             self.held[slot] = item
             if self.pending.get(slot) == item:
                 del self.pending[slot]
         self.last_posted = dt_util.utcnow()
-        self.slots_posted = len(values)
+        self.stored_in_flush += len(values)
+        self.slots_posted = self.stored_in_flush
         self.horizon = horizon_end(list(self.held), self.config.resolution)
 
     def prune(self, now: float) -> None:
@@ -476,6 +483,8 @@ class ForecastLinks:
             now = _now()
             if self.server_down and now < self._retry_at:
                 return
+            for link in self.links.values():
+                link.stored_in_flush = 0
             up = await self._async_check_jobs(now, (0.0,))
             for link in list(self.links.values()):
                 link.prune(now)

@@ -11,7 +11,8 @@ Two kinds of source, each a config entry of another integration:
 - ``SOURCE_SOLAR_FORECAST``: the solar forecast an integration gives Home
   Assistant's energy dashboard (its ``energy`` platform's
   ``async_get_solar_forecast``, found as the energy panel finds it): Wh per
-  period, keyed by the period's start.
+  period, keyed by the period's start (forecast_solar before Home Assistant
+  2026.11: by its end).
 
 Neither action says when the prices were published, nor does the energy
 platform for its forecast: ``published_at`` is None for all of them (Nord Pool's
@@ -25,6 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from itertools import pairwise
+import sys
 from typing import Any, Final
 
 import aiohttp
@@ -56,6 +58,12 @@ SOLAR_UNIT: Final = "Wh"
 # A solar forecast of one period is taken to cover an hour (the energy
 # dashboard's "wh_hours"); more points show their spacing.
 SOLAR_PERIOD: Final = timedelta(hours=1)
+# Home Assistant's forecast_solar keyed each value by the end of its period, as
+# the Forecast.Solar API does, until 2026.11 keyed it by the start: its energy
+# module has imported ``energy_by_period_start`` since (2025.4 and 2026.10.4
+# have no such name).
+FORECAST_SOLAR: Final = "forecast_solar"
+FORECAST_SOLAR_BY_START: Final = "energy_by_period_start"
 
 type _Reader = Callable[[HomeAssistant, ConfigEntry], Awaitable[SourceSeries]]
 
@@ -177,19 +185,38 @@ def _moment(value: Any) -> datetime:
 
 
 def _spaced(
-    starts_values: Iterable[tuple[datetime, float]], single: timedelta | None
+    keys_values: Iterable[tuple[datetime, float]],
+    single: timedelta | None,
+    *,
+    by_end: bool = False,
 ) -> tuple[SourcePoint, ...]:
-    """Return points sorted by start, each ending where the spacing says.
+    """Return points sorted by start, each as long as the spacing says.
 
-    The spacing is the smallest step between starts; a lone point lasts
+    Keys are the points' starts (``by_end``: their ends). A point ends where
+    the next one starts (starts where the previous one ended), at most the
+    typical step (the median step between keys) away: Forecast.Solar's first
+    period starts at sunrise (07:42-08:00) and its hours are still hours; the
+    one next to a night or a gap lasts a typical step. A lone point lasts
     ``single`` (None: its end is unknown).
     """
-    ordered = sorted(starts_values)
-    steps = [b[0] - a[0] for a, b in pairwise(ordered)]
-    step = min((s for s in steps if s > timedelta(0)), default=single)
+    ordered = sorted(keys_values)
+    keys = sorted({key for key, _ in ordered})
+    steps = sorted(b - a for a, b in pairwise(keys))
+    typical = steps[len(steps) // 2] if steps else single
+    if typical is None:
+        return tuple(SourcePoint(key, None, value) for key, value in ordered)
+    if by_end:
+        previous = {b: a for a, b in pairwise(keys)}
+        return tuple(
+            SourcePoint(
+                max(key - typical, previous.get(key, key - typical)), key, value
+            )
+            for key, value in ordered
+        )
+    following = dict(pairwise(keys))
     return tuple(
-        SourcePoint(start, None if step is None else start + step, value)
-        for start, value in ordered
+        SourcePoint(key, min(key + typical, following.get(key, key + typical)), value)
+        for key, value in ordered
     )
 
 
@@ -256,10 +283,19 @@ async def _read_solar_forecast(hass: HomeAssistant, entry: ConfigEntry) -> Sourc
         raise _error("source_empty", hass, entry)
     with _readable(hass, entry):
         points = _spaced(
-            ((_moment(start), float(wh)) for start, wh in forecast["wh_hours"].items()),
+            ((_moment(key), float(wh)) for key, wh in forecast["wh_hours"].items()),
             SOLAR_PERIOD,
+            by_end=_keyed_by_end(entry, get_forecast),
         )
     return SourceSeries(points=points, unit=SOLAR_UNIT)
+
+
+def _keyed_by_end(entry: ConfigEntry, get_forecast: Callable[..., Any]) -> bool:
+    """Return whether the platform keys each period by its end (see FORECAST_SOLAR)."""
+    if entry.domain != FORECAST_SOLAR:
+        return False
+    module = sys.modules.get(get_forecast.__module__)
+    return module is not None and not hasattr(module, FORECAST_SOLAR_BY_START)
 
 
 _ACTION_READERS: Final[Mapping[str, _Reader]] = {
