@@ -30,9 +30,7 @@ from typing import Any, Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
-from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
@@ -52,7 +50,7 @@ from .model import (
     SitePendingJob,
 )
 from .recovery import async_until_started, replan_failure, replan_request, stale_reason
-from .replan import AUTO_DEBOUNCE, AUTO_MIN_INTERVAL
+from .replan import ReplanTrigger
 from .request import build_flex_model
 from .rounds import consume
 from .scheduler import RESPONSE_TIMEOUT, DeviceScheduler
@@ -145,9 +143,7 @@ class SiteScheduler(DataUpdateCoordinator[None]):
         self._round: SiteRound | None = None
         self._unsubs: list[CALLBACK_TYPE] = []
         # Replans on new prices: merged, rate limited, and held while busy.
-        self._debouncer: Debouncer[Any] | None = None
-        self._last_replan: datetime | None = None
-        self._unsub_deferred: CALLBACK_TYPE | None = None
+        self._replan: ReplanTrigger | None = None
         self._replan_wanted = False
 
     @property
@@ -243,13 +239,12 @@ class SiteScheduler(DataUpdateCoordinator[None]):
         for device in self._devices:
             self._unsubs.append(device.async_add_listener(self._handle_device_update))
         if self.config.replan_on_prices and self.config.price_sensors:
-            self._debouncer = Debouncer(
+            self._replan = ReplanTrigger(
                 self.hass,
-                LOGGER,
-                cooldown=AUTO_DEBOUNCE,
-                immediate=False,
-                function=self._async_replan,
-                background=True,
+                self.entry,
+                f"site {self.name}",
+                ready=self._replan_ready,
+                replan=self._async_replan,
             )
             self._unsubs.append(
                 async_dispatcher_connect(
@@ -269,11 +264,8 @@ class SiteScheduler(DataUpdateCoordinator[None]):
         for unsub in self._unsubs:
             unsub()
         self._unsubs.clear()
-        if self._unsub_deferred is not None:
-            self._unsub_deferred()
-            self._unsub_deferred = None
-        if self._debouncer is not None:
-            self._debouncer.async_shutdown()
+        if self._replan is not None:
+            self._replan.async_stop()
 
     async def async_flush(self) -> None:
         """Write what a delayed save still holds."""
@@ -564,29 +556,20 @@ class SiteScheduler(DataUpdateCoordinator[None]):
 
     @callback
     def _request_replan(self) -> None:
-        """Ask for a replan; merged over the debounce window."""
-        if self._debouncer is not None:
-            self._debouncer.async_schedule_call()
+        """Ask for a replan; merged over the debounce window, rate limited."""
+        if self._replan is not None:
+            self._replan.request()
 
-    async def _async_replan(self) -> None:
-        """Replan the site now: each device's SoC now, its targets still ahead.
-
-        At most one such replan per AUTO_MIN_INTERVAL; one asked while the
-        site or a device is busy runs once they are done.
-        """
-        now = dt_util.utcnow()
-        last = self._last_replan
-        if last is not None and now < last + AUTO_MIN_INTERVAL:
-            if self._unsub_deferred is None:
-                self._unsub_deferred = async_track_point_in_utc_time(
-                    self.hass, self._handle_deferred, last + AUTO_MIN_INTERVAL
-                )
-            return
+    def _replan_ready(self) -> bool:
+        """Return whether to replan now; one asked while busy runs once done."""
         if self.busy or self._blocked():
             LOGGER.debug("Site %s is busy: replanning once it is done", self.name)
             self._replan_wanted = True
-            return
-        self._last_replan = now
+            return False
+        return True
+
+    async def _async_replan(self) -> None:
+        """Replan the site now: each device's SoC now, its targets still ahead."""
         try:
             requests = self.build_requests(
                 values={
@@ -608,11 +591,3 @@ class SiteScheduler(DataUpdateCoordinator[None]):
             await self.async_schedule(requests, wait=False)
         except HomeAssistantError:
             return  # recorded in the statuses already
-
-    @callback
-    def _handle_deferred(self, _now: datetime) -> None:
-        """Run a replan the rate limit held back."""
-        self._unsub_deferred = None
-        self.entry.async_create_background_task(
-            self.hass, self._async_replan(), f"{DOMAIN} replan site {self.name}"
-        )
