@@ -642,9 +642,7 @@ async def test_response_timeout_keeps_computing(
 ) -> None:
     """When the response wait ends, the schedule still arrives in the background."""
     with (
-        patch(
-            "custom_components.flexmeasures.scheduling.scheduler.RESPONSE_TIMEOUT", 0
-        ),
+        patch("custom_components.flexmeasures.scheduling.rounds.RESPONSE_TIMEOUT", 0),
         pytest.raises(HomeAssistantError) as err,
     ):
         await _trigger(hass)

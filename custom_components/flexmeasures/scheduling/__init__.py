@@ -66,8 +66,8 @@ from .prices import DEFAULT_PRICE_RESOLUTION, DEFAULT_PRICE_UNIT
 from .recovery import PENDING_JOB_MAX_AGE
 from .replan import AUTO_DEBOUNCE, AUTO_MIN_INTERVAL
 from .request import build_flex_context, build_flex_model, build_request, read_soc_kwh
-from .rounds import RETRY_FIRST, RETRY_MAX
-from .scheduler import RESPONSE_TIMEOUT, DeviceScheduler
+from .rounds import RESPONSE_TIMEOUT, RETRY_FIRST, RETRY_MAX
+from .scheduler import DeviceScheduler
 from .site import SiteScheduler
 from .store import STORAGE_MINOR_VERSION, STORAGE_VERSION, STORE_DELAY, ScheduleStore
 from .targets import ISSUE_UNMET_TARGETS, unmet_targets_issue_id

@@ -39,7 +39,7 @@ from ..const import DOMAIN, LOGGER
 from ..data import FlexMeasuresConfigEntry
 from ..identity import site_identifier
 from ..signals import signal_forecast_posted
-from .jobs import ScheduleFailedError
+from .jobs import ScheduleFailedError, failure_message
 from .model import (
     FailureReason,
     Schedule,
@@ -49,11 +49,11 @@ from .model import (
     SiteConfig,
     SitePendingJob,
 )
-from .recovery import async_until_started, replan_failure, replan_request, stale_reason
+from .recovery import async_recover, replan_request
 from .replan import ReplanTrigger
 from .request import build_flex_model
-from .rounds import consume
-from .scheduler import RESPONSE_TIMEOUT, DeviceScheduler
+from .rounds import RoundWaiters, new_future
+from .scheduler import DeviceScheduler
 from .store import STORE_DELAY, PlanKeeper, SiteStore, StoredSite
 from .waiting import JobWaiter
 
@@ -68,12 +68,10 @@ _STATUS_ORDER: Final = (
 
 
 @dataclass(eq=False, kw_only=True)
-class SiteRound:
+class SiteRound(RoundWaiters[dict[str, Schedule]]):
     """One asset-level job: each device's request and who waits for the plans."""
 
     requests: dict[str, ScheduleRequest]
-    queued: asyncio.Future[str]
-    done: asyncio.Future[dict[str, Schedule]]
     # A job queued before a restart, to pick up rather than trigger anew.
     resume: SitePendingJob | None = None
     job_id: str | None = None
@@ -85,14 +83,9 @@ class SiteRound:
         cls, hass: HomeAssistant, requests: Mapping[str, ScheduleRequest]
     ) -> SiteRound:
         """Create a round with its two futures."""
-        round_ = cls(
-            requests=dict(requests),
-            queued=hass.loop.create_future(),
-            done=hass.loop.create_future(),
+        return cls(
+            requests=dict(requests), queued=new_future(hass), done=new_future(hass)
         )
-        round_.queued.add_done_callback(consume)
-        round_.done.add_done_callback(consume)
-        return round_
 
 
 class SiteScheduler(DataUpdateCoordinator[None]):
@@ -351,18 +344,7 @@ class SiteScheduler(DataUpdateCoordinator[None]):
             )
         round_ = SiteRound.create(self.hass, requests)
         self._start(round_)
-        if not wait:
-            await asyncio.shield(round_.queued)
-            return None
-        try:
-            async with asyncio.timeout(RESPONSE_TIMEOUT):
-                return await asyncio.shield(round_.done)
-        except TimeoutError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="schedule_timeout",
-                translation_placeholders={"seconds": str(int(RESPONSE_TIMEOUT))},
-            ) from err
+        return await round_.async_wait(wait=wait)
 
     @callback
     def _start(self, round_: SiteRound) -> None:
@@ -392,9 +374,7 @@ class SiteScheduler(DataUpdateCoordinator[None]):
         except asyncio.CancelledError:
             # Unloaded or stopping: the job stays stored, to be picked up later.
             cancelled = True
-            for future in (round_.queued, round_.done):
-                if not future.done():
-                    future.cancel()
+            round_.cancel()
             raise
         else:
             self.failure_reason = self.failure_message = None
@@ -409,8 +389,7 @@ class SiteScheduler(DataUpdateCoordinator[None]):
     def _fail(self, round_: SiteRound, err: ScheduleFailedError) -> None:
         """Record a failed round at the site and each device not yet planned."""
         self.failure_reason = err.reason
-        placeholders = err.translation_placeholders or {}
-        self.failure_message = placeholders.get("error") or err.reason.value
+        self.failure_message = failure_message(err, err.reason)
         LOGGER.warning("Scheduling site %s failed: %s", self.name, self.failure_message)
         if self.pending_job is not None:
             self.pending_job = None
@@ -418,9 +397,7 @@ class SiteScheduler(DataUpdateCoordinator[None]):
         for device in self._devices:
             if device.subentry_id not in round_.taken:
                 device.record_failure(err.reason, self.failure_message)
-        for future in (round_.queued, round_.done):
-            if not future.done():
-                future.set_exception(err)
+        round_.fail(err)
 
     async def _async_compute(self, round_: SiteRound) -> dict[str, Schedule]:
         """Trigger one job for all devices, then take its plans."""
@@ -491,42 +468,31 @@ class SiteScheduler(DataUpdateCoordinator[None]):
         self, round_: SiteRound, pending: SitePendingJob
     ) -> dict[str, Schedule]:
         """Pick up a job queued before a restart, or plan the site anew."""
-        why = stale_reason(pending.triggered_at, pending.end)
-        if why is None:
-            self._mark(ScheduleRecovery.RESUMED)
-            LOGGER.info(
-                "Picking up scheduling job %s of site %s after a restart",
-                pending.job_id,
-                self.name,
-            )
-            try:
-                return await self._async_finish(round_, pending.job_id, resumed=True)
-            except ScheduleFailedError as err:
-                if err.reason is not FailureReason.JOB_FAILED:
-                    raise
-                why = (err.translation_placeholders or {}).get("error", "")
-        self._mark(ScheduleRecovery.RECOMPUTED)
-        LOGGER.info(
-            "Computing the plan of site %s anew: job %s from before the restart "
-            "is of no use (%s)",
-            self.name,
-            pending.job_id,
-            why,
-        )
-        # The states of charge to plan from may only be known once HA started.
-        await async_until_started(self.hass)
-        now = dt_util.utcnow()
-        try:
-            round_.requests = {
+
+        def _requests(now: datetime) -> dict[str, ScheduleRequest]:
+            return {
                 device.subentry_id: replan_request(
                     self.hass, device.config, pending.requests[device.subentry_id], now
                 )
                 for device in self._devices
             }
-        except ServiceValidationError as err:
-            raise replan_failure(err) from err
-        round_.job_id = None
-        return await self._async_compute(round_)
+
+        async def _async_replan(
+            requests: dict[str, ScheduleRequest],
+        ) -> dict[str, Schedule]:
+            round_.requests = requests
+            round_.job_id = None
+            return await self._async_compute(round_)
+
+        return await async_recover(
+            self.hass,
+            f"site {self.name}",
+            pending,
+            mark=self._mark,
+            follow=lambda job_id: self._async_finish(round_, job_id, resumed=True),
+            requests=_requests,
+            replan=_async_replan,
+        )
 
     @callback
     def _mark(self, recovery: ScheduleRecovery) -> None:
