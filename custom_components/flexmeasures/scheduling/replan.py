@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
@@ -25,7 +26,7 @@ from homeassistant.util import dt as dt_util
 
 from ..const import DOMAIN, LOGGER
 from ..data import FlexMeasuresConfigEntry
-from .model import FailureReason, slot_start
+from .model import FailureReason, ScheduleRequest, slot_start
 from .request import read_soc_kwh
 
 if TYPE_CHECKING:
@@ -37,14 +38,16 @@ AUTO_DEBOUNCE: Final = 10.0
 AUTO_MIN_INTERVAL: Final = timedelta(minutes=2)
 
 
-class ReplanTrigger:
-    """Runs a replan when asked: merged over AUTO_DEBOUNCE, rate limited.
+class ReplanTrigger[R]:
+    """Replans when asked: merged over AUTO_DEBOUNCE, rate limited.
 
     At most one replan starts per AUTO_MIN_INTERVAL; one asked within it runs
     once the interval has passed. ``ready`` is asked just before a replan
     starts: False skips it (and does not count for the rate limit), the owner
-    says when to ask again. A device's automatic triggers and a site's new
-    prices both replan this way.
+    says when to ask again. Then ``build`` makes the request from the SoC now
+    (a ServiceValidationError goes to ``failed``, joined into one message)
+    and ``schedule`` queues it (a failed round records itself in the status).
+    A device's automatic triggers and a site's new prices both replan this way.
     """
 
     def __init__(
@@ -54,14 +57,18 @@ class ReplanTrigger:
         name: str,
         *,
         ready: Callable[[], bool],
-        replan: Callable[[], Awaitable[None]],
+        build: Callable[[], R],
+        schedule: Callable[[R], Awaitable[object]],
+        failed: Callable[[str], None],
     ) -> None:
-        """Initialize; ``name`` names the background task of a deferred replan."""
+        """Initialize; ``name`` names the planner in the log and in tasks."""
         self._hass = hass
         self._entry = entry
         self._name = name
         self._ready = ready
-        self._replan = replan
+        self._build = build
+        self._schedule = schedule
+        self._failed = failed
         self._last: datetime | None = None
         self._unsub_deferred: CALLBACK_TYPE | None = None
         self._debouncer: Debouncer[Any] = Debouncer(
@@ -98,7 +105,16 @@ class ReplanTrigger:
         if not self._ready():
             return
         self._last = now
-        await self._replan()
+        try:
+            request = self._build()
+        except ServiceValidationError as err:
+            self._failed(", ".join((err.translation_placeholders or {}).values()))
+            return
+        LOGGER.debug("Replanning %s", self._name)
+        try:
+            await self._schedule(request)
+        except HomeAssistantError:
+            return  # recorded in the status already
 
     @callback
     def _handle_deferred(self, _now: datetime) -> None:
@@ -120,7 +136,7 @@ class Replanner:
         """Initialize; async_start sets up the triggers the device asks for."""
         self._scheduler = scheduler
         self._unsubs: list[CALLBACK_TYPE] = []
-        self._trigger: ReplanTrigger | None = None
+        self._trigger: ReplanTrigger[ScheduleRequest] | None = None
 
     @callback
     def async_start(self) -> None:
@@ -135,7 +151,9 @@ class Replanner:
             scheduler.entry,
             config.name,
             ready=self._ready,
-            replan=self._async_replan,
+            build=lambda: scheduler.build_request(soc_targets=self.remaining_targets()),
+            schedule=partial(scheduler.async_schedule, wait=False),
+            failed=partial(scheduler.record_failure, FailureReason.SOC_UNAVAILABLE),
         )
         if auto.interval:
             self._unsubs.append(
@@ -242,19 +260,3 @@ class Replanner:
             )
             return False
         return True
-
-    async def _async_replan(self) -> None:
-        """Replan now with the targets still ahead."""
-        scheduler = self._scheduler
-        try:
-            request = scheduler.build_request(soc_targets=self.remaining_targets())
-        except ServiceValidationError as err:
-            scheduler.record_failure(
-                FailureReason.SOC_UNAVAILABLE,
-                ", ".join((err.translation_placeholders or {}).values()),
-            )
-            return
-        try:
-            await scheduler.async_schedule(request, wait=False)
-        except HomeAssistantError:
-            return  # recorded in the status already

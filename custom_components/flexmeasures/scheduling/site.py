@@ -26,10 +26,11 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
@@ -136,7 +137,7 @@ class SiteScheduler(DataUpdateCoordinator[None]):
         self._round: SiteRound | None = None
         self._unsubs: list[CALLBACK_TYPE] = []
         # Replans on new prices: merged, rate limited, and held while busy.
-        self._replan: ReplanTrigger | None = None
+        self._replan: ReplanTrigger[dict[str, ScheduleRequest]] | None = None
         self._replan_wanted = False
 
     @property
@@ -237,7 +238,9 @@ class SiteScheduler(DataUpdateCoordinator[None]):
                 self.entry,
                 f"site {self.name}",
                 ready=self._replan_ready,
-                replan=self._async_replan,
+                build=self._replan_requests,
+                schedule=partial(self.async_schedule, wait=False),
+                failed=self._replan_failed,
             )
             self._unsubs.append(
                 async_dispatcher_connect(
@@ -534,26 +537,21 @@ class SiteScheduler(DataUpdateCoordinator[None]):
             return False
         return True
 
-    async def _async_replan(self) -> None:
-        """Replan the site now: each device's SoC now, its targets still ahead."""
-        try:
-            requests = self.build_requests(
-                values={
-                    device.subentry_id: {
-                        "soc_targets": device.replanner.remaining_targets()
-                    }
-                    for device in self._devices
+    def _replan_requests(self) -> dict[str, ScheduleRequest]:
+        """Return each device's request: its SoC now, its targets still ahead."""
+        return self.build_requests(
+            values={
+                device.subentry_id: {
+                    "soc_targets": device.replanner.remaining_targets()
                 }
-            )
-        except ServiceValidationError as err:
-            message = ", ".join((err.translation_placeholders or {}).values())
-            LOGGER.warning("Cannot replan site %s: %s", self.name, message)
-            self.failure_reason = FailureReason.SOC_UNAVAILABLE
-            self.failure_message = message
-            self.async_update_listeners()
-            return
-        LOGGER.debug("New prices: replanning site %s", self.name)
-        try:
-            await self.async_schedule(requests, wait=False)
-        except HomeAssistantError:
-            return  # recorded in the statuses already
+                for device in self._devices
+            }
+        )
+
+    @callback
+    def _replan_failed(self, message: str) -> None:
+        """Record a replan that could not be asked (a device's SoC is unknown)."""
+        LOGGER.warning("Cannot replan site %s: %s", self.name, message)
+        self.failure_reason = FailureReason.SOC_UNAVAILABLE
+        self.failure_message = message
+        self.async_update_listeners()
