@@ -6,9 +6,10 @@
 - ``waiting``: following a device's jobs to their end, learning their durations.
 - ``rounds``: one scheduling job and its waiters, retried after an outage.
 - ``store``: what of the plan survives a restart, and when it is written.
-- ``recovery``: taking up a job queued before a restart, or planning it anew.
+- ``recovery``: taking up a job queued before a restart, or planning it anew
+  (a device's or a site's).
 - ``targets``: the repair issue about targets the plan misses.
-- ``replan``: the automatic replanning triggers.
+- ``replan``: replans debounced and rate limited; a device's automatic triggers.
 - ``prices``: the consumption prices the dashboard card shows over the plan.
 - ``scheduler``: the device scheduler, the plan coordinator every consumer follows.
 - ``site``: several devices planned together in one asset-level job.
