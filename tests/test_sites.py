@@ -560,15 +560,32 @@ async def test_site_trigger_not_reaching_the_server(
         assert device.failure_reason.value == "communication_error"
 
 
-async def test_stored_job_of_other_devices_is_dropped(
+@pytest.mark.parametrize(
+    ("triggered_at", "devices", "logged"),
+    [
+        pytest.param(
+            NOW.isoformat(), ["another01"], "its devices changed", id="other_devices"
+        ),
+        pytest.param(
+            "not a moment",
+            [EV_SUBENTRY_ID],
+            "unreadable stored job of site Home site",
+            id="unreadable",
+        ),
+    ],
+)
+async def test_stored_job_not_resumed(
     hass: HomeAssistant,
     fake_scheduling: FakeScheduling,
     fake_site: FakeSiteScheduling,
     site_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
     caplog: pytest.LogCaptureFixture,
+    triggered_at: str,
+    devices: list[str],
+    logged: str,
 ) -> None:
-    """A stored site job for other devices than the site has now is not resumed."""
+    """A stored site job for other devices, or unreadable, is dropped."""
     hass_storage[f"{DOMAIN}.site.{SITE_SUBENTRY_ID}"] = {
         "version": 1,
         "minor_version": 1,
@@ -579,8 +596,11 @@ async def test_stored_job_of_other_devices_is_dropped(
             "job_spread_per_slot": None,
             "pending_job": {
                 "job_id": job_id(5001),
-                "triggered_at": NOW.isoformat(),
-                "requests": {"another01": _request(), BATTERY_SUBENTRY_ID: _request()},
+                "triggered_at": triggered_at,
+                "requests": {
+                    subentry_id: _request()
+                    for subentry_id in [*devices, BATTERY_SUBENTRY_ID]
+                },
             },
         },
     }
@@ -591,7 +611,7 @@ async def test_stored_job_of_other_devices_is_dropped(
     assert site.pending_job is None
     assert site.waiter.seconds_per_slot == 0.05
     assert fake_site.triggers == []
-    assert "its devices changed" in caplog.text
+    assert logged in caplog.text
 
 
 def _request() -> dict[str, Any]:
