@@ -8,17 +8,14 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigSubentryDataWithId
 from homeassistant.core import HomeAssistant
 import pytest
-from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
-    async_fire_time_changed,
-)
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.flexmeasures.const import DOMAIN
 from custom_components.flexmeasures.scheduling import AUTO_DEBOUNCE, AUTO_MIN_INTERVAL
 
 from .conftest import BATTERY_SUBENTRY_ID, FakeScheduling, battery_device
+from .scheduling_helpers import NOW, advance
 
-NOW = datetime.fromisoformat("2026-11-20T10:05:00+00:00")
 TARGET_AT = datetime.fromisoformat("2026-11-20T18:00:00+00:00")
 PLUGGED_IN = "binary_sensor.car_plugged_in"
 
@@ -42,10 +39,7 @@ async def _plug(
 ) -> None:
     """Change the trigger entity and let the debounced replan run."""
     hass.states.async_set(PLUGGED_IN, state)
-    await hass.async_block_till_done()
-    freezer.tick(timedelta(seconds=AUTO_DEBOUNCE + 1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await advance(hass, freezer, timedelta(seconds=AUTO_DEBOUNCE + 1))
 
 
 async def test_unload_drops_a_deferred_replan(
@@ -59,9 +53,7 @@ async def test_unload_drops_a_deferred_replan(
     await _plug(hass, freezer, "off")
     assert len(fake_scheduling.triggers) == 1  # the second one is deferred
     assert await hass.config_entries.async_unload(init_battery.entry_id)
-    freezer.tick(AUTO_MIN_INTERVAL)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await advance(hass, freezer, AUTO_MIN_INTERVAL)
     assert len(fake_scheduling.triggers) == 1
 
 

@@ -9,7 +9,6 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from custom_components.flexmeasures.scheduling import (
     RETRY_FIRST,
@@ -18,7 +17,7 @@ from custom_components.flexmeasures.scheduling import (
 )
 from custom_components.flexmeasures.scheduling.rounds import Round, RoundRetry
 
-NOW = datetime.fromisoformat("2026-11-20T10:05:00+00:00")
+from .scheduling_helpers import NOW, advance
 
 
 def _request(duration: timedelta) -> ScheduleRequest:
@@ -66,15 +65,6 @@ def retry(hass: HomeAssistant, runner: _Runner) -> RoundRetry:
     return RoundRetry(hass, busy=runner.is_busy, start=runner.start)
 
 
-async def _after(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float
-) -> None:
-    """Move time on by ``seconds`` and run what was due."""
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
-
-
 async def test_retry_backs_off_while_busy_and_repeats_the_round(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
@@ -88,7 +78,7 @@ async def test_retry_backs_off_while_busy_and_repeats_the_round(
     retry.later(lost)
     # Five-second steps land on every try (all multiples of RETRY_FIRST).
     while len(runner.tries) < 6:
-        await _after(hass, freezer, 5)
+        await advance(hass, freezer, timedelta(seconds=5))
     assert retry.round is lost
     assert runner.started == []
     waits = [
@@ -98,7 +88,7 @@ async def test_retry_backs_off_while_busy_and_repeats_the_round(
     assert waits == [RETRY_FIRST * 2**n for n in range(5)] + [RETRY_MAX]
     # Idle at last: the round is repeated.
     runner.busy = False
-    await _after(hass, freezer, RETRY_MAX)
+    await advance(hass, freezer, timedelta(seconds=RETRY_MAX))
     assert len(runner.started) == 1
     again = runner.started[0]
     assert again is not lost
@@ -127,7 +117,7 @@ async def test_retry_cancelled_or_stopped_starts_nothing(
     else:
         retry.async_stop()
         assert retry.round is lost
-    await _after(hass, freezer, RETRY_MAX)
+    await advance(hass, freezer, timedelta(seconds=RETRY_MAX))
     assert runner.started == []
 
 
@@ -143,5 +133,5 @@ async def test_retry_ends_with_the_plan(
     freezer.tick(timedelta(minutes=15))
     retry.later(lost)
     assert retry.round is None
-    await _after(hass, freezer, RETRY_MAX)
+    await advance(hass, freezer, timedelta(seconds=RETRY_MAX))
     assert runner.started == []

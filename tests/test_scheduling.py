@@ -79,12 +79,11 @@ from .conftest import (
     job_id,
     recorded,
 )
+from .scheduling_helpers import NOW, START, advance
 
 # Logs at debug level, asserted free of the password, token and e-mail.
 pytestmark = pytest.mark.usefixtures("no_secrets_logged")
 
-NOW = datetime.fromisoformat("2026-11-20T10:05:00+00:00")
-START = datetime.fromisoformat("2026-11-20T10:00:00+00:00")
 QUARTER = timedelta(minutes=15)
 
 
@@ -642,9 +641,7 @@ async def test_response_timeout_keeps_computing(
 ) -> None:
     """When the response wait ends, the schedule still arrives in the background."""
     with (
-        patch(
-            "custom_components.flexmeasures.scheduling.scheduler.RESPONSE_TIMEOUT", 0
-        ),
+        patch("custom_components.flexmeasures.scheduling.rounds.RESPONSE_TIMEOUT", 0),
         pytest.raises(HomeAssistantError) as err,
     ):
         await _trigger(hass)
@@ -836,7 +833,7 @@ async def test_removing_device_deletes_store(
     """Removing a controlled device removes its stored plan."""
     await _trigger(hass)
     key = f"{DOMAIN}.schedule.{BATTERY_SUBENTRY_ID}"
-    await _advance(hass, freezer, timedelta(seconds=2))
+    await advance(hass, freezer, timedelta(seconds=2))
     assert key in hass_storage
     assert hass.config_entries.async_remove_subentry(init_battery, BATTERY_SUBENTRY_ID)
     await hass.async_block_till_done()
@@ -874,7 +871,7 @@ async def test_remove_entry_with_devices(
     """Removing the whole entry removes every stored plan."""
     await _trigger(hass)
     key = f"{DOMAIN}.schedule.{BATTERY_SUBENTRY_ID}"
-    await _advance(hass, freezer, timedelta(seconds=2))
+    await advance(hass, freezer, timedelta(seconds=2))
     assert key in hass_storage
     await hass.config_entries.async_remove(init_battery.entry_id)
     await hass.async_block_till_done()
@@ -1382,16 +1379,6 @@ def auto_subentry(battery_subentry: ConfigSubentryDataWithId) -> None:
     }
 
 
-async def _advance(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory, delta: timedelta
-) -> None:
-    """Let pending state changes land, move time on and run what was due."""
-    await hass.async_block_till_done()
-    freezer.tick(delta)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
-
-
 @pytest.mark.usefixtures("auto_subentry")
 async def test_auto_reschedule_debounced_and_rate_limited(
     hass: HomeAssistant,
@@ -1409,13 +1396,13 @@ async def test_auto_reschedule_debounced_and_rate_limited(
     await hass.async_block_till_done()
     assert fake_scheduling.triggers == []
 
-    await _advance(hass, freezer, timedelta(seconds=11))
+    await advance(hass, freezer, timedelta(seconds=11))
     assert len(fake_scheduling.triggers) == 1
 
     hass.states.async_set(AUTO_ENTITY, "off")
-    await _advance(hass, freezer, timedelta(seconds=11))
+    await advance(hass, freezer, timedelta(seconds=11))
     assert len(fake_scheduling.triggers) == 1  # rate-limited: deferred
-    await _advance(hass, freezer, timedelta(minutes=2))
+    await advance(hass, freezer, timedelta(minutes=2))
     assert len(fake_scheduling.triggers) == 2
 
 
@@ -1430,8 +1417,8 @@ async def test_auto_reschedule_periodic(
     freezer.move_to(NOW)
     target = START + timedelta(hours=8)
     await _trigger(hass, soc_targets=[{"datetime": target.isoformat(), "value": 80}])
-    await _advance(hass, freezer, timedelta(minutes=60))
-    await _advance(hass, freezer, timedelta(seconds=11))
+    await advance(hass, freezer, timedelta(minutes=60))
+    await advance(hass, freezer, timedelta(seconds=11))
     assert len(fake_scheduling.triggers) == 2
     assert fake_scheduling.last_flex_model["soc-targets"] == [
         {"datetime": target.isoformat(), "value": "8 kWh"}
@@ -1450,13 +1437,13 @@ async def test_auto_reschedule_on_soc_drift(
     await _trigger(hass)
     # Plan: 50 % at the start. 53 % is within 5 points, 60 % is not.
     hass.states.async_set(SOC_ENTITY, "53")
-    await _advance(hass, freezer, timedelta(seconds=11))
+    await advance(hass, freezer, timedelta(seconds=11))
     assert len(fake_scheduling.triggers) == 1
     hass.states.async_set(SOC_ENTITY, "unavailable")
-    await _advance(hass, freezer, timedelta(seconds=11))
+    await advance(hass, freezer, timedelta(seconds=11))
     assert len(fake_scheduling.triggers) == 1
     hass.states.async_set(SOC_ENTITY, "60")
-    await _advance(hass, freezer, timedelta(seconds=11))
+    await advance(hass, freezer, timedelta(seconds=11))
     assert len(fake_scheduling.triggers) == 2
     assert fake_scheduling.last_flex_model["soc-at-start"] == "6 kWh"
 
@@ -1471,10 +1458,10 @@ async def test_soc_drift_without_plan_now(
     """Without a plan covering now there is nothing to drift from."""
     freezer.move_to(NOW)
     hass.states.async_set(SOC_ENTITY, "90")
-    await _advance(hass, freezer, timedelta(seconds=11))
+    await advance(hass, freezer, timedelta(seconds=11))
     await _trigger(hass, start=START + QUARTER)
     hass.states.async_set(SOC_ENTITY, "20")  # the plan starts at 10:15, not yet
-    await _advance(hass, freezer, timedelta(seconds=11))
+    await advance(hass, freezer, timedelta(seconds=11))
     assert len(fake_scheduling.triggers) == 1
 
 
@@ -1490,7 +1477,7 @@ async def test_auto_reschedule_without_soc(
     scheduler = _scheduler(init_battery)
     hass.states.async_set(SOC_ENTITY, "unknown")
     hass.states.async_set(AUTO_ENTITY, "on")
-    await _advance(hass, freezer, timedelta(seconds=11))
+    await advance(hass, freezer, timedelta(seconds=11))
     assert fake_scheduling.triggers == []
     assert scheduler.status is ScheduleStatus.FAILED
     assert scheduler.failure_reason == "soc_unavailable"
@@ -1511,7 +1498,7 @@ async def test_auto_reschedule_server_down(
     trigger = "POST /api/v3_0/assets/11/schedules/trigger"
     fake_scheduling.server.errors[trigger] = ClientConnectionError("down")
     hass.states.async_set(AUTO_ENTITY, "on")
-    await _advance(hass, freezer, timedelta(seconds=11))
+    await advance(hass, freezer, timedelta(seconds=11))
     scheduler = _scheduler(init_battery)
     assert scheduler.failure_reason == "communication_error"
     assert fake_scheduling.server.count(trigger) == 1
@@ -1521,24 +1508,24 @@ async def test_auto_reschedule_server_down(
     asked = fake_scheduling.server.count(versions)
     fake_scheduling.server.errors[versions] = ClientConnectionError("down")
     hass.states.async_set(AUTO_ENTITY, "off")
-    await _advance(hass, freezer, timedelta(seconds=RETRY_FIRST))
+    await advance(hass, freezer, timedelta(seconds=RETRY_FIRST))
     assert fake_scheduling.server.count(versions) == asked + 1
-    await _advance(hass, freezer, timedelta(seconds=RETRY_FIRST))
+    await advance(hass, freezer, timedelta(seconds=RETRY_FIRST))
     assert fake_scheduling.server.count(versions) == asked + 1
-    await _advance(hass, freezer, timedelta(seconds=RETRY_FIRST))
+    await advance(hass, freezer, timedelta(seconds=RETRY_FIRST))
     assert fake_scheduling.server.count(versions) == asked + 2
     hass.states.async_set(AUTO_ENTITY, "on")
-    await _advance(hass, freezer, AUTO_MIN_INTERVAL)
+    await advance(hass, freezer, AUTO_MIN_INTERVAL)
     assert fake_scheduling.server.count(versions) == asked + 3  # a retry, no replan
     assert fake_scheduling.server.count(trigger) == 1
     assert scheduler.status == "failed"
     # It answers, but triggers still fail: repeated, at most once per retry.
     del fake_scheduling.server.errors[versions]
-    await _advance(hass, freezer, timedelta(seconds=200))
+    await advance(hass, freezer, timedelta(seconds=200))
     assert fake_scheduling.server.count(trigger) == 2
     # Back: the same request once more, whose job is followed to its plan.
     del fake_scheduling.server.errors[trigger]
-    await _advance(hass, freezer, timedelta(seconds=2 * RETRY_MAX))
+    await advance(hass, freezer, timedelta(seconds=2 * RETRY_MAX))
     assert scheduler.status is ScheduleStatus.READY
     bodies = [
         data
@@ -1552,7 +1539,7 @@ async def test_auto_reschedule_server_down(
     assert caplog.text.count("is available again") == 1
     assert "Scheduling Home battery failed" not in caplog.text
     # Nothing left to retry.
-    await _advance(hass, freezer, timedelta(seconds=RETRY_MAX))
+    await advance(hass, freezer, timedelta(seconds=RETRY_MAX))
     assert fake_scheduling.server.count(trigger) == 3
 
 
@@ -1575,7 +1562,7 @@ async def test_a_job_that_lost_the_server_is_followed(
     assert scheduler.status == "failed"
     del fake_scheduling.server.errors[status]
     fake_scheduling.hold = False
-    await _advance(hass, freezer, timedelta(seconds=RETRY_FIRST))
+    await advance(hass, freezer, timedelta(seconds=RETRY_FIRST))
     assert scheduler.status is ScheduleStatus.READY
     assert scheduler.schedule is not None
     assert scheduler.schedule.job_id == job_id(1)
@@ -1623,9 +1610,9 @@ async def test_a_retry_ends_with_its_plan(
             await call
         await hass.async_block_till_done(wait_background_tasks=True)
     # Both failed; past the plan's end nothing is retried.
-    await _advance(hass, freezer, timedelta(hours=1))
+    await advance(hass, freezer, timedelta(hours=1))
     count = fake_scheduling.server.count(trigger)
-    await _advance(hass, freezer, timedelta(seconds=RETRY_MAX))
+    await advance(hass, freezer, timedelta(seconds=RETRY_MAX))
     assert fake_scheduling.server.count(trigger) == count
 
 

@@ -12,10 +12,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
-    async_fire_time_changed,
-)
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.flexmeasures.const import (
@@ -57,11 +54,10 @@ from .conftest import (
     setup_entry,
     site_subentry,
 )
+from .scheduling_helpers import NOW, START, advance
 
 pytestmark = pytest.mark.usefixtures("fast_polling")
 
-NOW = datetime.fromisoformat("2026-11-20T10:05:00+00:00")
-START = datetime.fromisoformat("2026-11-20T10:00:00+00:00")
 # What the real server planned for the site (tests/fixtures/recorded), as the
 # response rounds it.
 BATTERY_PLAN = [
@@ -111,17 +107,33 @@ def _state(hass: HomeAssistant, entity_id: str) -> str:
     return state.state
 
 
-async def _trigger(
-    hass: HomeAssistant, device_id: str, *, response: bool = True, **data: Any
+async def _call(
+    hass: HomeAssistant,
+    service: str,
+    device_id: str,
+    *,
+    response: bool = True,
+    **data: Any,
 ) -> Any:
-    """Call trigger_schedule for a device or site."""
+    """Call an action of the integration for a device or site."""
     return await hass.services.async_call(
         DOMAIN,
-        "trigger_schedule",
+        service,
         {"device_id": device_id, **data},
         blocking=True,
         return_response=response,
     )
+
+
+async def _unload_while_computing(
+    hass: HomeAssistant, fake_site: FakeSiteScheduling, entry: MockConfigEntry
+) -> None:
+    """Ask the site for a plan, then unload the entry while its job runs."""
+    site_id, _, _ = _ids(hass, entry)
+    fake_site.hold = True
+    await _call(hass, "trigger_schedule", site_id, response=False)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
 
 
 async def test_site_plan_reaches_each_device(
@@ -135,8 +147,9 @@ async def test_site_plan_reaches_each_device(
     events: list[Event] = []
     hass.bus.async_listen(EVENT_SCHEDULE_UPDATED, events.append)
     target = {"datetime": "2026-11-20T18:00:00+00:00", "value": 40}
-    response = await _trigger(
+    response = await _call(
         hass,
+        "trigger_schedule",
         site_id,
         duration="12:00:00",
         devices=[{"device_id": ev_id, "soc_targets": [target]}],
@@ -195,7 +208,7 @@ async def test_statuses_while_computing_and_device_rounds_queue(
     """While the site's job runs each device computes; its own round waits."""
     site_id, battery_id, _ = _ids(hass, init_site)
     fake_site.hold = True
-    assert await _trigger(hass, site_id, response=False) is None
+    assert await _call(hass, "trigger_schedule", site_id, response=False) is None
     site = _site(init_site)
     assert site.busy
     assert _state(hass, "sensor.home_site_plan_status") == "computing"
@@ -203,11 +216,11 @@ async def test_statuses_while_computing_and_device_rounds_queue(
     assert _state(hass, "sensor.ev_charger_schedule_status") == "computing"
 
     # The battery's own round queues behind the site's job, no second job.
-    assert await _trigger(hass, battery_id, response=False) is None
+    assert await _call(hass, "trigger_schedule", battery_id, response=False) is None
     assert fake_scheduling.triggers == []
     # A second site round is refused while the first runs.
     with pytest.raises(HomeAssistantError) as err:
-        await _trigger(hass, site_id, response=False)
+        await _call(hass, "trigger_schedule", site_id, response=False)
     assert err.value.translation_key == "site_busy"
 
     fake_site.hold = False
@@ -229,9 +242,9 @@ async def test_site_refused_while_a_device_plans_on_its_own(
     """A site round is refused, naming the device, while a device's job runs."""
     site_id, battery_id, _ = _ids(hass, init_site)
     fake_scheduling.hold = True
-    await _trigger(hass, battery_id, response=False)
+    await _call(hass, "trigger_schedule", battery_id, response=False)
     with pytest.raises(HomeAssistantError) as err:
-        await _trigger(hass, site_id, response=False)
+        await _call(hass, "trigger_schedule", site_id, response=False)
     assert err.value.translation_key == "site_device_busy"
     assert err.value.translation_placeholders == {
         "site": "Home site",
@@ -251,7 +264,7 @@ async def test_site_failure_reaches_each_device(
     site_id, _, _ = _ids(hass, init_site)
     fake_site.final_status = "FAILED"
     with pytest.raises(HomeAssistantError) as err:
-        await _trigger(hass, site_id)
+        await _call(hass, "trigger_schedule", site_id)
     assert err.value.translation_key == "schedule_job_failed"
     await hass.async_block_till_done()
     for entity_id in (
@@ -287,7 +300,7 @@ async def test_site_refuses_single_device_fields(
     """What only one device has is refused for a site, naming the field."""
     site_id, _, _ = _ids(hass, init_site)
     with pytest.raises(ServiceValidationError) as err:
-        await _trigger(hass, site_id, **data)
+        await _call(hass, "trigger_schedule", site_id, **data)
     assert err.value.translation_key == key
     placeholders = err.value.translation_placeholders or {}
     assert placeholders["fields"] == next(iter(data))
@@ -302,7 +315,9 @@ async def test_devices_field_refused_for_one_device(
     """``devices`` is for a site; a single device refuses it."""
     _, battery_id, ev_id = _ids(hass, init_site)
     with pytest.raises(ServiceValidationError) as err:
-        await _trigger(hass, battery_id, devices=[{"device_id": ev_id}])
+        await _call(
+            hass, "trigger_schedule", battery_id, devices=[{"device_id": ev_id}]
+        )
     assert err.value.translation_key == "devices_only_for_site"
 
 
@@ -316,7 +331,7 @@ async def test_device_of_another_site_refused(
     site = _site(init_site)
     site._devices.pop()
     with pytest.raises(ServiceValidationError) as err:
-        await _trigger(hass, site_id, devices=[{"device_id": ev_id}])
+        await _call(hass, "trigger_schedule", site_id, devices=[{"device_id": ev_id}])
     assert err.value.translation_key == "device_not_in_site"
     assert err.value.translation_placeholders == {
         "device": "EV charger",
@@ -331,8 +346,11 @@ async def test_per_device_soc_at_start(
 ) -> None:
     """A device's SoC at start is its own, in its unit."""
     site_id, battery_id, _ = _ids(hass, init_site)
-    await _trigger(
-        hass, site_id, devices=[{"device_id": battery_id, "soc_at_start": 80}]
+    await _call(
+        hass,
+        "trigger_schedule",
+        site_id,
+        devices=[{"device_id": battery_id, "soc_at_start": 80}],
     )
     battery_model = fake_site.triggers[0]["flex-model"][0]
     assert battery_model["soc-at-start"] == "8 kWh"
@@ -345,13 +363,7 @@ async def test_get_schedule_of_a_site(
 ) -> None:
     """get_schedule on a site answers each device's plan, keyed by device."""
     site_id, battery_id, ev_id = _ids(hass, init_site)
-    before = await hass.services.async_call(
-        DOMAIN,
-        "get_schedule",
-        {"device_id": site_id},
-        blocking=True,
-        return_response=True,
-    )
+    before = await _call(hass, "get_schedule", site_id)
     assert before == {
         "status": "idle",
         "failure_reason": None,
@@ -360,16 +372,10 @@ async def test_get_schedule_of_a_site(
             ev_id: {"status": "idle", "failure_reason": None},
         },
     }
-    await _trigger(hass, site_id)
-    after = await hass.services.async_call(
-        DOMAIN,
-        "get_schedule",
-        {"device_id": site_id},
-        blocking=True,
-        return_response=True,
-    )
+    await _call(hass, "trigger_schedule", site_id)
+    after = await _call(hass, "get_schedule", site_id)
     assert after is not None
-    devices: dict[str, Any] = after["devices"]  # type: ignore[assignment]
+    devices: dict[str, Any] = after["devices"]
     assert devices[battery_id]["values"] == BATTERY_PLAN
     assert devices[ev_id]["values"] == EV_PLAN
 
@@ -387,21 +393,15 @@ async def test_replan_when_prices_arrive(
     async_dispatcher_send(hass, signal, PRICE_SENSOR_ID)
     await hass.async_block_till_done()
     assert fake_site.triggers == []
-    freezer.tick(timedelta(seconds=AUTO_DEBOUNCE + 1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await advance(hass, freezer, timedelta(seconds=AUTO_DEBOUNCE + 1))
     assert len(fake_site.triggers) == 1
     assert _state(hass, "sensor.home_site_plan_status") == "ready"
 
     # Within the rate limit: deferred until it has passed.
     async_dispatcher_send(hass, signal, PRICE_SENSOR_ID)
-    freezer.tick(timedelta(seconds=AUTO_DEBOUNCE + 1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await advance(hass, freezer, timedelta(seconds=AUTO_DEBOUNCE + 1))
     assert len(fake_site.triggers) == 1
-    freezer.tick(AUTO_MIN_INTERVAL)
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await advance(hass, freezer, AUTO_MIN_INTERVAL)
     assert len(fake_site.triggers) == 2
 
 
@@ -415,22 +415,19 @@ async def test_replan_while_busy_runs_once_done(
     site_id, _, ev_id = _ids(hass, init_site)
     fake_site.hold = True
     target = {"datetime": "2026-11-20T18:00:00+00:00", "value": 40}
-    await _trigger(
+    await _call(
         hass,
+        "trigger_schedule",
         site_id,
         response=False,
         devices=[{"device_id": ev_id, "soc_targets": [target]}],
     )
     async_dispatcher_send(hass, signal_forecast_posted(init_site.entry_id), 30)
-    freezer.tick(timedelta(seconds=AUTO_DEBOUNCE + 1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await advance(hass, freezer, timedelta(seconds=AUTO_DEBOUNCE + 1), background=False)
     assert len(fake_site.triggers) == 1
     fake_site.hold = False
     await hass.async_block_till_done(wait_background_tasks=True)
-    freezer.tick(timedelta(seconds=AUTO_DEBOUNCE + 1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await advance(hass, freezer, timedelta(seconds=AUTO_DEBOUNCE + 1))
     assert len(fake_site.triggers) == 2
     # The replan keeps the EV charger's target still ahead.
     ev_model = fake_site.triggers[1]["flex-model"][1]
@@ -448,9 +445,7 @@ async def test_replan_without_soc_fails_the_site(
     """A replan that cannot read a device's SoC fails the site, asks nothing."""
     hass.states.async_set("sensor.ev_energy", "unavailable")
     async_dispatcher_send(hass, signal_forecast_posted(init_site.entry_id), 30)
-    freezer.tick(timedelta(seconds=AUTO_DEBOUNCE + 1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await advance(hass, freezer, timedelta(seconds=AUTO_DEBOUNCE + 1))
     assert fake_site.triggers == []
     state = hass.states.get("sensor.home_site_plan_status")
     assert state is not None
@@ -465,11 +460,7 @@ async def test_site_job_survives_a_restart(
     hass_storage: dict[str, Any],
 ) -> None:
     """A site job in flight at unload is picked up again, not asked for anew."""
-    site_id, _, _ = _ids(hass, init_site)
-    fake_site.hold = True
-    await _trigger(hass, site_id, response=False)
-    assert await hass.config_entries.async_unload(init_site.entry_id)
-    await hass.async_block_till_done()
+    await _unload_while_computing(hass, fake_site, init_site)
     stored = hass_storage[f"{DOMAIN}.site.{SITE_SUBENTRY_ID}"]["data"]
     assert stored["pending_job"]["job_id"] == "00000000-0000-4000-8000-000000005001"
     assert set(stored["pending_job"]["requests"]) == {
@@ -497,11 +488,7 @@ async def test_failed_site_job_planned_anew_after_a_restart(
     init_site: MockConfigEntry,
 ) -> None:
     """A site job that failed while HA was down is planned anew from now."""
-    site_id, _, _ = _ids(hass, init_site)
-    fake_site.hold = True
-    await _trigger(hass, site_id, response=False)
-    assert await hass.config_entries.async_unload(init_site.entry_id)
-    await hass.async_block_till_done()
+    await _unload_while_computing(hass, fake_site, init_site)
 
     fake_site.hold = False
     # The stored job failed on the server; the new one finishes.
@@ -545,10 +532,8 @@ async def test_removing_the_site_reloads_and_deletes_its_store(
 ) -> None:
     """A removed site's store is deleted and the entry reloads without it."""
     site_id, _, _ = _ids(hass, init_site)
-    await _trigger(hass, site_id)
-    freezer.tick(timedelta(seconds=STORE_DELAY + 1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await _call(hass, "trigger_schedule", site_id)
+    await advance(hass, freezer, timedelta(seconds=STORE_DELAY + 1), background=False)
     assert f"{DOMAIN}.site.{SITE_SUBENTRY_ID}" in hass_storage
     hass.config_entries.async_remove_subentry(init_site, SITE_SUBENTRY_ID)
     await hass.async_block_till_done(wait_background_tasks=True)
@@ -566,7 +551,7 @@ async def test_site_trigger_not_reaching_the_server(
     trigger = f"POST /api/v3_0/assets/{SITE_ASSET_ID}/schedules/trigger"
     fake_site.server.errors[trigger] = ClientConnectionError("refused")
     with pytest.raises(HomeAssistantError) as err:
-        await _trigger(hass, site_id)
+        await _call(hass, "trigger_schedule", site_id)
     assert err.value.translation_key == "communication_error"
     await hass.async_block_till_done()
     for device in _site(init_site).devices:
@@ -575,15 +560,32 @@ async def test_site_trigger_not_reaching_the_server(
         assert device.failure_reason.value == "communication_error"
 
 
-async def test_stored_job_of_other_devices_is_dropped(
+@pytest.mark.parametrize(
+    ("triggered_at", "devices", "logged"),
+    [
+        pytest.param(
+            NOW.isoformat(), ["another01"], "its devices changed", id="other_devices"
+        ),
+        pytest.param(
+            "not a moment",
+            [EV_SUBENTRY_ID],
+            "unreadable stored job of site Home site",
+            id="unreadable",
+        ),
+    ],
+)
+async def test_stored_job_not_resumed(
     hass: HomeAssistant,
     fake_scheduling: FakeScheduling,
     fake_site: FakeSiteScheduling,
     site_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
     caplog: pytest.LogCaptureFixture,
+    triggered_at: str,
+    devices: list[str],
+    logged: str,
 ) -> None:
-    """A stored site job for other devices than the site has now is not resumed."""
+    """A stored site job for other devices, or unreadable, is dropped."""
     hass_storage[f"{DOMAIN}.site.{SITE_SUBENTRY_ID}"] = {
         "version": 1,
         "minor_version": 1,
@@ -594,8 +596,11 @@ async def test_stored_job_of_other_devices_is_dropped(
             "job_spread_per_slot": None,
             "pending_job": {
                 "job_id": job_id(5001),
-                "triggered_at": NOW.isoformat(),
-                "requests": {"another01": _request(), BATTERY_SUBENTRY_ID: _request()},
+                "triggered_at": triggered_at,
+                "requests": {
+                    subentry_id: _request()
+                    for subentry_id in [*devices, BATTERY_SUBENTRY_ID]
+                },
             },
         },
     }
@@ -606,7 +611,7 @@ async def test_stored_job_of_other_devices_is_dropped(
     assert site.pending_job is None
     assert site.waiter.seconds_per_slot == 0.05
     assert fake_site.triggers == []
-    assert "its devices changed" in caplog.text
+    assert logged in caplog.text
 
 
 def _request() -> dict[str, Any]:
@@ -633,8 +638,9 @@ async def test_missed_target_goes_to_its_device(
     at = datetime.fromisoformat("2026-11-20T11:00:00+00:00")
     fake_site.unmet_at = at
     target = {"datetime": at.isoformat(), "value": 90}
-    response = await _trigger(
+    response = await _call(
         hass,
+        "trigger_schedule",
         site_id,
         devices=[
             {"device_id": battery_id, "soc_targets": [target]},
@@ -655,11 +661,7 @@ async def test_old_site_job_without_soc_fails_after_a_restart(
     init_site: MockConfigEntry,
 ) -> None:
     """A site job too old to trust is planned anew; without a SoC that fails."""
-    site_id, _, _ = _ids(hass, init_site)
-    fake_site.hold = True
-    await _trigger(hass, site_id, response=False)
-    assert await hass.config_entries.async_unload(init_site.entry_id)
-    await hass.async_block_till_done()
+    await _unload_while_computing(hass, fake_site, init_site)
 
     freezer.tick(timedelta(hours=2))
     hass.states.async_set("sensor.ev_energy", "unavailable")

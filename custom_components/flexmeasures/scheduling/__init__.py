@@ -6,9 +6,10 @@
 - ``waiting``: following a device's jobs to their end, learning their durations.
 - ``rounds``: one scheduling job and its waiters, retried after an outage.
 - ``store``: what of the plan survives a restart, and when it is written.
-- ``recovery``: taking up a job queued before a restart, or planning it anew.
+- ``recovery``: taking up a job queued before a restart, or planning it anew
+  (a device's or a site's).
 - ``targets``: the repair issue about targets the plan misses.
-- ``replan``: the automatic replanning triggers.
+- ``replan``: replans debounced and rate limited; a device's automatic triggers.
 - ``prices``: the consumption prices the dashboard card shows over the plan.
 - ``scheduler``: the device scheduler, the plan coordinator every consumer follows.
 - ``site``: several devices planned together in one asset-level job.
@@ -66,8 +67,8 @@ from .prices import DEFAULT_PRICE_RESOLUTION, DEFAULT_PRICE_UNIT
 from .recovery import PENDING_JOB_MAX_AGE
 from .replan import AUTO_DEBOUNCE, AUTO_MIN_INTERVAL
 from .request import build_flex_context, build_flex_model, build_request, read_soc_kwh
-from .rounds import RETRY_FIRST, RETRY_MAX
-from .scheduler import RESPONSE_TIMEOUT, DeviceScheduler
+from .rounds import RESPONSE_TIMEOUT, RETRY_FIRST, RETRY_MAX
+from .scheduler import DeviceScheduler
 from .site import SiteScheduler
 from .store import STORAGE_MINOR_VERSION, STORAGE_VERSION, STORE_DELAY, ScheduleStore
 from .targets import ISSUE_UNMET_TARGETS, unmet_targets_issue_id

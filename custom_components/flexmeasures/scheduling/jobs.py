@@ -71,6 +71,11 @@ class ScheduleFailedError(HomeAssistantError):
         self.reason = reason
 
 
+def failure_message(err: HomeAssistantError, reason: FailureReason) -> str:
+    """Return what a failed round's status says: the server's error, or why."""
+    return (err.translation_placeholders or {}).get("error") or reason.value
+
+
 def job_status(job: Mapping[str, Any]) -> str:
     """Return a job status document's status, upper case."""
     return str(job.get("status", "")).upper()

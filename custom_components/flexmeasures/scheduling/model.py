@@ -305,6 +305,11 @@ class PendingJob:
     triggered_at: datetime
     request: ScheduleRequest
 
+    @property
+    def end(self) -> datetime:
+        """Return the end of the plan the job computes."""
+        return self.request.end
+
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-safe form for the store."""
         return {

@@ -18,9 +18,9 @@ from .model import (
     DeviceConfig,
     FailureReason,
     PendingJob,
-    Schedule,
     ScheduleRecovery,
     ScheduleRequest,
+    SitePendingJob,
     slot_start,
 )
 from .request import build_request
@@ -31,27 +31,30 @@ from .request import build_request
 PENDING_JOB_MAX_AGE: Final = timedelta(hours=1)
 
 
-async def async_recover(
+async def async_recover[R, T](
     hass: HomeAssistant,
-    config: DeviceConfig,
-    pending: PendingJob,
+    name: str,
+    pending: PendingJob | SitePendingJob,
     *,
     mark: Callable[[ScheduleRecovery], None],
-    follow: Callable[[str], Awaitable[Schedule]],
-    replan: Callable[[ScheduleRequest], Awaitable[Schedule]],
-) -> Schedule:
-    """Follow a job queued before a restart, or replan its request from now.
+    follow: Callable[[str], Awaitable[T]],
+    requests: Callable[[datetime], R],
+    replan: Callable[[R], Awaitable[T]],
+) -> T:
+    """Follow a job queued before a restart, or plan its requests anew from now.
 
+    A device's job and a site's alike (``name`` says whose, for the log).
     ``mark`` records how the plan is recovered, ``follow`` waits for the stored
-    job and ``replan`` computes a fresh plan for the request made anew.
+    job, ``requests`` makes the stored requests anew from a moment (raising
+    ServiceValidationError without a SoC) and ``replan`` computes fresh plans.
     """
-    why = stale_reason(pending.triggered_at, pending.request.end)
+    why = stale_reason(pending.triggered_at, pending.end)
     if why is None:
         mark(ScheduleRecovery.RESUMED)
         LOGGER.info(
             "Picking up scheduling job %s of %s after a restart",
             pending.job_id,
-            config.name,
+            name,
         )
         try:
             return await follow(pending.job_id)
@@ -61,19 +64,19 @@ async def async_recover(
             why = (err.translation_placeholders or {}).get("error", "")
     mark(ScheduleRecovery.RECOMPUTED)
     LOGGER.info(
-        "Computing the schedule of %s anew: job %s from before the restart is "
+        "Computing the plan of %s anew: job %s from before the restart is "
         "of no use (%s)",
-        config.name,
+        name,
         pending.job_id,
         why,
     )
-    # The state of charge to plan from may only be known once HA has started.
+    # The states of charge to plan from may only be known once HA has started.
     await async_until_started(hass)
     try:
-        request = replan_request(hass, config, pending.request, dt_util.utcnow())
+        fresh = requests(dt_util.utcnow())
     except ServiceValidationError as err:
         raise replan_failure(err) from err
-    return await replan(request)
+    return await replan(fresh)
 
 
 def stale_reason(triggered_at: datetime, end: datetime) -> str | None:

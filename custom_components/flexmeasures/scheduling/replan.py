@@ -1,12 +1,20 @@
-"""Automatic replanning: the triggers that ask a device's scheduler for a round."""
+"""Automatic replanning: the triggers that ask a device or site for a round."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
-from homeassistant.core import CALLBACK_TYPE, Event, EventStateChangedData, callback
+from homeassistant.core import (
+    CALLBACK_TYPE,
+    Event,
+    EventStateChangedData,
+    HomeAssistant,
+    callback,
+)
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.event import (
@@ -17,7 +25,8 @@ from homeassistant.helpers.event import (
 from homeassistant.util import dt as dt_util
 
 from ..const import DOMAIN, LOGGER
-from .model import FailureReason, slot_start
+from ..data import FlexMeasuresConfigEntry
+from .model import FailureReason, ScheduleRequest, slot_start
 from .request import read_soc_kwh
 
 if TYPE_CHECKING:
@@ -27,6 +36,93 @@ if TYPE_CHECKING:
 # automatic job starts per AUTO_MIN_INTERVAL.
 AUTO_DEBOUNCE: Final = 10.0
 AUTO_MIN_INTERVAL: Final = timedelta(minutes=2)
+
+
+class ReplanTrigger[R]:
+    """Replans when asked: merged over AUTO_DEBOUNCE, rate limited.
+
+    At most one replan starts per AUTO_MIN_INTERVAL; one asked within it runs
+    once the interval has passed. ``ready`` is asked just before a replan
+    starts: False skips it (and does not count for the rate limit), the owner
+    says when to ask again. Then ``build`` makes the request from the SoC now
+    (a ServiceValidationError goes to ``failed``, joined into one message)
+    and ``schedule`` queues it (a failed round records itself in the status).
+    A device's automatic triggers and a site's new prices both replan this way.
+    """
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: FlexMeasuresConfigEntry,
+        name: str,
+        *,
+        ready: Callable[[], bool],
+        build: Callable[[], R],
+        schedule: Callable[[R], Awaitable[object]],
+        failed: Callable[[str], None],
+    ) -> None:
+        """Initialize; ``name`` names the planner in the log and in tasks."""
+        self._hass = hass
+        self._entry = entry
+        self._name = name
+        self._ready = ready
+        self._build = build
+        self._schedule = schedule
+        self._failed = failed
+        self._last: datetime | None = None
+        self._unsub_deferred: CALLBACK_TYPE | None = None
+        self._debouncer: Debouncer[Any] = Debouncer(
+            hass,
+            LOGGER,
+            cooldown=AUTO_DEBOUNCE,
+            immediate=False,
+            function=self._async_run,
+            background=True,
+        )
+
+    @callback
+    def request(self) -> None:
+        """Ask for a replan; merged over the debounce window."""
+        self._debouncer.async_schedule_call()
+
+    @callback
+    def async_stop(self) -> None:
+        """Drop a replan asked for or deferred."""
+        if self._unsub_deferred is not None:
+            self._unsub_deferred()
+            self._unsub_deferred = None
+        self._debouncer.async_shutdown()
+
+    async def _async_run(self) -> None:
+        """Replan now, unless the rate limit says to wait or the owner is not ready."""
+        now = dt_util.utcnow()
+        if self._last is not None and now < self._last + AUTO_MIN_INTERVAL:
+            if self._unsub_deferred is None:
+                self._unsub_deferred = async_track_point_in_utc_time(
+                    self._hass, self._handle_deferred, self._last + AUTO_MIN_INTERVAL
+                )
+            return
+        if not self._ready():
+            return
+        self._last = now
+        try:
+            request = self._build()
+        except ServiceValidationError as err:
+            self._failed(", ".join((err.translation_placeholders or {}).values()))
+            return
+        LOGGER.debug("Replanning %s", self._name)
+        try:
+            await self._schedule(request)
+        except HomeAssistantError:
+            return  # recorded in the status already
+
+    @callback
+    def _handle_deferred(self, _now: datetime) -> None:
+        """Run a replan the rate limit held back."""
+        self._unsub_deferred = None
+        self._entry.async_create_background_task(
+            self._hass, self._async_run(), f"{DOMAIN} replan {self._name}"
+        )
 
 
 class Replanner:
@@ -40,9 +136,7 @@ class Replanner:
         """Initialize; async_start sets up the triggers the device asks for."""
         self._scheduler = scheduler
         self._unsubs: list[CALLBACK_TYPE] = []
-        self._unsub_deferred: CALLBACK_TYPE | None = None
-        self._last_auto: datetime | None = None
-        self._debouncer: Debouncer[Any] | None = None
+        self._trigger: ReplanTrigger[ScheduleRequest] | None = None
 
     @callback
     def async_start(self) -> None:
@@ -52,13 +146,14 @@ class Replanner:
         auto = config.auto
         if not auto.enabled:
             return
-        self._debouncer = Debouncer(
+        self._trigger = ReplanTrigger(
             hass,
-            LOGGER,
-            cooldown=AUTO_DEBOUNCE,
-            immediate=False,
-            function=self._async_replan,
-            background=True,
+            scheduler.entry,
+            config.name,
+            ready=self._ready,
+            build=lambda: scheduler.build_request(soc_targets=self.remaining_targets()),
+            schedule=partial(scheduler.async_schedule, wait=False),
+            failed=partial(scheduler.record_failure, FailureReason.SOC_UNAVAILABLE),
         )
         if auto.interval:
             self._unsubs.append(
@@ -88,11 +183,8 @@ class Replanner:
         for unsub in self._unsubs:
             unsub()
         self._unsubs.clear()
-        if self._unsub_deferred is not None:
-            self._unsub_deferred()
-            self._unsub_deferred = None
-        if self._debouncer is not None:
-            self._debouncer.async_shutdown()
+        if self._trigger is not None:
+            self._trigger.async_stop()
 
     def remaining_targets(self) -> list[tuple[datetime, float]]:
         """Return the last request's targets still ahead, in the device's unit."""
@@ -155,46 +247,16 @@ class Replanner:
     @callback
     def _request(self) -> None:
         """Ask for an automatic replan; merged over the debounce window."""
-        if self._debouncer is not None:
-            self._debouncer.async_schedule_call()
+        if self._trigger is not None:
+            self._trigger.request()
 
-    async def _async_replan(self) -> None:
-        """Replan now, unless the rate limit says to wait."""
+    def _ready(self) -> bool:
+        """Return whether to replan now (not while waiting for the server)."""
         scheduler = self._scheduler
-        now = dt_util.utcnow()
-        if self._last_auto is not None and now < self._last_auto + AUTO_MIN_INTERVAL:
-            if self._unsub_deferred is None:
-                self._unsub_deferred = async_track_point_in_utc_time(
-                    scheduler.hass,
-                    self._handle_deferred,
-                    self._last_auto + AUTO_MIN_INTERVAL,
-                )
-            return
         if scheduler.waiting_for_server:
             # The round that lost the server is taken up when it answers.
             LOGGER.debug(
                 "Not replanning %s while waiting for the server", scheduler.name
             )
-            return
-        self._last_auto = now
-        try:
-            request = scheduler.build_request(soc_targets=self.remaining_targets())
-        except ServiceValidationError as err:
-            scheduler.record_failure(
-                FailureReason.SOC_UNAVAILABLE,
-                ", ".join((err.translation_placeholders or {}).values()),
-            )
-            return
-        try:
-            await scheduler.async_schedule(request, wait=False)
-        except HomeAssistantError:
-            return  # recorded in the status already
-
-    @callback
-    def _handle_deferred(self, now: datetime) -> None:
-        """Run a replan the rate limit held back."""
-        self._unsub_deferred = None
-        scheduler = self._scheduler
-        scheduler.entry.async_create_background_task(
-            scheduler.hass, self._async_replan(), f"{DOMAIN} replan {scheduler.name}"
-        )
+            return False
+        return True

@@ -1,4 +1,8 @@
-"""Scheduling rounds: one job and who waits for it, taken up again after an outage."""
+"""Scheduling rounds: one job and who waits for it, taken up again after an outage.
+
+A device's rounds and a site's asset-level rounds alike: who waits for a
+round (``RoundWaiters``) and how long an action waits for its plans.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,15 @@ from datetime import datetime
 from typing import Any, Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_call_later
 from homeassistant.util import dt as dt_util
 
+from ..const import DOMAIN
 from .model import PendingJob, Schedule, ScheduleRequest
+
+# How long an action with a requested response waits for the plans.
+RESPONSE_TIMEOUT: Final = 60.0
 
 # A round that lost the server is taken up again once it answers: first after
 # RETRY_FIRST s, doubling to RETRY_MAX s, until its plan would have ended.
@@ -26,13 +35,59 @@ def consume(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+def new_future(hass: HomeAssistant) -> asyncio.Future[Any]:
+    """Return a future whose exception counts as seen (waiters get it anyway)."""
+    future: asyncio.Future[Any] = hass.loop.create_future()
+    future.add_done_callback(consume)
+    return future
+
+
 @dataclass(eq=False, kw_only=True)
-class Round:
+class RoundWaiters[T]:
+    """Who waits for a round: for its job to be queued, and for its plans."""
+
+    queued: asyncio.Future[str]
+    done: asyncio.Future[T]
+
+    async def async_wait(self, *, wait: bool) -> T | None:
+        """Return once the job is queued; with ``wait``, its plans (bounded).
+
+        Raise a translated HomeAssistantError when the round fails or the
+        plans take longer than RESPONSE_TIMEOUT.
+        """
+        if not wait:
+            await asyncio.shield(self.queued)
+            return None
+        try:
+            async with asyncio.timeout(RESPONSE_TIMEOUT):
+                return await asyncio.shield(self.done)
+        except TimeoutError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="schedule_timeout",
+                translation_placeholders={"seconds": str(int(RESPONSE_TIMEOUT))},
+            ) from err
+
+    @callback
+    def fail(self, err: HomeAssistantError) -> None:
+        """Hand ``err`` to whoever still waits."""
+        for future in (self.queued, self.done):
+            if not future.done():
+                future.set_exception(err)
+
+    @callback
+    def cancel(self) -> None:
+        """Cancel what still waits (the round was cancelled)."""
+        for future in (self.queued, self.done):
+            if not future.done():
+                future.cancel()
+
+
+@dataclass(eq=False, kw_only=True)
+class Round(RoundWaiters[Schedule]):
     """One scheduling job: what was asked and who waits for it."""
 
     request: ScheduleRequest
-    queued: asyncio.Future[str]
-    done: asyncio.Future[Schedule]
     superseded: list[Round] = field(default_factory=list)
     # A job queued before a restart, to pick up rather than trigger anew.
     resume: PendingJob | None = None
@@ -45,14 +100,7 @@ class Round:
     @classmethod
     def create(cls, hass: HomeAssistant, request: ScheduleRequest) -> Round:
         """Create a round with its two futures."""
-        round_ = cls(
-            request=request,
-            queued=hass.loop.create_future(),
-            done=hass.loop.create_future(),
-        )
-        round_.queued.add_done_callback(consume)
-        round_.done.add_done_callback(consume)
-        return round_
+        return cls(request=request, queued=new_future(hass), done=new_future(hass))
 
     def all(self) -> list[Round]:
         """Return this round and those it replaced."""

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Mapping
 from datetime import datetime
 import logging
-from typing import Any, Final
+from typing import Any
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
@@ -26,7 +26,7 @@ from ..availability import ServerAvailability
 from ..const import DOMAIN, EVENT_SCHEDULE_UPDATED, LOGGER
 from ..data import FlexMeasuresConfigEntry
 from ..identity import controlled_device_identifier
-from .jobs import ScheduleFailedError
+from .jobs import ScheduleFailedError, failure_message
 from .model import (
     DeviceConfig,
     FailureReason,
@@ -40,16 +40,13 @@ from .model import (
     unmet_targets,
 )
 from .prices import PlanPrices
-from .recovery import async_recover
+from .recovery import async_recover, replan_request
 from .replan import Replanner
 from .request import build_flex_model, build_request
 from .rounds import Round, RoundRetry
 from .store import STORE_DELAY, PlanKeeper, ScheduleStore, StoredPlan
 from .targets import async_delete_unmet_targets_issue, async_report_unmet_targets
 from .waiting import JobWaiter
-
-# How long an action with a requested response waits for the schedule.
-RESPONSE_TIMEOUT: Final = 60.0
 
 
 class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
@@ -276,18 +273,7 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
             self._pending = round_
             if not wait:
                 return None
-        if not wait:
-            await asyncio.shield(round_.queued)
-            return None
-        try:
-            async with asyncio.timeout(RESPONSE_TIMEOUT):
-                return await asyncio.shield(round_.done)
-        except TimeoutError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="schedule_timeout",
-                translation_placeholders={"seconds": str(int(RESPONSE_TIMEOUT))},
-            ) from err
+        return await round_.async_wait(wait=wait)
 
     @callback
     def _start(self, round_: Round) -> None:
@@ -394,8 +380,7 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
         """Record a failed round and hand the error to its waiters."""
         self.status = ScheduleStatus.FAILED
         self.failure_reason = reason
-        placeholders = err.translation_placeholders or {}
-        self.failure_message = placeholders.get("error") or reason.value
+        self.failure_message = failure_message(err, reason)
         if reason is FailureReason.COMMUNICATION_ERROR:
             self._availability.mark_down(
                 f"keeping the current plan: {self.failure_message}"
@@ -405,9 +390,7 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
                 level, "Scheduling %s failed: %s", self.name, self.failure_message
             )
         for item in round_.all():
-            for future in (item.queued, item.done):
-                if not future.done():
-                    future.set_exception(err)
+            item.fail(err)
 
     async def _async_until_answering(self) -> None:
         """Ask the server something harmless before repeating a trigger.
@@ -535,10 +518,13 @@ class DeviceScheduler(DataUpdateCoordinator[Schedule | None]):
 
         return await async_recover(
             self.hass,
-            self.config,
+            self.name,
             pending,
             mark=_mark,
             follow=_async_follow,
+            requests=lambda now: replan_request(
+                self.hass, self.config, pending.request, now
+            ),
             replan=_async_replan,
         )
 

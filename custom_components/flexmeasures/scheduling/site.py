@@ -26,13 +26,12 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers.debounce import Debouncer
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
-from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
@@ -41,7 +40,7 @@ from ..const import DOMAIN, LOGGER
 from ..data import FlexMeasuresConfigEntry
 from ..identity import site_identifier
 from ..signals import signal_forecast_posted
-from .jobs import ScheduleFailedError
+from .jobs import ScheduleFailedError, failure_message
 from .model import (
     FailureReason,
     Schedule,
@@ -51,11 +50,11 @@ from .model import (
     SiteConfig,
     SitePendingJob,
 )
-from .recovery import async_until_started, replan_failure, replan_request, stale_reason
-from .replan import AUTO_DEBOUNCE, AUTO_MIN_INTERVAL
+from .recovery import async_recover, replan_request
+from .replan import ReplanTrigger
 from .request import build_flex_model
-from .rounds import consume
-from .scheduler import RESPONSE_TIMEOUT, DeviceScheduler
+from .rounds import RoundWaiters, new_future
+from .scheduler import DeviceScheduler
 from .store import STORE_DELAY, PlanKeeper, SiteStore, StoredSite
 from .waiting import JobWaiter
 
@@ -70,12 +69,10 @@ _STATUS_ORDER: Final = (
 
 
 @dataclass(eq=False, kw_only=True)
-class SiteRound:
+class SiteRound(RoundWaiters[dict[str, Schedule]]):
     """One asset-level job: each device's request and who waits for the plans."""
 
     requests: dict[str, ScheduleRequest]
-    queued: asyncio.Future[str]
-    done: asyncio.Future[dict[str, Schedule]]
     # A job queued before a restart, to pick up rather than trigger anew.
     resume: SitePendingJob | None = None
     job_id: str | None = None
@@ -87,14 +84,9 @@ class SiteRound:
         cls, hass: HomeAssistant, requests: Mapping[str, ScheduleRequest]
     ) -> SiteRound:
         """Create a round with its two futures."""
-        round_ = cls(
-            requests=dict(requests),
-            queued=hass.loop.create_future(),
-            done=hass.loop.create_future(),
+        return cls(
+            requests=dict(requests), queued=new_future(hass), done=new_future(hass)
         )
-        round_.queued.add_done_callback(consume)
-        round_.done.add_done_callback(consume)
-        return round_
 
 
 class SiteScheduler(DataUpdateCoordinator[None]):
@@ -145,9 +137,7 @@ class SiteScheduler(DataUpdateCoordinator[None]):
         self._round: SiteRound | None = None
         self._unsubs: list[CALLBACK_TYPE] = []
         # Replans on new prices: merged, rate limited, and held while busy.
-        self._debouncer: Debouncer[Any] | None = None
-        self._last_replan: datetime | None = None
-        self._unsub_deferred: CALLBACK_TYPE | None = None
+        self._replan: ReplanTrigger[dict[str, ScheduleRequest]] | None = None
         self._replan_wanted = False
 
     @property
@@ -243,13 +233,14 @@ class SiteScheduler(DataUpdateCoordinator[None]):
         for device in self._devices:
             self._unsubs.append(device.async_add_listener(self._handle_device_update))
         if self.config.replan_on_prices and self.config.price_sensors:
-            self._debouncer = Debouncer(
+            self._replan = ReplanTrigger(
                 self.hass,
-                LOGGER,
-                cooldown=AUTO_DEBOUNCE,
-                immediate=False,
-                function=self._async_replan,
-                background=True,
+                self.entry,
+                f"site {self.name}",
+                ready=self._replan_ready,
+                build=self._replan_requests,
+                schedule=partial(self.async_schedule, wait=False),
+                failed=self._replan_failed,
             )
             self._unsubs.append(
                 async_dispatcher_connect(
@@ -269,11 +260,8 @@ class SiteScheduler(DataUpdateCoordinator[None]):
         for unsub in self._unsubs:
             unsub()
         self._unsubs.clear()
-        if self._unsub_deferred is not None:
-            self._unsub_deferred()
-            self._unsub_deferred = None
-        if self._debouncer is not None:
-            self._debouncer.async_shutdown()
+        if self._replan is not None:
+            self._replan.async_stop()
 
     async def async_flush(self) -> None:
         """Write what a delayed save still holds."""
@@ -359,18 +347,7 @@ class SiteScheduler(DataUpdateCoordinator[None]):
             )
         round_ = SiteRound.create(self.hass, requests)
         self._start(round_)
-        if not wait:
-            await asyncio.shield(round_.queued)
-            return None
-        try:
-            async with asyncio.timeout(RESPONSE_TIMEOUT):
-                return await asyncio.shield(round_.done)
-        except TimeoutError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="schedule_timeout",
-                translation_placeholders={"seconds": str(int(RESPONSE_TIMEOUT))},
-            ) from err
+        return await round_.async_wait(wait=wait)
 
     @callback
     def _start(self, round_: SiteRound) -> None:
@@ -400,9 +377,7 @@ class SiteScheduler(DataUpdateCoordinator[None]):
         except asyncio.CancelledError:
             # Unloaded or stopping: the job stays stored, to be picked up later.
             cancelled = True
-            for future in (round_.queued, round_.done):
-                if not future.done():
-                    future.cancel()
+            round_.cancel()
             raise
         else:
             self.failure_reason = self.failure_message = None
@@ -417,8 +392,7 @@ class SiteScheduler(DataUpdateCoordinator[None]):
     def _fail(self, round_: SiteRound, err: ScheduleFailedError) -> None:
         """Record a failed round at the site and each device not yet planned."""
         self.failure_reason = err.reason
-        placeholders = err.translation_placeholders or {}
-        self.failure_message = placeholders.get("error") or err.reason.value
+        self.failure_message = failure_message(err, err.reason)
         LOGGER.warning("Scheduling site %s failed: %s", self.name, self.failure_message)
         if self.pending_job is not None:
             self.pending_job = None
@@ -426,9 +400,7 @@ class SiteScheduler(DataUpdateCoordinator[None]):
         for device in self._devices:
             if device.subentry_id not in round_.taken:
                 device.record_failure(err.reason, self.failure_message)
-        for future in (round_.queued, round_.done):
-            if not future.done():
-                future.set_exception(err)
+        round_.fail(err)
 
     async def _async_compute(self, round_: SiteRound) -> dict[str, Schedule]:
         """Trigger one job for all devices, then take its plans."""
@@ -499,42 +471,31 @@ class SiteScheduler(DataUpdateCoordinator[None]):
         self, round_: SiteRound, pending: SitePendingJob
     ) -> dict[str, Schedule]:
         """Pick up a job queued before a restart, or plan the site anew."""
-        why = stale_reason(pending.triggered_at, pending.end)
-        if why is None:
-            self._mark(ScheduleRecovery.RESUMED)
-            LOGGER.info(
-                "Picking up scheduling job %s of site %s after a restart",
-                pending.job_id,
-                self.name,
-            )
-            try:
-                return await self._async_finish(round_, pending.job_id, resumed=True)
-            except ScheduleFailedError as err:
-                if err.reason is not FailureReason.JOB_FAILED:
-                    raise
-                why = (err.translation_placeholders or {}).get("error", "")
-        self._mark(ScheduleRecovery.RECOMPUTED)
-        LOGGER.info(
-            "Computing the plan of site %s anew: job %s from before the restart "
-            "is of no use (%s)",
-            self.name,
-            pending.job_id,
-            why,
-        )
-        # The states of charge to plan from may only be known once HA started.
-        await async_until_started(self.hass)
-        now = dt_util.utcnow()
-        try:
-            round_.requests = {
+
+        def _requests(now: datetime) -> dict[str, ScheduleRequest]:
+            return {
                 device.subentry_id: replan_request(
                     self.hass, device.config, pending.requests[device.subentry_id], now
                 )
                 for device in self._devices
             }
-        except ServiceValidationError as err:
-            raise replan_failure(err) from err
-        round_.job_id = None
-        return await self._async_compute(round_)
+
+        async def _async_replan(
+            requests: dict[str, ScheduleRequest],
+        ) -> dict[str, Schedule]:
+            round_.requests = requests
+            round_.job_id = None
+            return await self._async_compute(round_)
+
+        return await async_recover(
+            self.hass,
+            f"site {self.name}",
+            pending,
+            mark=self._mark,
+            follow=lambda job_id: self._async_finish(round_, job_id, resumed=True),
+            requests=_requests,
+            replan=_async_replan,
+        )
 
     @callback
     def _mark(self, recovery: ScheduleRecovery) -> None:
@@ -564,55 +525,33 @@ class SiteScheduler(DataUpdateCoordinator[None]):
 
     @callback
     def _request_replan(self) -> None:
-        """Ask for a replan; merged over the debounce window."""
-        if self._debouncer is not None:
-            self._debouncer.async_schedule_call()
+        """Ask for a replan; merged over the debounce window, rate limited."""
+        if self._replan is not None:
+            self._replan.request()
 
-    async def _async_replan(self) -> None:
-        """Replan the site now: each device's SoC now, its targets still ahead.
-
-        At most one such replan per AUTO_MIN_INTERVAL; one asked while the
-        site or a device is busy runs once they are done.
-        """
-        now = dt_util.utcnow()
-        last = self._last_replan
-        if last is not None and now < last + AUTO_MIN_INTERVAL:
-            if self._unsub_deferred is None:
-                self._unsub_deferred = async_track_point_in_utc_time(
-                    self.hass, self._handle_deferred, last + AUTO_MIN_INTERVAL
-                )
-            return
+    def _replan_ready(self) -> bool:
+        """Return whether to replan now; one asked while busy runs once done."""
         if self.busy or self._blocked():
             LOGGER.debug("Site %s is busy: replanning once it is done", self.name)
             self._replan_wanted = True
-            return
-        self._last_replan = now
-        try:
-            requests = self.build_requests(
-                values={
-                    device.subentry_id: {
-                        "soc_targets": device.replanner.remaining_targets()
-                    }
-                    for device in self._devices
+            return False
+        return True
+
+    def _replan_requests(self) -> dict[str, ScheduleRequest]:
+        """Return each device's request: its SoC now, its targets still ahead."""
+        return self.build_requests(
+            values={
+                device.subentry_id: {
+                    "soc_targets": device.replanner.remaining_targets()
                 }
-            )
-        except ServiceValidationError as err:
-            message = ", ".join((err.translation_placeholders or {}).values())
-            LOGGER.warning("Cannot replan site %s: %s", self.name, message)
-            self.failure_reason = FailureReason.SOC_UNAVAILABLE
-            self.failure_message = message
-            self.async_update_listeners()
-            return
-        LOGGER.debug("New prices: replanning site %s", self.name)
-        try:
-            await self.async_schedule(requests, wait=False)
-        except HomeAssistantError:
-            return  # recorded in the statuses already
+                for device in self._devices
+            }
+        )
 
     @callback
-    def _handle_deferred(self, _now: datetime) -> None:
-        """Run a replan the rate limit held back."""
-        self._unsub_deferred = None
-        self.entry.async_create_background_task(
-            self.hass, self._async_replan(), f"{DOMAIN} replan site {self.name}"
-        )
+    def _replan_failed(self, message: str) -> None:
+        """Record a replan that could not be asked (a device's SoC is unknown)."""
+        LOGGER.warning("Cannot replan site %s: %s", self.name, message)
+        self.failure_reason = FailureReason.SOC_UNAVAILABLE
+        self.failure_message = message
+        self.async_update_listeners()

@@ -1,4 +1,4 @@
-"""What of a controlled device's plan survives a restart, and when it is written."""
+"""What of a device's or site's planning survives a restart, and when it is written."""
 
 from __future__ import annotations
 
@@ -47,26 +47,55 @@ class ScheduleStore(Store[dict[str, Any]]):
         return data
 
 
-@dataclass(kw_only=True)
-class StoredPlan:
-    """What survives a restart: the plan, its time, job durations, the job in flight."""
+class Stored(Protocol):
+    """What a planner keeps across restarts: it has a stored form."""
 
-    schedule: Schedule | None = None
+    def as_dict(self) -> dict[str, Any]:
+        """Return the stored form."""
+
+
+@dataclass(kw_only=True)
+class StoredJobs[J: Stored]:
+    """What every planner keeps: its last plan's time, job durations, job in flight.
+
+    A device (``StoredPlan``) and a site (``StoredSite``) alike.
+    """
+
     last_updated: datetime | None = None
     job_seconds_per_slot: float | None = None
     job_spread_per_slot: float | None = None
-    pending_job: PendingJob | None = None
+    pending_job: J | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return the stored form."""
         return {
-            "schedule": self.schedule.as_dict() if self.schedule else None,
             "last_updated": self.last_updated.isoformat()
             if self.last_updated
             else None,
             "job_seconds_per_slot": self.job_seconds_per_slot,
             "job_spread_per_slot": self.job_spread_per_slot,
             "pending_job": self.pending_job.as_dict() if self.pending_job else None,
+        }
+
+    def read_jobs(self, data: Mapping[str, Any]) -> None:
+        """Read the last plan's time and the job durations; raise if unreadable."""
+        if data.get("last_updated"):
+            self.last_updated = datetime.fromisoformat(data["last_updated"])
+        self.job_seconds_per_slot = optional_float(data.get("job_seconds_per_slot"))
+        self.job_spread_per_slot = optional_float(data.get("job_spread_per_slot"))
+
+
+@dataclass(kw_only=True)
+class StoredPlan(StoredJobs[PendingJob]):
+    """What of a device survives a restart: its plan and what all planners keep."""
+
+    schedule: Schedule | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the stored form."""
+        return {
+            "schedule": self.schedule.as_dict() if self.schedule else None,
+            **super().as_dict(),
         }
 
     @classmethod
@@ -76,10 +105,7 @@ class StoredPlan:
         try:
             if data.get("schedule"):
                 plan.schedule = Schedule.from_dict(data["schedule"])
-            if data.get("last_updated"):
-                plan.last_updated = datetime.fromisoformat(data["last_updated"])
-            plan.job_seconds_per_slot = optional_float(data.get("job_seconds_per_slot"))
-            plan.job_spread_per_slot = optional_float(data.get("job_spread_per_slot"))
+            plan.read_jobs(data)
         except (KeyError, TypeError, ValueError):
             LOGGER.warning("Ignoring an unreadable stored schedule for %s", name)
             plan.schedule = None
@@ -100,47 +126,21 @@ class SiteStore(Store[dict[str, Any]]):
 
 
 @dataclass(kw_only=True)
-class StoredSite:
-    """What of a site survives a restart: its job in flight, job durations."""
-
-    last_updated: datetime | None = None
-    job_seconds_per_slot: float | None = None
-    job_spread_per_slot: float | None = None
-    pending_job: SitePendingJob | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the stored form."""
-        return {
-            "last_updated": self.last_updated.isoformat()
-            if self.last_updated
-            else None,
-            "job_seconds_per_slot": self.job_seconds_per_slot,
-            "job_spread_per_slot": self.job_spread_per_slot,
-            "pending_job": self.pending_job.as_dict() if self.pending_job else None,
-        }
+class StoredSite(StoredJobs[SitePendingJob]):
+    """What of a site survives a restart: what every planner keeps."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], name: str) -> StoredSite:
         """Read the stored form; an unreadable part is logged and dropped."""
         site = cls()
         try:
-            if data.get("last_updated"):
-                site.last_updated = datetime.fromisoformat(data["last_updated"])
-            site.job_seconds_per_slot = optional_float(data.get("job_seconds_per_slot"))
-            site.job_spread_per_slot = optional_float(data.get("job_spread_per_slot"))
+            site.read_jobs(data)
             if pending := data.get("pending_job"):
                 site.pending_job = SitePendingJob.from_dict(pending)
         except (KeyError, TypeError, ValueError):
             LOGGER.warning("Ignoring an unreadable stored job of site %s", name)
             site.pending_job = None
         return site
-
-
-class Stored(Protocol):
-    """What a planner keeps across restarts: it has a stored form."""
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the stored form."""
 
 
 class PlanKeeper[T: Stored]:
