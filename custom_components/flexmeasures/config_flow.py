@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, Final, cast
@@ -594,28 +595,49 @@ def _validate_device(data: dict[str, Any]) -> dict[str, str]:
     return errors
 
 
-class ControlledDeviceSubentryFlow(ConfigSubentryFlow):
-    """Add or change a device whose schedule FlexMeasures computes."""
+class _FlexMeasuresSubentryFlow(ConfigSubentryFlow, ABC):
+    """Add or change a subentry; its forms need the loaded entry's inventory."""
+
+    @property
+    def _entry(self) -> FlexMeasuresConfigEntry:
+        """Return the FlexMeasures entry this subentry belongs to."""
+        return cast("FlexMeasuresConfigEntry", self._get_entry())
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """Describe a new controlled device."""
-        return await self._async_step_device("user", user_input)
+        """Add a subentry."""
+        return await self._async_step_loaded("user", user_input)
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """Change a controlled device."""
-        return await self._async_step_device("reconfigure", user_input)
+        """Change a subentry."""
+        return await self._async_step_loaded("reconfigure", user_input)
 
-    async def _async_step_device(
+    async def _async_step_loaded(
+        self, step_id: str, user_input: dict[str, Any] | None
+    ) -> SubentryFlowResult:
+        """Abort unless the entry is loaded; otherwise show the first form."""
+        if self._entry.state is not ConfigEntryState.LOADED:
+            return self.async_abort(reason="entry_not_loaded")
+        return await self._async_step_first(step_id, user_input)
+
+    @abstractmethod
+    async def _async_step_first(
+        self, step_id: str, user_input: dict[str, Any] | None
+    ) -> SubentryFlowResult:
+        """Show and handle the first form (step ``user`` or ``reconfigure``)."""
+
+
+class ControlledDeviceSubentryFlow(_FlexMeasuresSubentryFlow):
+    """Add or change a device whose schedule FlexMeasures computes."""
+
+    async def _async_step_first(
         self, step_id: str, user_input: dict[str, Any] | None
     ) -> SubentryFlowResult:
         """Show, validate and save the controlled-device form."""
-        entry: FlexMeasuresConfigEntry = self._get_entry()
-        if entry.state is not ConfigEntryState.LOADED:
-            return self.async_abort(reason="entry_not_loaded")
+        entry = self._entry
         inventory = entry.runtime_data.inventory.data
         power_options: list[SelectOptionDict] = []
         price_options: list[SelectOptionDict] = []
@@ -1522,28 +1544,14 @@ def _site_schema(
     )
 
 
-class SiteSubentryFlow(ConfigSubentryFlow):
+class SiteSubentryFlow(_FlexMeasuresSubentryFlow):
     """Add or change a site: controlled devices planned together, one grid."""
 
-    async def async_step_user(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Describe a new site."""
-        return await self._async_step_site("user", user_input)
-
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Change a site."""
-        return await self._async_step_site("reconfigure", user_input)
-
-    async def _async_step_site(
+    async def _async_step_first(
         self, step_id: str, user_input: dict[str, Any] | None
     ) -> SubentryFlowResult:
         """Show, validate and save the site form."""
-        entry: FlexMeasuresConfigEntry = self._get_entry()
-        if entry.state is not ConfigEntryState.LOADED:
-            return self.async_abort(reason="entry_not_loaded")
+        entry = self._entry
         devices = {
             subentry_id: subentry
             for subentry_id, subentry in entry.subentries.items()
