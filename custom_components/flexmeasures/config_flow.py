@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any, Final, cast
+from typing import Any, ClassVar, Final, cast
 
 from homeassistant.components.sensor import (
     ATTR_STATE_CLASS,
@@ -760,18 +760,10 @@ LINK_ENTITY_SCHEMA: Final = vol.Schema(
 )
 
 
-class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
-    """Link an entity to a FlexMeasures sensor, or change such a link."""
+class _LinkSubentryFlow(_FlexMeasuresSubentryFlow):
+    """Add or change a link that sends what Home Assistant holds to one sensor."""
 
-    def __init__(self) -> None:
-        """Start with nothing chosen."""
-        self._entity_id = ""
-        self._link: dict[str, Any] = {}
-
-    @property
-    def _entry(self) -> FlexMeasuresConfigEntry:
-        """Return the FlexMeasures entry this link belongs to."""
-        return cast("FlexMeasuresConfigEntry", self._get_entry())
+    _subentry_type: ClassVar[str]
 
     @property
     def _previous(self) -> Mapping[str, Any]:
@@ -780,24 +772,106 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
             return self._get_reconfigure_subentry().data
         return {}
 
-    async def async_step_user(
+    def _sensor_selector(self, accepts: Callable[[str | None], bool]) -> SelectSelector:
+        """Return a dropdown of the sensors of a unit ``accepts``, and "new"."""
+        inventory = self._entry.runtime_data.inventory.data
+        options = [
+            SelectOptionDict(
+                value=str(sensor.id), label=_sensor_label(inventory, sensor)
+            )
+            for sensor in inventory.sensors.values()
+            if accepts(sensor.unit)
+        ]
+        options.sort(key=lambda option: option["label"].casefold())
+        options.append(SelectOptionDict(value=NEW_SENSOR, label=NEW_SENSOR))
+        return SelectSelector(
+            SelectSelectorConfig(
+                options=options,
+                mode=SelectSelectorMode.DROPDOWN,
+                translation_key="link_sensor",
+            )
+        )
+
+    @property
+    def _previous_sensor(self) -> dict[str, str]:
+        """Return the sensor choice of the link being changed (none when adding)."""
+        if self._previous:
+            return {CONF_SENSOR: str(self._previous[CONF_SENSOR_ID])}
+        return {}
+
+    def _linked_elsewhere(self, choice: str) -> bool:
+        """Return whether another link of this type already uses the chosen sensor."""
+        if choice == NEW_SENSOR:
+            return False
+        current = (
+            self._get_reconfigure_subentry().subentry_id
+            if self.source == SOURCE_RECONFIGURE
+            else None
+        )
+        return any(
+            subentry.subentry_type == self._subentry_type
+            and subentry.subentry_id != current
+            and subentry.data.get(CONF_SENSOR_ID) == int(choice)
+            for subentry in self._entry.subentries.values()
+        )
+
+    async def _async_use_sensor(self, choice: str) -> SubentryFlowResult:
+        """Go on to create a sensor, or save the link to the chosen one."""
+        if choice == NEW_SENSOR:
+            return await self.async_step_new_sensor()
+        return self._async_finish(
+            self._entry.runtime_data.inventory.data.sensors[int(choice)]
+        )
+
+    @abstractmethod
+    async def async_step_new_sensor(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """Choose the entity to send."""
-        return await self._async_step_entity("user", user_input)
+        """Create a new FlexMeasures sensor on an asset for this link."""
 
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
+    @abstractmethod
+    def _async_finish(self, sensor: Sensor) -> SubentryFlowResult:
+        """Create or update the link subentry to ``sensor``."""
+
+    @callback
+    def _async_save(
+        self, name: str, sensor: Sensor, data: Mapping[str, Any]
     ) -> SubentryFlowResult:
-        """Choose the entity of an existing link."""
-        return await self._async_step_entity("reconfigure", user_input)
+        """Create or update the link "name -> sensor" with ``data``."""
+        inventory = self._entry.runtime_data.inventory.data
+        title = f"{name}{ARROW}{_sensor_label(inventory, sensor)}"
+        data = {
+            **data,
+            CONF_SENSOR_ID: sensor.id,
+            CONF_SENSOR_UNIT: sensor.unit,
+            CONF_SENSOR_RESOLUTION: int(sensor.resolution.total_seconds()),
+        }
+        unique_id = subentry_unique_id(self._subentry_type, sensor.id)
+        if self.source == SOURCE_RECONFIGURE:
+            return self.async_update_and_abort(
+                self._entry,
+                self._get_reconfigure_subentry(),
+                title=title,
+                data=data,
+                unique_id=unique_id,
+            )
+        return self.async_create_entry(title=title, data=data, unique_id=unique_id)
 
-    async def _async_step_entity(
+
+class MeasurementLinkSubentryFlow(_LinkSubentryFlow):
+    """Link an entity to a FlexMeasures sensor, or change such a link."""
+
+    _subentry_type = SUBENTRY_MEASUREMENT_LINK
+
+    def __init__(self) -> None:
+        """Start with nothing chosen."""
+        self._entity_id = ""
+        self._link: dict[str, Any] = {}
+
+    async def _async_step_first(
         self, step_id: str, user_input: dict[str, Any] | None
     ) -> SubentryFlowResult:
         """Ask for a numeric sensor entity."""
-        if self._entry.state is not ConfigEntryState.LOADED:
-            return self.async_abort(reason="entry_not_loaded")
         errors: dict[str, str] = {}
         if user_input is not None:
             state = self.hass.states.get(user_input[CONF_ENTITY_ID])
@@ -818,7 +892,6 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """Choose the FlexMeasures sensor and how values are sent."""
-        inventory = self._entry.runtime_data.inventory.data
         state = self.hass.states.get(self._entity_id)
         entity_unit = _unit_of(state)
         errors: dict[str, str] = {}
@@ -826,23 +899,16 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
             interval = selector_seconds(user_input[CONF_UPLOAD_INTERVAL])
             if interval < MIN_UPLOAD_INTERVAL.total_seconds():
                 errors[CONF_UPLOAD_INTERVAL] = "interval_too_short"
-            elif user_input[CONF_SENSOR] == NEW_SENSOR:
-                self._link = user_input
-                return await self.async_step_new_sensor()
-            elif self._linked_elsewhere(int(user_input[CONF_SENSOR])):
+            elif self._linked_elsewhere(user_input[CONF_SENSOR]):
                 errors[CONF_SENSOR] = "already_linked"
             else:
-                sensor = inventory.sensors[int(user_input[CONF_SENSOR])]
-                return self._async_finish(user_input, sensor)
+                self._link = user_input
+                return await self._async_use_sensor(user_input[CONF_SENSOR])
         defaults = {
             CONF_INVERT: False,
             CONF_AGGREGATION: _default_aggregation(state),
             CONF_UPLOAD_INTERVAL: _duration_dict(DEFAULT_UPLOAD_INTERVAL),
-            **(
-                {CONF_SENSOR: str(self._previous[CONF_SENSOR_ID])}
-                if self._previous
-                else {}
-            ),
+            **self._previous_sensor,
             **{
                 key: value
                 for key, value in self._previous.items()
@@ -850,23 +916,10 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
             },
             **(user_input or {}),
         }
-        options = [
-            SelectOptionDict(
-                value=str(sensor.id), label=_sensor_label(inventory, sensor)
-            )
-            for sensor in inventory.sensors.values()
-            if units_compatible(entity_unit, sensor.unit)
-        ]
-        options.sort(key=lambda option: option["label"].casefold())
-        options.append(SelectOptionDict(value=NEW_SENSOR, label=NEW_SENSOR))
         schema = vol.Schema(
             {
-                vol.Required(CONF_SENSOR): SelectSelector(
-                    SelectSelectorConfig(
-                        options=options,
-                        mode=SelectSelectorMode.DROPDOWN,
-                        translation_key="link_sensor",
-                    )
+                vol.Required(CONF_SENSOR): self._sensor_selector(
+                    lambda unit: units_compatible(entity_unit, unit)
                 ),
                 vol.Required(CONF_INVERT): BooleanSelector(),
                 vol.Required(CONF_AGGREGATION): SelectSelector(
@@ -903,7 +956,7 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
             else:
                 sensor, errors = await _async_create_sensor(self, user_input)
                 if sensor is not None:
-                    return self._async_finish(self._link, sensor)
+                    return self._async_finish(sensor)
         return _new_sensor_form(
             self,
             user_input,
@@ -913,50 +966,20 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
             placeholders={"entity": name},
         )
 
-    def _linked_elsewhere(self, sensor_id: int) -> bool:
-        """Return whether another link already sends to this sensor."""
-        current = (
-            self._get_reconfigure_subentry().subentry_id
-            if self.source == SOURCE_RECONFIGURE
-            else None
-        )
-        return any(
-            subentry.subentry_type == SUBENTRY_MEASUREMENT_LINK
-            and subentry.subentry_id != current
-            and subentry.data.get(CONF_SENSOR_ID) == sensor_id
-            for subentry in self._entry.subentries.values()
-        )
-
     @callback
-    def _async_finish(
-        self, link: Mapping[str, Any], sensor: Sensor
-    ) -> SubentryFlowResult:
+    def _async_finish(self, sensor: Sensor) -> SubentryFlowResult:
         """Create or update the link subentry."""
-        inventory = self._entry.runtime_data.inventory.data
         state = self.hass.states.get(self._entity_id)
-        title = (
-            f"{_entity_name(state, self._entity_id)}{ARROW}"
-            f"{_sensor_label(inventory, sensor)}"
+        return self._async_save(
+            _entity_name(state, self._entity_id),
+            sensor,
+            {
+                CONF_ENTITY_ID: self._entity_id,
+                CONF_INVERT: bool(self._link[CONF_INVERT]),
+                CONF_AGGREGATION: self._link[CONF_AGGREGATION],
+                CONF_UPLOAD_INTERVAL: self._link[CONF_UPLOAD_INTERVAL],
+            },
         )
-        data = {
-            CONF_ENTITY_ID: self._entity_id,
-            CONF_SENSOR_ID: sensor.id,
-            CONF_SENSOR_UNIT: sensor.unit,
-            CONF_SENSOR_RESOLUTION: int(sensor.resolution.total_seconds()),
-            CONF_INVERT: bool(link[CONF_INVERT]),
-            CONF_AGGREGATION: link[CONF_AGGREGATION],
-            CONF_UPLOAD_INTERVAL: link[CONF_UPLOAD_INTERVAL],
-        }
-        unique_id = subentry_unique_id(SUBENTRY_MEASUREMENT_LINK, sensor.id)
-        if self.source == SOURCE_RECONFIGURE:
-            return self.async_update_and_abort(
-                self._entry,
-                self._get_reconfigure_subentry(),
-                title=title,
-                data=data,
-                unique_id=unique_id,
-            )
-        return self.async_create_entry(title=title, data=data, unique_id=unique_id)
 
 
 async def _async_create_sensor(
@@ -1115,8 +1138,10 @@ _SOURCE_UNIT_ERRORS: Final[dict[str, str]] = {
 PREVIEW_SLOTS: Final = 4
 
 
-class ForecastLinkSubentryFlow(ConfigSubentryFlow):
+class ForecastLinkSubentryFlow(_LinkSubentryFlow):
     """Post a series Home Assistant holds to a FlexMeasures sensor as forecasts."""
+
+    _subentry_type = SUBENTRY_FORECAST_LINK
 
     def __init__(self) -> None:
         """Start with nothing chosen."""
@@ -1125,36 +1150,10 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
         self._series: SourceSeries | None = None
         self._shape_text = "-"
 
-    @property
-    def _entry(self) -> FlexMeasuresConfigEntry:
-        """Return the FlexMeasures entry this link belongs to."""
-        return cast("FlexMeasuresConfigEntry", self._get_entry())
-
-    @property
-    def _previous(self) -> Mapping[str, Any]:
-        """Return the link being changed (empty when adding one)."""
-        if self.source == SOURCE_RECONFIGURE:
-            return self._get_reconfigure_subentry().data
-        return {}
-
-    async def async_step_user(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Choose the kind of source."""
-        return await self._async_step_source_type("user", user_input)
-
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Choose the kind of source of an existing link."""
-        return await self._async_step_source_type("reconfigure", user_input)
-
-    async def _async_step_source_type(
+    async def _async_step_first(
         self, step_id: str, user_input: dict[str, Any] | None
     ) -> SubentryFlowResult:
         """Ask where the series comes from."""
-        if self._entry.state is not ConfigEntryState.LOADED:
-            return self.async_abort(reason="entry_not_loaded")
         if user_input is not None:
             self._source = {CONF_SOURCE_TYPE: user_input[CONF_SOURCE_TYPE]}
             if user_input[CONF_SOURCE_TYPE] == SOURCE_ATTRIBUTE:
@@ -1342,44 +1341,24 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """Choose the FlexMeasures sensor the forecasts go to."""
-        inventory = self._entry.runtime_data.inventory.data
         unit = self._source[CONF_SOURCE_UNIT]
         errors: dict[str, str] = {}
         if user_input is not None:
-            if user_input[CONF_SENSOR] == NEW_SENSOR:
-                return await self.async_step_new_sensor()
-            sensor = inventory.sensors[int(user_input[CONF_SENSOR])]
-            if self._linked_elsewhere(sensor.id):
+            if self._linked_elsewhere(user_input[CONF_SENSOR]):
                 errors[CONF_SENSOR] = "already_linked"
             else:
-                return self._async_finish(sensor)
-        options = [
-            SelectOptionDict(
-                value=str(sensor.id), label=_sensor_label(inventory, sensor)
-            )
-            for sensor in inventory.sensors.values()
-            if _converts(unit, sensor.unit)
-        ]
-        options.sort(key=lambda option: option["label"].casefold())
-        options.append(SelectOptionDict(value=NEW_SENSOR, label=NEW_SENSOR))
+                return await self._async_use_sensor(user_input[CONF_SENSOR])
         schema = vol.Schema(
             {
-                vol.Required(CONF_SENSOR): SelectSelector(
-                    SelectSelectorConfig(
-                        options=options,
-                        mode=SelectSelectorMode.DROPDOWN,
-                        translation_key="link_sensor",
-                    )
+                vol.Required(CONF_SENSOR): self._sensor_selector(
+                    lambda sensor_unit: _converts(unit, sensor_unit)
                 )
             }
-        )
-        previous = (
-            {CONF_SENSOR: str(self._previous[CONF_SENSOR_ID])} if self._previous else {}
         )
         return self.async_show_form(
             step_id="sensor",
             data_schema=self.add_suggested_values_to_schema(
-                schema, user_input or previous
+                schema, user_input or self._previous_sensor
             ),
             errors=errors,
             description_placeholders={"source": self._label, "unit": unit},
@@ -1410,41 +1389,10 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
             resolution={"hours": 1, "minutes": 0, "seconds": 0},
         )
 
-    def _linked_elsewhere(self, sensor_id: int) -> bool:
-        """Return whether another forecast link already posts to this sensor."""
-        current = (
-            self._get_reconfigure_subentry().subentry_id
-            if self.source == SOURCE_RECONFIGURE
-            else None
-        )
-        return any(
-            subentry.subentry_type == SUBENTRY_FORECAST_LINK
-            and subentry.subentry_id != current
-            and subentry.data.get(CONF_SENSOR_ID) == sensor_id
-            for subentry in self._entry.subentries.values()
-        )
-
     @callback
     def _async_finish(self, sensor: Sensor) -> SubentryFlowResult:
         """Create or update the forecast-link subentry."""
-        inventory = self._entry.runtime_data.inventory.data
-        title = f"{self._label}{ARROW}{_sensor_label(inventory, sensor)}"
-        data = {
-            **self._source,
-            CONF_SENSOR_ID: sensor.id,
-            CONF_SENSOR_UNIT: sensor.unit,
-            CONF_SENSOR_RESOLUTION: int(sensor.resolution.total_seconds()),
-        }
-        unique_id = subentry_unique_id(SUBENTRY_FORECAST_LINK, sensor.id)
-        if self.source == SOURCE_RECONFIGURE:
-            return self.async_update_and_abort(
-                self._entry,
-                self._get_reconfigure_subentry(),
-                title=title,
-                data=data,
-                unique_id=unique_id,
-            )
-        return self.async_create_entry(title=title, data=data, unique_id=unique_id)
+        return self._async_save(self._label, sensor, self._source)
 
 
 def _converts(source_unit: str, sensor_unit: str | None) -> bool:
