@@ -9,7 +9,7 @@ from typing import Any
 from unittest.mock import patch
 
 from aiohttp import ClientConnectionError
-from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigSubentry
+from homeassistant.config_entries import SOURCE_USER, ConfigSubentry
 from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -20,7 +20,11 @@ from yarl import URL
 from custom_components.flexmeasures import async_setup_entry as real_async_setup_entry
 from custom_components.flexmeasures.api import Asset, Sensor
 from custom_components.flexmeasures.compat import vol
-from custom_components.flexmeasures.const import CONF_ACCOUNT_ID, DOMAIN
+from custom_components.flexmeasures.const import (
+    CONF_ACCOUNT_ID,
+    DOMAIN,
+    SUBENTRY_CONTROLLED_DEVICE,
+)
 from custom_components.flexmeasures.coordinator import Inventory
 from custom_components.flexmeasures.s2 import S2DeviceConfig
 
@@ -36,6 +40,7 @@ from .conftest import (
     load_fixture,
     setup_entry,
 )
+from .flow_helpers import changed, start_flow
 
 # Logs at debug level, asserted free of the password, token and e-mail.
 pytestmark = pytest.mark.usefixtures("mock_setup_entry", "no_secrets_logged")
@@ -736,9 +741,7 @@ async def _device_form(
 ) -> tuple[MockConfigEntry, Any]:
     """Load the entry with the recorded sensors and open the controlled-device form."""
     entry = await _loaded(hass, mock_config_entry, load_fixture("sensors.json"))
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "controlled_device"), context={"source": SOURCE_USER}
-    )
+    result = await start_flow(hass, entry, SUBENTRY_CONTROLLED_DEVICE)
     return entry, result
 
 
@@ -802,13 +805,9 @@ async def test_subentry_user_flow_errors(
             unique_id="controlled_device_22",
         ),
     )
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "controlled_device"), context={"source": SOURCE_USER}
-    )
-    user_input = {**DEVICE_INPUT, **change}
-    user_input = {key: value for key, value in user_input.items() if value is not None}
+    result = await start_flow(hass, entry, SUBENTRY_CONTROLLED_DEVICE)
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], user_input
+        result["flow_id"], changed(DEVICE_INPUT, change)
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
@@ -829,9 +828,8 @@ async def test_subentry_reconfigure(
     )
     (subentry,) = entry.subentries.values()
 
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "controlled_device"),
-        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    result = await start_flow(
+        hass, entry, SUBENTRY_CONTROLLED_DEVICE, subentry.subentry_id
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "reconfigure"
@@ -902,9 +900,8 @@ async def test_subentry_s2(
     assert (s2.enabled, s2.power_sensor, s2.schedule_sensor) == (True, 20, 20)
 
     # Reconfiguring shows the S2 settings and can turn S2 off again.
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "controlled_device"),
-        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    result = await start_flow(
+        hass, entry, SUBENTRY_CONTROLLED_DEVICE, subentry.subentry_id
     )
     schema = result["data_schema"]
     assert schema is not None
@@ -933,10 +930,7 @@ async def test_subentry_needs_loaded_entry(
 ) -> None:
     """Without a loaded connection there is no inventory to choose from."""
     mock_config_entry.add_to_hass(hass)
-    result = await hass.config_entries.subentries.async_init(
-        (mock_config_entry.entry_id, "controlled_device"),
-        context={"source": SOURCE_USER},
-    )
+    result = await start_flow(hass, mock_config_entry, SUBENTRY_CONTROLLED_DEVICE)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "entry_not_loaded"
 
@@ -947,8 +941,6 @@ async def test_subentry_needs_power_sensor(
     """An account without power sensors has nothing to plan."""
     prices = [s for s in load_fixture("sensors.json") if s["unit"] == "EUR/MWh"]
     entry = await _loaded(hass, mock_config_entry, prices)
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "controlled_device"), context={"source": SOURCE_USER}
-    )
+    result = await start_flow(hass, entry, SUBENTRY_CONTROLLED_DEVICE)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "no_power_sensors"
