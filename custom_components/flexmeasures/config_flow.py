@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar, Final, cast
 
@@ -45,6 +45,7 @@ from homeassistant.helpers.selector import (
     NumberSelectorConfig,
     NumberSelectorMode,
     SelectOptionDict,
+    Selector,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -495,8 +496,8 @@ def _number(
     return NumberSelector(config)
 
 
-def _sensor_selector(options: list[SelectOptionDict]) -> SelectSelector:
-    """Return a dropdown of FlexMeasures sensors."""
+def _dropdown(options: Sequence[SelectOptionDict] | Sequence[str]) -> SelectSelector:
+    """Return a dropdown of these options."""
     return SelectSelector(
         SelectSelectorConfig(options=options, mode=SelectSelectorMode.DROPDOWN)
     )
@@ -518,7 +519,7 @@ def _device_schema(
                     mode=SelectSelectorMode.DROPDOWN,
                 )
             ),
-            vol.Required(CONF_POWER_SENSOR): _sensor_selector(power_options),
+            vol.Required(CONF_POWER_SENSOR): _dropdown(power_options),
             vol.Required(CONF_SOC_ENTITY): EntitySelector(
                 EntitySelectorConfig(domain="sensor")
             ),
@@ -535,10 +536,8 @@ def _device_schema(
             vol.Required(CONF_CHARGE_POWER): _number(0, unit="kW"),
             vol.Required(CONF_DISCHARGE_POWER, default=0): _number(0, unit="kW"),
             vol.Optional(CONF_ROUNDTRIP_EFFICIENCY): _number(1, 100, "%"),
-            vol.Optional(CONF_CONSUMPTION_PRICE_SENSOR): _sensor_selector(
-                price_options
-            ),
-            vol.Optional(CONF_PRODUCTION_PRICE_SENSOR): _sensor_selector(price_options),
+            vol.Optional(CONF_CONSUMPTION_PRICE_SENSOR): _dropdown(price_options),
+            vol.Optional(CONF_PRODUCTION_PRICE_SENSOR): _dropdown(price_options),
             vol.Required(CONF_HORIZON, default=24): _number(1, 168, "h"),
             vol.Required(CONF_AUTO_RESCHEDULE): section(
                 vol.Schema(
@@ -559,16 +558,12 @@ def _device_schema(
                 vol.Schema(
                     {
                         vol.Required(CONF_S2_ENABLED, default=False): BooleanSelector(),
-                        vol.Optional(CONF_S2_POWER_SENSOR): _sensor_selector(
-                            power_options
-                        ),
-                        vol.Optional(CONF_S2_FILL_LEVEL_SENSOR): _sensor_selector(
+                        vol.Optional(CONF_S2_POWER_SENSOR): _dropdown(power_options),
+                        vol.Optional(CONF_S2_FILL_LEVEL_SENSOR): _dropdown(all_options),
+                        vol.Optional(CONF_S2_USAGE_FORECAST_SENSOR): _dropdown(
                             all_options
                         ),
-                        vol.Optional(CONF_S2_USAGE_FORECAST_SENSOR): _sensor_selector(
-                            all_options
-                        ),
-                        vol.Optional(CONF_S2_ACTUATOR_STATUS_SENSOR): _sensor_selector(
+                        vol.Optional(CONF_S2_ACTUATOR_STATUS_SENSOR): _dropdown(
                             all_options
                         ),
                     }
@@ -1040,9 +1035,7 @@ def _new_sensor_form(
     )
     schema = vol.Schema(
         {
-            vol.Required(CONF_ASSET): SelectSelector(
-                SelectSelectorConfig(options=assets, mode=SelectSelectorMode.DROPDOWN)
-            ),
+            vol.Required(CONF_ASSET): _dropdown(assets),
             vol.Required(CONF_NAME): TextSelector(),
             vol.Required(CONF_UNIT_OF_MEASUREMENT): TextSelector(),
             vol.Required(CONF_RESOLUTION): DurationSelector(),
@@ -1150,6 +1143,26 @@ class ForecastLinkSubentryFlow(_LinkSubentryFlow):
         self._series: SourceSeries | None = None
         self._shape_text = "-"
 
+    @callback
+    def _async_show_field(
+        self,
+        step_id: str,
+        key: str,
+        selector: Selector[Any],
+        suggested: Mapping[str, Any],
+        errors: dict[str, str] | None = None,
+        placeholders: Mapping[str, str] | None = None,
+    ) -> SubentryFlowResult:
+        """Show a form of one required field, suggesting a value."""
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema({vol.Required(key): selector}), suggested
+            ),
+            errors=errors,
+            description_placeholders=dict(placeholders) if placeholders else None,
+        )
+
     async def _async_step_first(
         self, step_id: str, user_input: dict[str, Any] | None
     ) -> SubentryFlowResult:
@@ -1159,22 +1172,17 @@ class ForecastLinkSubentryFlow(_LinkSubentryFlow):
             if user_input[CONF_SOURCE_TYPE] == SOURCE_ATTRIBUTE:
                 return await self.async_step_source_entity()
             return await self.async_step_source_entry()
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_SOURCE_TYPE): SelectSelector(
-                    SelectSelectorConfig(
-                        options=list(SOURCE_TYPES),
-                        mode=SelectSelectorMode.LIST,
-                        translation_key="forecast_source_type",
-                    )
+        return self._async_show_field(
+            step_id,
+            CONF_SOURCE_TYPE,
+            SelectSelector(
+                SelectSelectorConfig(
+                    options=list(SOURCE_TYPES),
+                    mode=SelectSelectorMode.LIST,
+                    translation_key="forecast_source_type",
                 )
-            }
-        )
-        return self.async_show_form(
-            step_id=step_id,
-            data_schema=self.add_suggested_values_to_schema(
-                schema, {CONF_SOURCE_TYPE: SOURCE_ACTION, **self._previous}
             ),
+            {CONF_SOURCE_TYPE: SOURCE_ACTION, **self._previous},
         )
 
     async def async_step_source_entry(
@@ -1201,25 +1209,17 @@ class ForecastLinkSubentryFlow(_LinkSubentryFlow):
                 self._source[CONF_SOURCE_ENTRY] = entry_id
                 self._label = dict(choices).get(entry_id, entry_id)
                 return await self._async_preview(series)
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_SOURCE_ENTRY): SelectSelector(
-                    SelectSelectorConfig(
-                        options=[
-                            SelectOptionDict(value=entry_id, label=label)
-                            for entry_id, label in choices
-                        ],
-                        mode=SelectSelectorMode.DROPDOWN,
-                    )
-                )
-            }
-        )
-        return self.async_show_form(
-            step_id="source_entry",
-            data_schema=self.add_suggested_values_to_schema(
-                schema, user_input or self._previous
+        return self._async_show_field(
+            "source_entry",
+            CONF_SOURCE_ENTRY,
+            _dropdown(
+                [
+                    SelectOptionDict(value=entry_id, label=label)
+                    for entry_id, label in choices
+                ]
             ),
-            errors=errors,
+            user_input or self._previous,
+            errors,
         )
 
     async def async_step_source_entity(
@@ -1235,13 +1235,12 @@ class ForecastLinkSubentryFlow(_LinkSubentryFlow):
                 self._source[CONF_SOURCE_ENTITY] = state.entity_id
                 self._label = state.name
                 return await self.async_step_source_attribute()
-        schema = vol.Schema({vol.Required(CONF_SOURCE_ENTITY): EntitySelector()})
-        return self.async_show_form(
-            step_id="source_entity",
-            data_schema=self.add_suggested_values_to_schema(
-                schema, user_input or self._previous
-            ),
-            errors=errors,
+        return self._async_show_field(
+            "source_entity",
+            CONF_SOURCE_ENTITY,
+            EntitySelector(),
+            user_input or self._previous,
+            errors,
         )
 
     async def async_step_source_attribute(
@@ -1269,23 +1268,13 @@ class ForecastLinkSubentryFlow(_LinkSubentryFlow):
                 self._source[CONF_SOURCE_ATTRIBUTE] = attribute
                 self._source[CONF_SOURCE_SHAPE] = shape.as_text()
                 return await self._async_preview(series, shape)
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_SOURCE_ATTRIBUTE): SelectSelector(
-                    SelectSelectorConfig(
-                        options=slot_lists(state.attributes),
-                        mode=SelectSelectorMode.DROPDOWN,
-                    )
-                )
-            }
-        )
-        return self.async_show_form(
-            step_id="source_attribute",
-            data_schema=self.add_suggested_values_to_schema(
-                schema, user_input or self._previous
-            ),
-            errors=errors,
-            description_placeholders={"entity": state.name},
+        return self._async_show_field(
+            "source_attribute",
+            CONF_SOURCE_ATTRIBUTE,
+            _dropdown(slot_lists(state.attributes)),
+            user_input or self._previous,
+            errors,
+            {"entity": state.name},
         )
 
     async def _async_preview(
@@ -1320,15 +1309,13 @@ class ForecastLinkSubentryFlow(_LinkSubentryFlow):
             f"{point.value:g}"
             for point in series.points[:PREVIEW_SLOTS]
         )
-        schema = vol.Schema({vol.Required(CONF_SOURCE_UNIT): TextSelector()})
-        return self.async_show_form(
-            step_id="confirm",
-            data_schema=self.add_suggested_values_to_schema(
-                schema,
-                {CONF_SOURCE_UNIT: self._previous.get(CONF_SOURCE_UNIT) or series.unit},
-            ),
-            errors=errors,
-            description_placeholders={
+        return self._async_show_field(
+            "confirm",
+            CONF_SOURCE_UNIT,
+            TextSelector(),
+            {CONF_SOURCE_UNIT: self._previous.get(CONF_SOURCE_UNIT) or series.unit},
+            errors,
+            {
                 "source": self._label,
                 "shape": self._shape_text,
                 "slots": str(len(series.points)),
@@ -1348,20 +1335,13 @@ class ForecastLinkSubentryFlow(_LinkSubentryFlow):
                 errors[CONF_SENSOR] = "already_linked"
             else:
                 return await self._async_use_sensor(user_input[CONF_SENSOR])
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_SENSOR): self._sensor_selector(
-                    lambda sensor_unit: _converts(unit, sensor_unit)
-                )
-            }
-        )
-        return self.async_show_form(
-            step_id="sensor",
-            data_schema=self.add_suggested_values_to_schema(
-                schema, user_input or self._previous_sensor
-            ),
-            errors=errors,
-            description_placeholders={"source": self._label, "unit": unit},
+        return self._async_show_field(
+            "sensor",
+            CONF_SENSOR,
+            self._sensor_selector(lambda sensor_unit: _converts(unit, sensor_unit)),
+            user_input or self._previous_sensor,
+            errors,
+            {"source": self._label, "unit": unit},
         )
 
     async def async_step_new_sensor(
@@ -1474,12 +1454,10 @@ def _site_schema(
                     mode=SelectSelectorMode.LIST,
                 )
             ),
-            vol.Optional(CONF_ASSET_ID): _sensor_selector(asset_options),
+            vol.Optional(CONF_ASSET_ID): _dropdown(asset_options),
             vol.Optional(CONF_SITE_POWER_CAPACITY): _number(0, unit="kVA"),
-            vol.Optional(CONF_CONSUMPTION_PRICE_SENSOR): _sensor_selector(
-                price_options
-            ),
-            vol.Optional(CONF_PRODUCTION_PRICE_SENSOR): _sensor_selector(price_options),
+            vol.Optional(CONF_CONSUMPTION_PRICE_SENSOR): _dropdown(price_options),
+            vol.Optional(CONF_PRODUCTION_PRICE_SENSOR): _dropdown(price_options),
             vol.Optional(CONF_INFLEXIBLE_SENSORS): SelectSelector(
                 SelectSelectorConfig(
                     options=power_options,
