@@ -47,6 +47,15 @@ def select_values(result: Any, field: str) -> list[str]:
     raise AssertionError(field)
 
 
+def suggested(schema: Any) -> dict[str, Any]:
+    """Return the values a form's schema suggests, by field."""
+    return {
+        str(key): key.description["suggested_value"]
+        for key in schema.schema
+        if key.description and "suggested_value" in key.description
+    }
+
+
 def changed(form: Mapping[str, Any], change: Mapping[str, Any]) -> dict[str, Any]:
     """Return ``form`` with ``change`` applied; a None value leaves a field out."""
     return {

@@ -40,7 +40,7 @@ from .conftest import (
     load_fixture,
     setup_entry,
 )
-from .flow_helpers import changed, start_flow
+from .flow_helpers import changed, start_flow, suggested
 
 # Logs at debug level, asserted free of the password, token and e-mail.
 pytestmark = pytest.mark.usefixtures("mock_setup_entry", "no_secrets_logged")
@@ -102,13 +102,9 @@ async def test_user_flow_input_errors(
     # What was typed is offered again, the password never.
     schema = result["data_schema"]
     assert schema is not None
-    suggested = {
-        str(key): key.description["suggested_value"]
-        for key in schema.schema
-        if key.description and "suggested_value" in key.description
-    }
-    assert CONF_PASSWORD not in suggested
-    assert suggested[CONF_URL] == {**USER_INPUT, **change}[CONF_URL]
+    values = suggested(schema)
+    assert CONF_PASSWORD not in values
+    assert values[CONF_URL] == {**USER_INPUT, **change}[CONF_URL]
 
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], USER_INPUT
@@ -558,14 +554,6 @@ async def loaded_entry(
     return entry
 
 
-def _suggested(schema: vol.Schema, key: str) -> Any:
-    """Return the suggested value of a form field."""
-    for marker in schema.schema:
-        if marker == key:
-            return marker.description["suggested_value"]
-    raise KeyError(key)
-
-
 def _choices(schema: vol.Schema) -> list[dict[str, str]]:
     """Return the choices of the sensor field."""
     selector = schema.schema[next(m for m in schema.schema if m == "sensors")]
@@ -598,12 +586,12 @@ async def test_options_flow(
         (choice["label"] for choice in choices), key=str.casefold
     )
     # Default: every sensor, polled every 5 minutes.
-    assert sorted(_suggested(schema, "sensors"), key=int) == [
+    assert sorted(suggested(schema)["sensors"], key=int) == [
         "20", "21", "22", "23", "24", "30", "31", "32", "33", "34", "35"
     ]  # fmt: skip
-    assert _suggested(schema, "scan_interval") == 5
+    assert suggested(schema)["scan_interval"] == 5
     # FlexMeasures' fallback plans drive the devices unless switched off.
-    assert _suggested(schema, "use_fallback_plans") is True
+    assert suggested(schema)["use_fallback_plans"] is True
 
     keep = [
         choice["value"] for choice in choices if choice["value"] not in {"21", "35"}
@@ -633,9 +621,9 @@ async def test_options_flow(
     result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
     schema = result["data_schema"]
     assert schema is not None
-    assert "21" not in _suggested(schema, "sensors")
-    assert _suggested(schema, "scan_interval") == 15
-    assert _suggested(schema, "use_fallback_plans") is False
+    assert "21" not in suggested(schema)["sensors"]
+    assert suggested(schema)["scan_interval"] == 15
+    assert suggested(schema)["use_fallback_plans"] is False
     before = fake_server.count("GET /api/v3_0/sensors/21/data")
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
@@ -835,13 +823,9 @@ async def test_subentry_reconfigure(
     assert result["step_id"] == "reconfigure"
     schema = result["data_schema"]
     assert schema is not None
-    suggested = {
-        str(key): key.description["suggested_value"]
-        for key in schema.schema
-        if key.description and "suggested_value" in key.description
-    }
-    assert suggested["power_sensor"] == "20"
-    assert suggested["consumption_price_sensor"] == "30"
+    values = suggested(schema)
+    assert values["power_sensor"] == "20"
+    assert values["consumption_price_sensor"] == "30"
 
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {**DEVICE_INPUT, "name": "Garage battery", "soc_max": 80}
@@ -907,7 +891,7 @@ async def test_subentry_s2(
     assert schema is not None
     (s2_section,) = (value for key, value in schema.schema.items() if key == "s2")
     assert [
-        _suggested(s2_section.schema, key)
+        suggested(s2_section.schema)[key]
         for key in ("s2_enabled", "s2_power_sensor", "s2_fill_level_sensor")
     ] == [True, "20", "21"]
     result = await hass.config_entries.subentries.async_configure(

@@ -16,7 +16,7 @@ from custom_components.flexmeasures.const import SUBENTRY_FORECAST_LINK
 from custom_components.flexmeasures.forecasts.model import SourcePoint, SourceSeries
 
 from .conftest import FakeFlexMeasures, recorded, setup_entry
-from .flow_helpers import configure, select_values, start_flow
+from .flow_helpers import configure, select_values, start_flow, suggested
 from .forecast_helpers import FakeSources, patched_sources
 
 START = datetime(2026, 12, 4, 0, 0, tzinfo=UTC)
@@ -264,11 +264,7 @@ async def test_solar_link_defaults_to_kw_and_reconfigure(
     result = await configure(hass, result["flow_id"], {"source_unit": "Wh"})
     assert result["step_id"] == "sensor"
     result = await configure(hass, result["flow_id"], {"sensor": "new"})
-    defaults = {
-        str(key): key.description["suggested_value"]
-        for key in result["data_schema"].schema
-        if key.description
-    }
+    defaults = suggested(result["data_schema"])
     assert defaults["unit_of_measurement"] == "kW"
     assert defaults["name"] == "Forecast.Solar"
     result = await configure(

@@ -16,7 +16,7 @@ from custom_components.flexmeasures.config_flow import ARROW, SEPARATOR
 from custom_components.flexmeasures.const import SUBENTRY_MEASUREMENT_LINK
 
 from .conftest import POWER_ENTITY, FakeFlexMeasures, link_subentry, setup_entry
-from .flow_helpers import configure, select_values, start_flow
+from .flow_helpers import configure, select_values, start_flow, suggested
 
 KW = {"unit_of_measurement": "kW", "state_class": "measurement"}
 LINK_FORM = {
@@ -140,13 +140,9 @@ async def test_meter_defaults_to_difference(
     )
     result = await start_flow(hass, entry, SUBENTRY_MEASUREMENT_LINK)
     result = await configure(hass, result["flow_id"], {"entity_id": "sensor.meter"})
-    suggested = {
-        str(key): key.description["suggested_value"]
-        for key in result["data_schema"].schema
-        if key.description
-    }
-    assert suggested["aggregation"] == "difference"
-    assert suggested["invert"] is False
+    values = suggested(result["data_schema"])
+    assert values["aggregation"] == "difference"
+    assert values["invert"] is False
     assert set(select_values(result, "sensor")) == units_in(entry, ENERGY) | {"new"}
 
 

@@ -32,7 +32,7 @@ from .conftest import (
     ev_subentry,
     setup_entry,
 )
-from .flow_helpers import changed, start_flow
+from .flow_helpers import changed, start_flow, suggested
 
 SITE_INPUT: dict[str, Any] = {
     "name": "Home site",
@@ -187,14 +187,11 @@ async def test_site_reconfigure(
     assert result["step_id"] == "reconfigure"
     schema = result["data_schema"]
     assert schema is not None
-    suggested = {
-        str(key): (key.description or {}).get("suggested_value")
-        for key in schema.schema
-    }
-    assert suggested["asset_id"] == "10"
-    assert suggested["inflexible_sensors"] == ["31"]
-    assert suggested["consumption_price_sensor"] == "30"
-    assert suggested["site_power_capacity"] == 10.0
+    values = suggested(schema)
+    assert values["asset_id"] == "10"
+    assert values["inflexible_sensors"] == ["31"]
+    assert values["consumption_price_sensor"] == "30"
+    assert values["site_power_capacity"] == 10.0
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
         {**SITE_INPUT, "asset_id": "10", "site_power_capacity": 12},

@@ -30,7 +30,7 @@ from custom_components.flexmeasures.const import DOMAIN, SUBENTRY_FORECAST_LINK
 from custom_components.flexmeasures.forecasts.link import REFRESH, ForecastLink
 
 from .conftest import FakeFlexMeasures, posted, recorded, setup_entry
-from .flow_helpers import configure, select_values, start_flow
+from .flow_helpers import configure, select_values, start_flow, suggested
 from .forecast_sources import (
     SOURCES_NOW,
     TODAY,
@@ -145,22 +145,13 @@ async def _choose_source(
     return dict(result)
 
 
-def _suggested(result: dict[str, Any]) -> dict[str, Any]:
-    """Return the values a form suggests, by field."""
-    return {
-        str(key): key.description["suggested_value"]
-        for key in result["data_schema"].schema
-        if key.description
-    }
-
-
 async def _new_sensor(
     hass: HomeAssistant, result: dict[str, Any], name: str, unit: str, resolution: Any
 ) -> dict[str, Any]:
     """Choose a new sensor on the Home asset and create it; return the defaults."""
     result = await configure(hass, result["flow_id"], {"sensor": "new"})
     assert result["step_id"] == "new_sensor"
-    defaults = _suggested(result)
+    defaults = suggested(result["data_schema"])
     result = await configure(
         hass,
         result["flow_id"],
@@ -195,7 +186,7 @@ async def test_nordpool_quarter_hours_become_hourly_eur_means(
     assert placeholders["unit"] == "EUR/MWh"
     assert placeholders["slots"] == str(2 * 96)
     assert placeholders["preview"].splitlines()[0] == f"2026-11-02 00:00: {first:g}"
-    assert _suggested(result) == {"source_unit": "EUR/MWh"}
+    assert suggested(result["data_schema"]) == {"source_unit": "EUR/MWh"}
     result = await configure(hass, result["flow_id"], {"source_unit": "EUR/MWh"})
     assert select_values(result, "sensor") == [str(PRICE_SENSOR), "new"]
     defaults = await _new_sensor(hass, result, "Day-ahead SE3", "EUR/MWh", HOUR)
@@ -345,7 +336,7 @@ async def test_solar_wh_per_hour_becomes_kw_per_quarter_hour(
     )
     assert result["description_placeholders"]["source"] == "Roof (Sample Solar)"
     assert result["description_placeholders"]["unit"] == "Wh"
-    assert _suggested(result) == {"source_unit": "Wh"}
+    assert suggested(result["data_schema"]) == {"source_unit": "Wh"}
     result = await configure(hass, result["flow_id"], {"source_unit": "Wh"})
     defaults = await _new_sensor(hass, result, "Roof PV forecast", "kW", QUARTER)
     assert defaults["unit_of_measurement"] == "kW"
