@@ -36,15 +36,20 @@ async def configure(hass: HomeAssistant, flow_id: str, data: dict[str, Any]) -> 
     return await hass.config_entries.subentries.async_configure(flow_id, data)
 
 
+def select_options(schema: Any, field: str) -> list[Any]:
+    """Return the options (texts, or values with labels) of a select field."""
+    for key, selector in schema.schema.items():
+        if key == field:
+            return list(selector.config["options"])
+    raise AssertionError(field)
+
+
 def select_values(result: Any, field: str) -> list[str]:
     """Return the values a select field of a shown form offers."""
-    for key, selector in result["data_schema"].schema.items():
-        if key == field:
-            return [
-                option if isinstance(option, str) else option["value"]
-                for option in selector.config["options"]
-            ]
-    raise AssertionError(field)
+    return [
+        option if isinstance(option, str) else option["value"]
+        for option in select_options(result["data_schema"], field)
+    ]
 
 
 def suggested(schema: Any) -> dict[str, Any]:

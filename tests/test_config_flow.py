@@ -19,7 +19,6 @@ from yarl import URL
 
 from custom_components.flexmeasures import async_setup_entry as real_async_setup_entry
 from custom_components.flexmeasures.api import Asset, Sensor
-from custom_components.flexmeasures.compat import vol
 from custom_components.flexmeasures.const import (
     CONF_ACCOUNT_ID,
     DOMAIN,
@@ -40,7 +39,7 @@ from .conftest import (
     load_fixture,
     setup_entry,
 )
-from .flow_helpers import changed, start_flow, suggested
+from .flow_helpers import changed, select_options, start_flow, suggested
 
 # Logs at debug level, asserted free of the password, token and e-mail.
 pytestmark = pytest.mark.usefixtures("mock_setup_entry", "no_secrets_logged")
@@ -554,12 +553,6 @@ async def loaded_entry(
     return entry
 
 
-def _choices(schema: vol.Schema) -> list[dict[str, str]]:
-    """Return the choices of the sensor field."""
-    selector = schema.schema[next(m for m in schema.schema if m == "sensors")]
-    return list(selector.config["options"])
-
-
 @pytest.mark.freeze_time(RECORDED_AT)
 async def test_options_flow(
     hass: HomeAssistant,
@@ -572,7 +565,7 @@ async def test_options_flow(
     assert result["step_id"] == "init"
     schema = result["data_schema"]
     assert schema is not None
-    choices = _choices(schema)
+    choices = select_options(schema, "sensors")
     assert len(choices) == 11
     assert choices[0] == {
         "value": "22",
@@ -663,7 +656,7 @@ async def test_options_flow_labels(
     result = await hass.config_entries.options.async_init(entry.entry_id)
     schema = result["data_schema"]
     assert schema is not None
-    choices = _choices(schema)
+    choices = select_options(schema, "sensors")
     assert "99" not in [choice["value"] for choice in choices]
     assert {"value": "98", "label": f"Home {ARROW} count"} in choices
     assert len(choices) == 12
@@ -716,14 +709,6 @@ async def _loaded(
     return entry
 
 
-def _options(result: Any, key: str) -> list[dict[str, str]]:
-    """Return the options of a dropdown in a shown form."""
-    for marker, selector in result["data_schema"].schema.items():
-        if str(marker) == key:
-            return list(selector.config["options"])
-    raise AssertionError(key)
-
-
 async def _device_form(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry
 ) -> tuple[MockConfigEntry, Any]:
@@ -741,13 +726,13 @@ async def test_subentry_user_flow(
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
     # Power sensors only, by id; prices only in the price dropdowns.
-    assert _options(result, "power_sensor") == [
+    assert select_options(result["data_schema"], "power_sensor") == [
         {"value": "20", "label": "Home battery \u203a power (kW)"},
         {"value": "22", "label": "EV charger \u203a charging power (kW)"},
         {"value": "31", "label": "Home \u203a grid connection (MW)"},
         {"value": "32", "label": "Home \u203a solar production (W)"},
     ]
-    assert _options(result, "consumption_price_sensor") == [
+    assert select_options(result["data_schema"], "consumption_price_sensor") == [
         {"value": "30", "label": "Home \u203a consumption price (EUR/MWh)"}
     ]
 
@@ -851,7 +836,7 @@ def _section_options(result: Any, section_key: str, key: str) -> list[dict[str, 
         for marker, value in result["data_schema"].schema.items()
         if marker == section_key
     )
-    return _options({"data_schema": found.schema}, key)
+    return select_options(found.schema, key)
 
 
 async def test_subentry_s2(
@@ -861,8 +846,8 @@ async def test_subentry_s2(
     entry, result = await _device_form(hass, mock_config_entry)
     sensors = load_fixture("sensors.json")
     # Measured power from power sensors; the other S2 values from any sensor.
-    assert _section_options(result, "s2", "s2_power_sensor") == _options(
-        result, "power_sensor"
+    assert _section_options(result, "s2", "s2_power_sensor") == select_options(
+        result["data_schema"], "power_sensor"
     )
     assert [
         option["value"]
