@@ -135,10 +135,20 @@ def reasons(module: Path, class_name: str, *functions: str) -> dict[str, set[str
     """Return the error codes and abort reasons a flow class uses in its source.
 
     Errors are string constants assigned into an ``errors[...]`` mapping; aborts
-    are ``reason=`` string arguments. ``functions`` are module-level helpers
-    whose errors belong to this flow, or module-level tables (dicts) of them.
+    are ``reason=`` string arguments. The class's base classes in the module are
+    read too. ``functions`` are module-level helpers whose errors belong to this
+    flow, or module-level tables (dicts) of them.
     """
     tree = ast.parse(module.read_text(encoding="utf-8"))
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    names = [class_name]
+    for name in names:
+        if name in classes:
+            names.extend(
+                base.id
+                for base in classes[name].bases
+                if isinstance(base, ast.Name) and base.id in classes
+            )
     found: dict[str, set[str]] = {"error": set(), "abort": set()}
     for table in tree.body:
         if (
@@ -156,7 +166,7 @@ def reasons(module: Path, class_name: str, *functions: str) -> dict[str, set[str
         node
         for node in tree.body
         if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
-        and node.name in (class_name, *functions)
+        and node.name in (*names, *functions)
     ]
     assert any(getattr(node, "name", None) == class_name for node in nodes), class_name
     for node in nodes:

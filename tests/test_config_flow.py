@@ -9,7 +9,7 @@ from typing import Any
 from unittest.mock import patch
 
 from aiohttp import ClientConnectionError
-from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigSubentry
+from homeassistant.config_entries import SOURCE_USER, ConfigSubentry
 from homeassistant.const import CONF_EMAIL, CONF_PASSWORD, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -19,8 +19,11 @@ from yarl import URL
 
 from custom_components.flexmeasures import async_setup_entry as real_async_setup_entry
 from custom_components.flexmeasures.api import Asset, Sensor
-from custom_components.flexmeasures.compat import vol
-from custom_components.flexmeasures.const import CONF_ACCOUNT_ID, DOMAIN
+from custom_components.flexmeasures.const import (
+    CONF_ACCOUNT_ID,
+    DOMAIN,
+    SUBENTRY_CONTROLLED_DEVICE,
+)
 from custom_components.flexmeasures.coordinator import Inventory
 from custom_components.flexmeasures.s2 import S2DeviceConfig
 
@@ -36,6 +39,7 @@ from .conftest import (
     load_fixture,
     setup_entry,
 )
+from .flow_helpers import changed, select_options, start_flow, suggested
 
 # Logs at debug level, asserted free of the password, token and e-mail.
 pytestmark = pytest.mark.usefixtures("mock_setup_entry", "no_secrets_logged")
@@ -97,13 +101,9 @@ async def test_user_flow_input_errors(
     # What was typed is offered again, the password never.
     schema = result["data_schema"]
     assert schema is not None
-    suggested = {
-        str(key): key.description["suggested_value"]
-        for key in schema.schema
-        if key.description and "suggested_value" in key.description
-    }
-    assert CONF_PASSWORD not in suggested
-    assert suggested[CONF_URL] == {**USER_INPUT, **change}[CONF_URL]
+    values = suggested(schema)
+    assert CONF_PASSWORD not in values
+    assert values[CONF_URL] == {**USER_INPUT, **change}[CONF_URL]
 
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], USER_INPUT
@@ -553,20 +553,6 @@ async def loaded_entry(
     return entry
 
 
-def _suggested(schema: vol.Schema, key: str) -> Any:
-    """Return the suggested value of a form field."""
-    for marker in schema.schema:
-        if marker == key:
-            return marker.description["suggested_value"]
-    raise KeyError(key)
-
-
-def _choices(schema: vol.Schema) -> list[dict[str, str]]:
-    """Return the choices of the sensor field."""
-    selector = schema.schema[next(m for m in schema.schema if m == "sensors")]
-    return list(selector.config["options"])
-
-
 @pytest.mark.freeze_time(RECORDED_AT)
 async def test_options_flow(
     hass: HomeAssistant,
@@ -579,7 +565,7 @@ async def test_options_flow(
     assert result["step_id"] == "init"
     schema = result["data_schema"]
     assert schema is not None
-    choices = _choices(schema)
+    choices = select_options(schema, "sensors")
     assert len(choices) == 11
     assert choices[0] == {
         "value": "22",
@@ -593,12 +579,12 @@ async def test_options_flow(
         (choice["label"] for choice in choices), key=str.casefold
     )
     # Default: every sensor, polled every 5 minutes.
-    assert sorted(_suggested(schema, "sensors"), key=int) == [
+    assert sorted(suggested(schema)["sensors"], key=int) == [
         "20", "21", "22", "23", "24", "30", "31", "32", "33", "34", "35"
     ]  # fmt: skip
-    assert _suggested(schema, "scan_interval") == 5
+    assert suggested(schema)["scan_interval"] == 5
     # FlexMeasures' fallback plans drive the devices unless switched off.
-    assert _suggested(schema, "use_fallback_plans") is True
+    assert suggested(schema)["use_fallback_plans"] is True
 
     keep = [
         choice["value"] for choice in choices if choice["value"] not in {"21", "35"}
@@ -628,9 +614,9 @@ async def test_options_flow(
     result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
     schema = result["data_schema"]
     assert schema is not None
-    assert "21" not in _suggested(schema, "sensors")
-    assert _suggested(schema, "scan_interval") == 15
-    assert _suggested(schema, "use_fallback_plans") is False
+    assert "21" not in suggested(schema)["sensors"]
+    assert suggested(schema)["scan_interval"] == 15
+    assert suggested(schema)["use_fallback_plans"] is False
     before = fake_server.count("GET /api/v3_0/sensors/21/data")
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
@@ -670,7 +656,7 @@ async def test_options_flow_labels(
     result = await hass.config_entries.options.async_init(entry.entry_id)
     schema = result["data_schema"]
     assert schema is not None
-    choices = _choices(schema)
+    choices = select_options(schema, "sensors")
     assert "99" not in [choice["value"] for choice in choices]
     assert {"value": "98", "label": f"Home {ARROW} count"} in choices
     assert len(choices) == 12
@@ -723,22 +709,12 @@ async def _loaded(
     return entry
 
 
-def _options(result: Any, key: str) -> list[dict[str, str]]:
-    """Return the options of a dropdown in a shown form."""
-    for marker, selector in result["data_schema"].schema.items():
-        if str(marker) == key:
-            return list(selector.config["options"])
-    raise AssertionError(key)
-
-
 async def _device_form(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry
 ) -> tuple[MockConfigEntry, Any]:
     """Load the entry with the recorded sensors and open the controlled-device form."""
     entry = await _loaded(hass, mock_config_entry, load_fixture("sensors.json"))
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "controlled_device"), context={"source": SOURCE_USER}
-    )
+    result = await start_flow(hass, entry, SUBENTRY_CONTROLLED_DEVICE)
     return entry, result
 
 
@@ -750,13 +726,13 @@ async def test_subentry_user_flow(
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
     # Power sensors only, by id; prices only in the price dropdowns.
-    assert _options(result, "power_sensor") == [
+    assert select_options(result["data_schema"], "power_sensor") == [
         {"value": "20", "label": "Home battery \u203a power (kW)"},
         {"value": "22", "label": "EV charger \u203a charging power (kW)"},
         {"value": "31", "label": "Home \u203a grid connection (MW)"},
         {"value": "32", "label": "Home \u203a solar production (W)"},
     ]
-    assert _options(result, "consumption_price_sensor") == [
+    assert select_options(result["data_schema"], "consumption_price_sensor") == [
         {"value": "30", "label": "Home \u203a consumption price (EUR/MWh)"}
     ]
 
@@ -802,13 +778,9 @@ async def test_subentry_user_flow_errors(
             unique_id="controlled_device_22",
         ),
     )
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "controlled_device"), context={"source": SOURCE_USER}
-    )
-    user_input = {**DEVICE_INPUT, **change}
-    user_input = {key: value for key, value in user_input.items() if value is not None}
+    result = await start_flow(hass, entry, SUBENTRY_CONTROLLED_DEVICE)
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], user_input
+        result["flow_id"], changed(DEVICE_INPUT, change)
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
@@ -829,21 +801,16 @@ async def test_subentry_reconfigure(
     )
     (subentry,) = entry.subentries.values()
 
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "controlled_device"),
-        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    result = await start_flow(
+        hass, entry, SUBENTRY_CONTROLLED_DEVICE, subentry.subentry_id
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "reconfigure"
     schema = result["data_schema"]
     assert schema is not None
-    suggested = {
-        str(key): key.description["suggested_value"]
-        for key in schema.schema
-        if key.description and "suggested_value" in key.description
-    }
-    assert suggested["power_sensor"] == "20"
-    assert suggested["consumption_price_sensor"] == "30"
+    values = suggested(schema)
+    assert values["power_sensor"] == "20"
+    assert values["consumption_price_sensor"] == "30"
 
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {**DEVICE_INPUT, "name": "Garage battery", "soc_max": 80}
@@ -869,7 +836,7 @@ def _section_options(result: Any, section_key: str, key: str) -> list[dict[str, 
         for marker, value in result["data_schema"].schema.items()
         if marker == section_key
     )
-    return _options({"data_schema": found.schema}, key)
+    return select_options(found.schema, key)
 
 
 async def test_subentry_s2(
@@ -879,8 +846,8 @@ async def test_subentry_s2(
     entry, result = await _device_form(hass, mock_config_entry)
     sensors = load_fixture("sensors.json")
     # Measured power from power sensors; the other S2 values from any sensor.
-    assert _section_options(result, "s2", "s2_power_sensor") == _options(
-        result, "power_sensor"
+    assert _section_options(result, "s2", "s2_power_sensor") == select_options(
+        result["data_schema"], "power_sensor"
     )
     assert [
         option["value"]
@@ -902,15 +869,14 @@ async def test_subentry_s2(
     assert (s2.enabled, s2.power_sensor, s2.schedule_sensor) == (True, 20, 20)
 
     # Reconfiguring shows the S2 settings and can turn S2 off again.
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "controlled_device"),
-        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    result = await start_flow(
+        hass, entry, SUBENTRY_CONTROLLED_DEVICE, subentry.subentry_id
     )
     schema = result["data_schema"]
     assert schema is not None
     (s2_section,) = (value for key, value in schema.schema.items() if key == "s2")
     assert [
-        _suggested(s2_section.schema, key)
+        suggested(s2_section.schema)[key]
         for key in ("s2_enabled", "s2_power_sensor", "s2_fill_level_sensor")
     ] == [True, "20", "21"]
     result = await hass.config_entries.subentries.async_configure(
@@ -933,10 +899,7 @@ async def test_subentry_needs_loaded_entry(
 ) -> None:
     """Without a loaded connection there is no inventory to choose from."""
     mock_config_entry.add_to_hass(hass)
-    result = await hass.config_entries.subentries.async_init(
-        (mock_config_entry.entry_id, "controlled_device"),
-        context={"source": SOURCE_USER},
-    )
+    result = await start_flow(hass, mock_config_entry, SUBENTRY_CONTROLLED_DEVICE)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "entry_not_loaded"
 
@@ -947,8 +910,6 @@ async def test_subentry_needs_power_sensor(
     """An account without power sensors has nothing to plan."""
     prices = [s for s in load_fixture("sensors.json") if s["unit"] == "EUR/MWh"]
     entry = await _loaded(hass, mock_config_entry, prices)
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "controlled_device"), context={"source": SOURCE_USER}
-    )
+    result = await start_flow(hass, entry, SUBENTRY_CONTROLLED_DEVICE)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "no_power_sensors"

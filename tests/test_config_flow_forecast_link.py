@@ -6,12 +6,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from homeassistant.config_entries import (
-    SOURCE_RECONFIGURE,
-    SOURCE_USER,
-    ConfigEntry,
-    SubentryFlowContext,
-)
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
@@ -21,7 +15,8 @@ from custom_components.flexmeasures.config_flow import ARROW, SEPARATOR
 from custom_components.flexmeasures.const import SUBENTRY_FORECAST_LINK
 from custom_components.flexmeasures.forecasts.model import SourcePoint, SourceSeries
 
-from .conftest import FakeFlexMeasures, recorded
+from .conftest import FakeFlexMeasures, recorded, setup_entry
+from .flow_helpers import configure, select_values, start_flow, suggested
 from .forecast_helpers import FakeSources, patched_sources
 
 START = datetime(2026, 12, 4, 0, 0, tzinfo=UTC)
@@ -75,50 +70,20 @@ async def entry(
             "sensor_data_post"
         )[1]
     hass.states.async_set(PRICES, "0.05", _raw([0.05, 0.06, 0.07]))
-    linked_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(linked_entry.entry_id)
-    await hass.async_block_till_done()
-    return linked_entry
-
-
-async def start(
-    hass: HomeAssistant,
-    entry: ConfigEntry,
-    source: str = SOURCE_USER,
-    subentry_id: str | None = None,
-) -> Any:
-    """Start a forecast link flow on the entry."""
-    context = SubentryFlowContext(source=source)
-    if subentry_id is not None:
-        context["subentry_id"] = subentry_id
-    return await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_FORECAST_LINK), context=context
-    )
-
-
-async def configure(hass: HomeAssistant, flow_id: str, data: dict[str, Any]) -> Any:
-    """Submit a step."""
-    return await hass.config_entries.subentries.async_configure(flow_id, data)
-
-
-def options(result: Any, field: str) -> list[str]:
-    """Return the values a select field offers."""
-    for key, selector in result["data_schema"].schema.items():
-        if key == field:
-            return [
-                option if isinstance(option, str) else option["value"]
-                for option in selector.config["options"]
-            ]
-    raise AssertionError(field)
+    return await setup_entry(hass, linked_entry)
 
 
 async def test_attribute_link(
     hass: HomeAssistant, entry: MockConfigEntry, sources: FakeSources
 ) -> None:
     """Entity, attribute (shape detected), preview with the unit, sensor."""
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_FORECAST_LINK)
     assert result["step_id"] == "user"
-    assert options(result, "source_type") == ["action", "attribute", "solar_forecast"]
+    assert select_values(result, "source_type") == [
+        "action",
+        "attribute",
+        "solar_forecast",
+    ]
     result = await configure(hass, result["flow_id"], {"source_type": "attribute"})
     assert result["step_id"] == "source_entity"
 
@@ -129,7 +94,7 @@ async def test_attribute_link(
     assert result["errors"] == {"source_entity": "no_slot_list"}
     result = await configure(hass, result["flow_id"], {"source_entity": PRICES})
     assert result["step_id"] == "source_attribute"
-    assert options(result, "source_attribute") == ["raw_today"]
+    assert select_values(result, "source_attribute") == ["raw_today"]
 
     result = await configure(hass, result["flow_id"], {"source_attribute": "raw_today"})
     assert result["step_id"] == "confirm"
@@ -146,7 +111,7 @@ async def test_attribute_link(
     result = await configure(hass, result["flow_id"], {"source_unit": "EUR/kWh"})
     assert result["step_id"] == "sensor"
     # Only sensors in EUR per energy take EUR/kWh prices.
-    assert options(result, "sensor") == ["30", "new"]
+    assert select_values(result, "sensor") == ["30", "new"]
 
     result = await configure(hass, result["flow_id"], {"sensor": "30"})
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -195,7 +160,7 @@ async def test_unreadable_attribute_is_refused(
 ) -> None:
     """Each unreadable shape is a form error on the attribute; the entity can go."""
     hass.states.async_set("sensor.odd", "1", attributes)
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_FORECAST_LINK)
     result = await configure(hass, result["flow_id"], {"source_type": "attribute"})
     result = await configure(hass, result["flow_id"], {"source_entity": "sensor.odd"})
     result = await configure(hass, result["flow_id"], {"source_attribute": "raw_today"})
@@ -214,15 +179,15 @@ async def test_action_link_to_a_new_sensor(
     sources: FakeSources,
 ) -> None:
     """A price integration's entry, read for the preview; a new sensor for it."""
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_FORECAST_LINK)
     result = await configure(hass, result["flow_id"], {"source_type": "action"})
     assert result["reason"] == "no_action_sources"
 
     sources.entries["action"] = [("nordpool_entry", "Nord Pool")]
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_FORECAST_LINK)
     result = await configure(hass, result["flow_id"], {"source_type": "action"})
     assert result["step_id"] == "source_entry"
-    assert options(result, "source_entry") == ["nordpool_entry"]
+    assert select_values(result, "source_entry") == ["nordpool_entry"]
     result = await configure(
         hass, result["flow_id"], {"source_entry": "nordpool_entry"}
     )
@@ -283,13 +248,13 @@ async def test_solar_link_defaults_to_kw_and_reconfigure(
     hass: HomeAssistant, entry: MockConfigEntry, sources: FakeSources
 ) -> None:
     """A solar forecast in Wh: a new sensor in kW; then the link is changed."""
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_FORECAST_LINK)
     result = await configure(hass, result["flow_id"], {"source_type": "solar_forecast"})
     assert result["reason"] == "no_solar_forecast_sources"
 
     sources.entries["solar_forecast"] = [("forecast_solar", "Forecast.Solar")]
     sources.series = SourceSeries(points=SERIES.points, unit=None)
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_FORECAST_LINK)
     result = await configure(hass, result["flow_id"], {"source_type": "solar_forecast"})
     result = await configure(
         hass, result["flow_id"], {"source_entry": "forecast_solar"}
@@ -299,11 +264,7 @@ async def test_solar_link_defaults_to_kw_and_reconfigure(
     result = await configure(hass, result["flow_id"], {"source_unit": "Wh"})
     assert result["step_id"] == "sensor"
     result = await configure(hass, result["flow_id"], {"sensor": "new"})
-    defaults = {
-        str(key): key.description["suggested_value"]
-        for key in result["data_schema"].schema
-        if key.description
-    }
+    defaults = suggested(result["data_schema"])
     assert defaults["unit_of_measurement"] == "kW"
     assert defaults["name"] == "Forecast.Solar"
     result = await configure(
@@ -319,13 +280,13 @@ async def test_solar_link_defaults_to_kw_and_reconfigure(
     assert result["errors"] == {"unit_of_measurement": "unit_mismatch"}
 
     # An existing sensor instead: solar production (W).
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_FORECAST_LINK)
     result = await configure(hass, result["flow_id"], {"source_type": "solar_forecast"})
     result = await configure(
         hass, result["flow_id"], {"source_entry": "forecast_solar"}
     )
     result = await configure(hass, result["flow_id"], {"source_unit": "Wh"})
-    assert "32" in options(result, "sensor")
+    assert "32" in select_values(result, "sensor")
     result = await configure(hass, result["flow_id"], {"sensor": "32"})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done(wait_background_tasks=True)
@@ -336,7 +297,7 @@ async def test_solar_link_defaults_to_kw_and_reconfigure(
     )
 
     # Reconfigure: a second link may not post to the same sensor.
-    price_link = await start(hass, entry)
+    price_link = await start_flow(hass, entry, SUBENTRY_FORECAST_LINK)
     price_link = await configure(
         hass, price_link["flow_id"], {"source_type": "attribute"}
     )
@@ -348,7 +309,7 @@ async def test_solar_link_defaults_to_kw_and_reconfigure(
     price_link = await configure(hass, price_link["flow_id"], {"sensor": "32"})
     assert price_link["errors"] == {"sensor": "already_linked"}
 
-    result = await start(hass, entry, SOURCE_RECONFIGURE, subentry_id)
+    result = await start_flow(hass, entry, SUBENTRY_FORECAST_LINK, subentry_id)
     assert result["step_id"] == "reconfigure"
     result = await configure(hass, result["flow_id"], {"source_type": "solar_forecast"})
     assert result["step_id"] == "source_entry"
@@ -369,6 +330,6 @@ async def test_entry_not_loaded(
 ) -> None:
     """An entry that is not loaded has no inventory to link to."""
     linked_entry.add_to_hass(hass)
-    result = await start(hass, linked_entry)
+    result = await start_flow(hass, linked_entry, SUBENTRY_FORECAST_LINK)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "entry_not_loaded"

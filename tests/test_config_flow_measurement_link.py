@@ -7,11 +7,6 @@ from typing import Any
 from unittest.mock import patch
 
 from aiohttp import ClientConnectionError
-from homeassistant.config_entries import (
-    SOURCE_RECONFIGURE,
-    SOURCE_USER,
-    SubentryFlowContext,
-)
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
@@ -20,7 +15,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.flexmeasures.config_flow import ARROW, SEPARATOR
 from custom_components.flexmeasures.const import SUBENTRY_MEASUREMENT_LINK
 
-from .conftest import POWER_ENTITY, FakeFlexMeasures, link_subentry
+from .conftest import POWER_ENTITY, FakeFlexMeasures, link_subentry, setup_entry
+from .flow_helpers import configure, select_values, start_flow, suggested
 
 KW = {"unit_of_measurement": "kW", "state_class": "measurement"}
 LINK_FORM = {
@@ -38,26 +34,6 @@ NEW_SENSOR = {
 }
 
 
-async def start(
-    hass: HomeAssistant,
-    entry: MockConfigEntry,
-    source: str = SOURCE_USER,
-    subentry_id: str | None = None,
-) -> Any:
-    """Start a measurement link flow on the entry."""
-    context = SubentryFlowContext(source=source)
-    if subentry_id is not None:
-        context["subentry_id"] = subentry_id
-    return await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_MEASUREMENT_LINK), context=context
-    )
-
-
-async def configure(hass: HomeAssistant, flow_id: str, data: dict[str, Any]) -> Any:
-    """Submit a step of a measurement link flow."""
-    return await hass.config_entries.subentries.async_configure(flow_id, data)
-
-
 POWER = {"W", "kW", "MW"}
 ENERGY = {"Wh", "kWh", "MWh"}
 
@@ -68,36 +44,25 @@ def units_in(entry: MockConfigEntry, units: set[str]) -> set[str]:
     return {str(sensor.id) for sensor in sensors if sensor.unit in units}
 
 
-def select_options(result: Any, field: str) -> list[str]:
-    """Return the values a select field offers."""
-    for key, selector in result["data_schema"].schema.items():
-        if key == field:
-            return [option["value"] for option in selector.config["options"]]
-    raise AssertionError(field)
-
-
 @pytest.fixture
 async def entry(hass: HomeAssistant, linked_entry: MockConfigEntry) -> MockConfigEntry:
     """Return a loaded entry that links sensor.battery_power to sensor 20."""
     hass.states.async_set(POWER_ENTITY, "1.0", KW)
     hass.states.async_set("sensor.charger_power", "2.0", KW)
-    linked_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(linked_entry.entry_id)
-    await hass.async_block_till_done()
-    return linked_entry
+    return await setup_entry(hass, linked_entry)
 
 
 @pytest.mark.parametrize("measurement_links", [[]])
 async def test_add_link(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     """A link is added in two steps; only compatible sensors are offered."""
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_MEASUREMENT_LINK)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
 
     result = await configure(hass, result["flow_id"], {"entity_id": POWER_ENTITY})
     assert result["step_id"] == "sensor"
-    assert select_options(result, "sensor")[-1] == "new"
-    assert set(select_options(result, "sensor")) == units_in(entry, POWER) | {"new"}
+    assert select_values(result, "sensor")[-1] == "new"
+    assert set(select_values(result, "sensor")) == units_in(entry, POWER) | {"new"}
 
     result = await configure(hass, result["flow_id"], LINK_FORM)
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -133,7 +98,7 @@ async def test_entity_must_report_numbers(
     """An entity without numbers is refused; a numeric one is accepted next."""
     if state is not None:
         hass.states.async_set(entity_id, state, attributes)
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_MEASUREMENT_LINK)
     result = await configure(hass, result["flow_id"], {"entity_id": entity_id})
     assert result["errors"] == {"entity_id": "not_numeric"}
 
@@ -143,12 +108,12 @@ async def test_entity_must_report_numbers(
     )
     assert result["step_id"] == "sensor"
     # Without a unit, only sensors without a unit fit; none here.
-    assert select_options(result, "sensor") == ["new"]
+    assert select_values(result, "sensor") == ["new"]
 
 
 async def test_sensor_step_errors(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     """A linked sensor and a too short interval are refused, then fixed."""
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_MEASUREMENT_LINK)
     result = await configure(
         hass, result["flow_id"], {"entity_id": "sensor.charger_power"}
     )
@@ -173,16 +138,12 @@ async def test_meter_defaults_to_difference(
         "100",
         {"unit_of_measurement": "kWh", "state_class": "total_increasing"},
     )
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_MEASUREMENT_LINK)
     result = await configure(hass, result["flow_id"], {"entity_id": "sensor.meter"})
-    suggested = {
-        str(key): key.description["suggested_value"]
-        for key in result["data_schema"].schema
-        if key.description
-    }
-    assert suggested["aggregation"] == "difference"
-    assert suggested["invert"] is False
-    assert set(select_options(result, "sensor")) == units_in(entry, ENERGY) | {"new"}
+    values = suggested(result["data_schema"])
+    assert values["aggregation"] == "difference"
+    assert values["invert"] is False
+    assert set(select_values(result, "sensor")) == units_in(entry, ENERGY) | {"new"}
 
 
 @pytest.mark.parametrize("measurement_links", [[]])
@@ -190,11 +151,11 @@ async def test_create_a_new_sensor(
     hass: HomeAssistant, entry: MockConfigEntry, fake_server: FakeFlexMeasures
 ) -> None:
     """Choosing "create a new sensor" makes one on the chosen asset and links it."""
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_MEASUREMENT_LINK)
     result = await configure(hass, result["flow_id"], {"entity_id": POWER_ENTITY})
     result = await configure(hass, result["flow_id"], {**LINK_FORM, "sensor": "new"})
     assert result["step_id"] == "new_sensor"
-    assert select_options(result, "asset") == ["10", "12", "11"]
+    assert select_values(result, "asset") == ["10", "12", "11"]
 
     fake_server.statuses["POST /api/v3_0/sensors"] = 201
     fake_server.responses["POST /api/v3_0/sensors"] = NEW_SENSOR
@@ -240,7 +201,7 @@ async def test_create_a_new_sensor_errors(
     error: dict[str, str],
 ) -> None:
     """Each failure to create a sensor shows on the form; a retry succeeds."""
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_MEASUREMENT_LINK)
     result = await configure(
         hass, result["flow_id"], {"entity_id": "sensor.charger_power"}
     )
@@ -283,8 +244,8 @@ async def test_create_a_new_sensor_errors(
 async def test_reconfigure_link(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     """Changing a link keeps its id and may keep its own sensor."""
     (subentry,) = entry.subentries.values()
-    result = await start(
-        hass, entry, SOURCE_RECONFIGURE, subentry_id=subentry.subentry_id
+    result = await start_flow(
+        hass, entry, SUBENTRY_MEASUREMENT_LINK, subentry.subentry_id
     )
     assert result["step_id"] == "reconfigure"
     result = await configure(
@@ -313,8 +274,8 @@ async def test_reconfigure_to_a_linked_sensor(
     subentry = next(
         item for item in entry.subentries.values() if item.data["sensor_id"] == 22
     )
-    result = await start(
-        hass, entry, SOURCE_RECONFIGURE, subentry_id=subentry.subentry_id
+    result = await start_flow(
+        hass, entry, SUBENTRY_MEASUREMENT_LINK, subentry.subentry_id
     )
     result = await configure(hass, result["flow_id"], {"entity_id": POWER_ENTITY})
     result = await configure(hass, result["flow_id"], LINK_FORM)
@@ -324,7 +285,7 @@ async def test_reconfigure_to_a_linked_sensor(
 async def test_entry_not_loaded(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     """Links need the loaded entry's inventory."""
     assert await hass.config_entries.async_unload(entry.entry_id)
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_MEASUREMENT_LINK)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "entry_not_loaded"
 
@@ -342,8 +303,8 @@ async def test_labels_without_asset_or_unit(
         asset_id=99,
     )
     hass.states.async_set("sensor.ratio", "0.5")
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_MEASUREMENT_LINK)
     result = await configure(hass, result["flow_id"], {"entity_id": "sensor.ratio"})
-    assert select_options(result, "sensor") == ["50", "new"]
+    assert select_values(result, "sensor") == ["50", "new"]
     result = await configure(hass, result["flow_id"], {**LINK_FORM, "sensor": "50"})
     assert result["title"] == f"ratio{ARROW}orphan"

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeassistant.config_entries import (
-    SOURCE_RECONFIGURE,
-    SOURCE_USER,
-    ConfigSubentryDataWithId,
-)
+from homeassistant.config_entries import ConfigSubentryDataWithId
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
@@ -36,6 +32,7 @@ from .conftest import (
     ev_subentry,
     setup_entry,
 )
+from .flow_helpers import changed, start_flow, suggested
 
 SITE_INPUT: dict[str, Any] = {
     "name": "Home site",
@@ -84,18 +81,11 @@ async def two_devices(
     return await setup_entry(hass, _entry(battery_subentry, ev_subentry()))
 
 
-async def _start(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
-    """Open the site form."""
-    return await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_SITE), context={"source": SOURCE_USER}
-    )
-
-
 async def test_site_user_flow(
     hass: HomeAssistant, two_devices: MockConfigEntry
 ) -> None:
     """A site of both devices: the common parent asset is found, the site set up."""
-    result = await _start(hass, two_devices)
+    result = await start_flow(hass, two_devices, SUBENTRY_SITE)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
     result = await hass.config_entries.subentries.async_configure(
@@ -139,11 +129,9 @@ async def test_site_user_flow_errors(
     errors: dict[str, str],
 ) -> None:
     """Each inconsistency is shown at its field; fixed, the site is created."""
-    result = await _start(hass, two_devices)
-    user_input = {**SITE_INPUT, **change}
-    user_input = {key: value for key, value in user_input.items() if value is not None}
+    result = await start_flow(hass, two_devices, SUBENTRY_SITE)
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], user_input
+        result["flow_id"], changed(SITE_INPUT, change)
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
@@ -158,7 +146,7 @@ async def test_device_in_another_site(
     hass: HomeAssistant, init_site: MockConfigEntry
 ) -> None:
     """A device belongs to one site only."""
-    result = await _start(hass, init_site)
+    result = await start_flow(hass, init_site, SUBENTRY_SITE)
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], SITE_INPUT
     )
@@ -176,7 +164,7 @@ async def test_no_common_asset(
             _device("unknown02", {**EV_DATA, "power_sensor": 999}),
         ),
     )
-    result = await _start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_SITE)
     devices = {"devices": ["unknown01", "unknown02"], "replan_on_prices": False}
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {"name": "Site", **devices}
@@ -195,21 +183,15 @@ async def test_site_reconfigure(
     hass: HomeAssistant, init_site: MockConfigEntry
 ) -> None:
     """The form shows the site as stored; a change is saved and reloads."""
-    result = await hass.config_entries.subentries.async_init(
-        (init_site.entry_id, SUBENTRY_SITE),
-        context={"source": SOURCE_RECONFIGURE, "subentry_id": SITE_SUBENTRY_ID},
-    )
+    result = await start_flow(hass, init_site, SUBENTRY_SITE, SITE_SUBENTRY_ID)
     assert result["step_id"] == "reconfigure"
     schema = result["data_schema"]
     assert schema is not None
-    suggested = {
-        str(key): (key.description or {}).get("suggested_value")
-        for key in schema.schema
-    }
-    assert suggested["asset_id"] == "10"
-    assert suggested["inflexible_sensors"] == ["31"]
-    assert suggested["consumption_price_sensor"] == "30"
-    assert suggested["site_power_capacity"] == 10.0
+    values = suggested(schema)
+    assert values["asset_id"] == "10"
+    assert values["inflexible_sensors"] == ["31"]
+    assert values["consumption_price_sensor"] == "30"
+    assert values["site_power_capacity"] == 10.0
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
         {**SITE_INPUT, "asset_id": "10", "site_power_capacity": 12},
@@ -230,9 +212,9 @@ async def test_site_needs_a_loaded_entry_and_two_devices(
     hass.states.async_set(SOC_ENTITY, "50", {"unit_of_measurement": "%"})
     entry = _entry(battery_subentry)
     entry.add_to_hass(hass)
-    result = await _start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_SITE)
     assert result["reason"] == "entry_not_loaded"
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    result = await _start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_SITE)
     assert result["reason"] == "too_few_controlled_devices"

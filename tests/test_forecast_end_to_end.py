@@ -30,6 +30,7 @@ from custom_components.flexmeasures.const import DOMAIN, SUBENTRY_FORECAST_LINK
 from custom_components.flexmeasures.forecasts.link import REFRESH, ForecastLink
 
 from .conftest import FakeFlexMeasures, posted, recorded, setup_entry
+from .flow_helpers import configure, select_values, start_flow, suggested
 from .forecast_sources import (
     SOURCES_NOW,
     TODAY,
@@ -40,7 +41,6 @@ from .forecast_sources import (
     solar_wh_hours,
     tibber_price_info,
 )
-from .test_config_flow_forecast_link import configure, options, start
 
 HOME_ASSET = "10"
 PRICE_SENSOR = 30  # "consumption price", EUR/MWh, hourly, on the Home asset
@@ -135,23 +135,14 @@ async def _choose_source(
     hass: HomeAssistant, entry: MockConfigEntry, source_type: str, source_entry: str
 ) -> dict[str, Any]:
     """Walk the flow to the confirm step of an integration's source."""
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_FORECAST_LINK)
     assert result["step_id"] == "user"
     result = await configure(hass, result["flow_id"], {"source_type": source_type})
     assert result["step_id"] == "source_entry"
-    assert options(result, "source_entry") == [source_entry]
+    assert select_values(result, "source_entry") == [source_entry]
     result = await configure(hass, result["flow_id"], {"source_entry": source_entry})
     assert result["step_id"] == "confirm", result.get("errors")
     return dict(result)
-
-
-def _suggested(result: dict[str, Any]) -> dict[str, Any]:
-    """Return the values a form suggests, by field."""
-    return {
-        str(key): key.description["suggested_value"]
-        for key in result["data_schema"].schema
-        if key.description
-    }
 
 
 async def _new_sensor(
@@ -160,7 +151,7 @@ async def _new_sensor(
     """Choose a new sensor on the Home asset and create it; return the defaults."""
     result = await configure(hass, result["flow_id"], {"sensor": "new"})
     assert result["step_id"] == "new_sensor"
-    defaults = _suggested(result)
+    defaults = suggested(result["data_schema"])
     result = await configure(
         hass,
         result["flow_id"],
@@ -195,9 +186,9 @@ async def test_nordpool_quarter_hours_become_hourly_eur_means(
     assert placeholders["unit"] == "EUR/MWh"
     assert placeholders["slots"] == str(2 * 96)
     assert placeholders["preview"].splitlines()[0] == f"2026-11-02 00:00: {first:g}"
-    assert _suggested(result) == {"source_unit": "EUR/MWh"}
+    assert suggested(result["data_schema"]) == {"source_unit": "EUR/MWh"}
     result = await configure(hass, result["flow_id"], {"source_unit": "EUR/MWh"})
-    assert options(result, "sensor") == [str(PRICE_SENSOR), "new"]
+    assert select_values(result, "sensor") == [str(PRICE_SENSOR), "new"]
     defaults = await _new_sensor(hass, result, "Day-ahead SE3", "EUR/MWh", HOUR)
     assert defaults == {
         "name": "Nord Pool",
@@ -242,7 +233,7 @@ async def test_tomorrow_published_later_posts_only_tomorrow(
     assert result["description_placeholders"]["slots"] == "96"
     result = await configure(hass, result["flow_id"], {"source_unit": "SEK/MWh"})
     # The EUR price sensor cannot take SEK.
-    assert options(result, "sensor") == ["new"]
+    assert select_values(result, "sensor") == ["new"]
     await _new_sensor(hass, result, "Day-ahead SE3", "SEK/MWh", HOUR)
     today = {
         "start": "2026-11-01T23:00:00+00:00",
@@ -256,7 +247,7 @@ async def test_tomorrow_published_later_posts_only_tomorrow(
 
     # Nord Pool does not answer: the flow refuses the source, in plain English.
     nordpool_api.error = TimeoutError()
-    result = await start(hass, flexmeasures_entry)
+    result = await start_flow(hass, flexmeasures_entry, SUBENTRY_FORECAST_LINK)
     result = await configure(hass, result["flow_id"], {"source_type": "action"})
     result = await configure(
         hass, result["flow_id"], {"source_entry": nordpool_entry.entry_id}
@@ -311,7 +302,7 @@ async def test_tibber_prices_in_the_unit_the_user_gives(
     assert result["description_placeholders"]["unit"] == "-"
     assert result["description_placeholders"]["slots"] == "48"
     result = await configure(hass, result["flow_id"], {"source_unit": "EUR/kWh"})
-    assert options(result, "sensor") == [str(PRICE_SENSOR), "new"]
+    assert select_values(result, "sensor") == [str(PRICE_SENSOR), "new"]
     result = await configure(hass, result["flow_id"], {"sensor": str(PRICE_SENSOR)})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"]["source_unit"] == "EUR/kWh"
@@ -345,7 +336,7 @@ async def test_solar_wh_per_hour_becomes_kw_per_quarter_hour(
     )
     assert result["description_placeholders"]["source"] == "Roof (Sample Solar)"
     assert result["description_placeholders"]["unit"] == "Wh"
-    assert _suggested(result) == {"source_unit": "Wh"}
+    assert suggested(result["data_schema"]) == {"source_unit": "Wh"}
     result = await configure(hass, result["flow_id"], {"source_unit": "Wh"})
     defaults = await _new_sensor(hass, result, "Roof PV forecast", "kW", QUARTER)
     assert defaults["unit_of_measurement"] == "kW"
@@ -451,12 +442,12 @@ async def test_unreadable_attribute_refused_with_its_message(
             ],
         },
     )
-    result = await start(hass, flexmeasures_entry)
+    result = await start_flow(hass, flexmeasures_entry, SUBENTRY_FORECAST_LINK)
     result = await configure(hass, result["flow_id"], {"source_type": "attribute"})
     result = await configure(
         hass, result["flow_id"], {"source_entity": "sensor.entsoe_prices"}
     )
-    assert options(result, "source_attribute") == ["prices_today"]
+    assert select_values(result, "source_attribute") == ["prices_today"]
     result = await configure(
         hass, result["flow_id"], {"source_attribute": "prices_today"}
     )

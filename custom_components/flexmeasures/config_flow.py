@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Final, cast
+from typing import Any, ClassVar, Final, cast
 
 from homeassistant.components.sensor import (
     ATTR_STATE_CLASS,
@@ -44,6 +45,7 @@ from homeassistant.helpers.selector import (
     NumberSelectorConfig,
     NumberSelectorMode,
     SelectOptionDict,
+    Selector,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -494,8 +496,8 @@ def _number(
     return NumberSelector(config)
 
 
-def _sensor_selector(options: list[SelectOptionDict]) -> SelectSelector:
-    """Return a dropdown of FlexMeasures sensors."""
+def _dropdown(options: Sequence[SelectOptionDict] | Sequence[str]) -> SelectSelector:
+    """Return a dropdown of these options."""
     return SelectSelector(
         SelectSelectorConfig(options=options, mode=SelectSelectorMode.DROPDOWN)
     )
@@ -517,7 +519,7 @@ def _device_schema(
                     mode=SelectSelectorMode.DROPDOWN,
                 )
             ),
-            vol.Required(CONF_POWER_SENSOR): _sensor_selector(power_options),
+            vol.Required(CONF_POWER_SENSOR): _dropdown(power_options),
             vol.Required(CONF_SOC_ENTITY): EntitySelector(
                 EntitySelectorConfig(domain="sensor")
             ),
@@ -534,10 +536,8 @@ def _device_schema(
             vol.Required(CONF_CHARGE_POWER): _number(0, unit="kW"),
             vol.Required(CONF_DISCHARGE_POWER, default=0): _number(0, unit="kW"),
             vol.Optional(CONF_ROUNDTRIP_EFFICIENCY): _number(1, 100, "%"),
-            vol.Optional(CONF_CONSUMPTION_PRICE_SENSOR): _sensor_selector(
-                price_options
-            ),
-            vol.Optional(CONF_PRODUCTION_PRICE_SENSOR): _sensor_selector(price_options),
+            vol.Optional(CONF_CONSUMPTION_PRICE_SENSOR): _dropdown(price_options),
+            vol.Optional(CONF_PRODUCTION_PRICE_SENSOR): _dropdown(price_options),
             vol.Required(CONF_HORIZON, default=24): _number(1, 168, "h"),
             vol.Required(CONF_AUTO_RESCHEDULE): section(
                 vol.Schema(
@@ -558,16 +558,12 @@ def _device_schema(
                 vol.Schema(
                     {
                         vol.Required(CONF_S2_ENABLED, default=False): BooleanSelector(),
-                        vol.Optional(CONF_S2_POWER_SENSOR): _sensor_selector(
-                            power_options
-                        ),
-                        vol.Optional(CONF_S2_FILL_LEVEL_SENSOR): _sensor_selector(
+                        vol.Optional(CONF_S2_POWER_SENSOR): _dropdown(power_options),
+                        vol.Optional(CONF_S2_FILL_LEVEL_SENSOR): _dropdown(all_options),
+                        vol.Optional(CONF_S2_USAGE_FORECAST_SENSOR): _dropdown(
                             all_options
                         ),
-                        vol.Optional(CONF_S2_USAGE_FORECAST_SENSOR): _sensor_selector(
-                            all_options
-                        ),
-                        vol.Optional(CONF_S2_ACTUATOR_STATUS_SENSOR): _sensor_selector(
+                        vol.Optional(CONF_S2_ACTUATOR_STATUS_SENSOR): _dropdown(
                             all_options
                         ),
                     }
@@ -594,28 +590,49 @@ def _validate_device(data: dict[str, Any]) -> dict[str, str]:
     return errors
 
 
-class ControlledDeviceSubentryFlow(ConfigSubentryFlow):
-    """Add or change a device whose schedule FlexMeasures computes."""
+class _FlexMeasuresSubentryFlow(ConfigSubentryFlow, ABC):
+    """Add or change a subentry; its forms need the loaded entry's inventory."""
+
+    @property
+    def _entry(self) -> FlexMeasuresConfigEntry:
+        """Return the FlexMeasures entry this subentry belongs to."""
+        return cast("FlexMeasuresConfigEntry", self._get_entry())
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """Describe a new controlled device."""
-        return await self._async_step_device("user", user_input)
+        """Add a subentry."""
+        return await self._async_step_loaded("user", user_input)
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """Change a controlled device."""
-        return await self._async_step_device("reconfigure", user_input)
+        """Change a subentry."""
+        return await self._async_step_loaded("reconfigure", user_input)
 
-    async def _async_step_device(
+    async def _async_step_loaded(
+        self, step_id: str, user_input: dict[str, Any] | None
+    ) -> SubentryFlowResult:
+        """Abort unless the entry is loaded; otherwise show the first form."""
+        if self._entry.state is not ConfigEntryState.LOADED:
+            return self.async_abort(reason="entry_not_loaded")
+        return await self._async_step_first(step_id, user_input)
+
+    @abstractmethod
+    async def _async_step_first(
+        self, step_id: str, user_input: dict[str, Any] | None
+    ) -> SubentryFlowResult:
+        """Show and handle the first form (step ``user`` or ``reconfigure``)."""
+
+
+class ControlledDeviceSubentryFlow(_FlexMeasuresSubentryFlow):
+    """Add or change a device whose schedule FlexMeasures computes."""
+
+    async def _async_step_first(
         self, step_id: str, user_input: dict[str, Any] | None
     ) -> SubentryFlowResult:
         """Show, validate and save the controlled-device form."""
-        entry: FlexMeasuresConfigEntry = self._get_entry()
-        if entry.state is not ConfigEntryState.LOADED:
-            return self.async_abort(reason="entry_not_loaded")
+        entry = self._entry
         inventory = entry.runtime_data.inventory.data
         power_options: list[SelectOptionDict] = []
         price_options: list[SelectOptionDict] = []
@@ -738,18 +755,10 @@ LINK_ENTITY_SCHEMA: Final = vol.Schema(
 )
 
 
-class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
-    """Link an entity to a FlexMeasures sensor, or change such a link."""
+class _LinkSubentryFlow(_FlexMeasuresSubentryFlow):
+    """Add or change a link that sends what Home Assistant holds to one sensor."""
 
-    def __init__(self) -> None:
-        """Start with nothing chosen."""
-        self._entity_id = ""
-        self._link: dict[str, Any] = {}
-
-    @property
-    def _entry(self) -> FlexMeasuresConfigEntry:
-        """Return the FlexMeasures entry this link belongs to."""
-        return cast("FlexMeasuresConfigEntry", self._get_entry())
+    _subentry_type: ClassVar[str]
 
     @property
     def _previous(self) -> Mapping[str, Any]:
@@ -758,24 +767,106 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
             return self._get_reconfigure_subentry().data
         return {}
 
-    async def async_step_user(
+    def _sensor_selector(self, accepts: Callable[[str | None], bool]) -> SelectSelector:
+        """Return a dropdown of the sensors of a unit ``accepts``, and "new"."""
+        inventory = self._entry.runtime_data.inventory.data
+        options = [
+            SelectOptionDict(
+                value=str(sensor.id), label=_sensor_label(inventory, sensor)
+            )
+            for sensor in inventory.sensors.values()
+            if accepts(sensor.unit)
+        ]
+        options.sort(key=lambda option: option["label"].casefold())
+        options.append(SelectOptionDict(value=NEW_SENSOR, label=NEW_SENSOR))
+        return SelectSelector(
+            SelectSelectorConfig(
+                options=options,
+                mode=SelectSelectorMode.DROPDOWN,
+                translation_key="link_sensor",
+            )
+        )
+
+    @property
+    def _previous_sensor(self) -> dict[str, str]:
+        """Return the sensor choice of the link being changed (none when adding)."""
+        if self._previous:
+            return {CONF_SENSOR: str(self._previous[CONF_SENSOR_ID])}
+        return {}
+
+    def _linked_elsewhere(self, choice: str) -> bool:
+        """Return whether another link of this type already uses the chosen sensor."""
+        if choice == NEW_SENSOR:
+            return False
+        current = (
+            self._get_reconfigure_subentry().subentry_id
+            if self.source == SOURCE_RECONFIGURE
+            else None
+        )
+        return any(
+            subentry.subentry_type == self._subentry_type
+            and subentry.subentry_id != current
+            and subentry.data.get(CONF_SENSOR_ID) == int(choice)
+            for subentry in self._entry.subentries.values()
+        )
+
+    async def _async_use_sensor(self, choice: str) -> SubentryFlowResult:
+        """Go on to create a sensor, or save the link to the chosen one."""
+        if choice == NEW_SENSOR:
+            return await self.async_step_new_sensor()
+        return self._async_finish(
+            self._entry.runtime_data.inventory.data.sensors[int(choice)]
+        )
+
+    @abstractmethod
+    async def async_step_new_sensor(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """Choose the entity to send."""
-        return await self._async_step_entity("user", user_input)
+        """Create a new FlexMeasures sensor on an asset for this link."""
 
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
+    @abstractmethod
+    def _async_finish(self, sensor: Sensor) -> SubentryFlowResult:
+        """Create or update the link subentry to ``sensor``."""
+
+    @callback
+    def _async_save(
+        self, name: str, sensor: Sensor, data: Mapping[str, Any]
     ) -> SubentryFlowResult:
-        """Choose the entity of an existing link."""
-        return await self._async_step_entity("reconfigure", user_input)
+        """Create or update the link "name -> sensor" with ``data``."""
+        inventory = self._entry.runtime_data.inventory.data
+        title = f"{name}{ARROW}{_sensor_label(inventory, sensor)}"
+        data = {
+            **data,
+            CONF_SENSOR_ID: sensor.id,
+            CONF_SENSOR_UNIT: sensor.unit,
+            CONF_SENSOR_RESOLUTION: int(sensor.resolution.total_seconds()),
+        }
+        unique_id = subentry_unique_id(self._subentry_type, sensor.id)
+        if self.source == SOURCE_RECONFIGURE:
+            return self.async_update_and_abort(
+                self._entry,
+                self._get_reconfigure_subentry(),
+                title=title,
+                data=data,
+                unique_id=unique_id,
+            )
+        return self.async_create_entry(title=title, data=data, unique_id=unique_id)
 
-    async def _async_step_entity(
+
+class MeasurementLinkSubentryFlow(_LinkSubentryFlow):
+    """Link an entity to a FlexMeasures sensor, or change such a link."""
+
+    _subentry_type = SUBENTRY_MEASUREMENT_LINK
+
+    def __init__(self) -> None:
+        """Start with nothing chosen."""
+        self._entity_id = ""
+        self._link: dict[str, Any] = {}
+
+    async def _async_step_first(
         self, step_id: str, user_input: dict[str, Any] | None
     ) -> SubentryFlowResult:
         """Ask for a numeric sensor entity."""
-        if self._entry.state is not ConfigEntryState.LOADED:
-            return self.async_abort(reason="entry_not_loaded")
         errors: dict[str, str] = {}
         if user_input is not None:
             state = self.hass.states.get(user_input[CONF_ENTITY_ID])
@@ -796,7 +887,6 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """Choose the FlexMeasures sensor and how values are sent."""
-        inventory = self._entry.runtime_data.inventory.data
         state = self.hass.states.get(self._entity_id)
         entity_unit = _unit_of(state)
         errors: dict[str, str] = {}
@@ -804,23 +894,16 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
             interval = selector_seconds(user_input[CONF_UPLOAD_INTERVAL])
             if interval < MIN_UPLOAD_INTERVAL.total_seconds():
                 errors[CONF_UPLOAD_INTERVAL] = "interval_too_short"
-            elif user_input[CONF_SENSOR] == NEW_SENSOR:
-                self._link = user_input
-                return await self.async_step_new_sensor()
-            elif self._linked_elsewhere(int(user_input[CONF_SENSOR])):
+            elif self._linked_elsewhere(user_input[CONF_SENSOR]):
                 errors[CONF_SENSOR] = "already_linked"
             else:
-                sensor = inventory.sensors[int(user_input[CONF_SENSOR])]
-                return self._async_finish(user_input, sensor)
+                self._link = user_input
+                return await self._async_use_sensor(user_input[CONF_SENSOR])
         defaults = {
             CONF_INVERT: False,
             CONF_AGGREGATION: _default_aggregation(state),
             CONF_UPLOAD_INTERVAL: _duration_dict(DEFAULT_UPLOAD_INTERVAL),
-            **(
-                {CONF_SENSOR: str(self._previous[CONF_SENSOR_ID])}
-                if self._previous
-                else {}
-            ),
+            **self._previous_sensor,
             **{
                 key: value
                 for key, value in self._previous.items()
@@ -828,23 +911,10 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
             },
             **(user_input or {}),
         }
-        options = [
-            SelectOptionDict(
-                value=str(sensor.id), label=_sensor_label(inventory, sensor)
-            )
-            for sensor in inventory.sensors.values()
-            if units_compatible(entity_unit, sensor.unit)
-        ]
-        options.sort(key=lambda option: option["label"].casefold())
-        options.append(SelectOptionDict(value=NEW_SENSOR, label=NEW_SENSOR))
         schema = vol.Schema(
             {
-                vol.Required(CONF_SENSOR): SelectSelector(
-                    SelectSelectorConfig(
-                        options=options,
-                        mode=SelectSelectorMode.DROPDOWN,
-                        translation_key="link_sensor",
-                    )
+                vol.Required(CONF_SENSOR): self._sensor_selector(
+                    lambda unit: units_compatible(entity_unit, unit)
                 ),
                 vol.Required(CONF_INVERT): BooleanSelector(),
                 vol.Required(CONF_AGGREGATION): SelectSelector(
@@ -881,7 +951,7 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
             else:
                 sensor, errors = await _async_create_sensor(self, user_input)
                 if sensor is not None:
-                    return self._async_finish(self._link, sensor)
+                    return self._async_finish(sensor)
         return _new_sensor_form(
             self,
             user_input,
@@ -891,50 +961,20 @@ class MeasurementLinkSubentryFlow(ConfigSubentryFlow):
             placeholders={"entity": name},
         )
 
-    def _linked_elsewhere(self, sensor_id: int) -> bool:
-        """Return whether another link already sends to this sensor."""
-        current = (
-            self._get_reconfigure_subentry().subentry_id
-            if self.source == SOURCE_RECONFIGURE
-            else None
-        )
-        return any(
-            subentry.subentry_type == SUBENTRY_MEASUREMENT_LINK
-            and subentry.subentry_id != current
-            and subentry.data.get(CONF_SENSOR_ID) == sensor_id
-            for subentry in self._entry.subentries.values()
-        )
-
     @callback
-    def _async_finish(
-        self, link: Mapping[str, Any], sensor: Sensor
-    ) -> SubentryFlowResult:
+    def _async_finish(self, sensor: Sensor) -> SubentryFlowResult:
         """Create or update the link subentry."""
-        inventory = self._entry.runtime_data.inventory.data
         state = self.hass.states.get(self._entity_id)
-        title = (
-            f"{_entity_name(state, self._entity_id)}{ARROW}"
-            f"{_sensor_label(inventory, sensor)}"
+        return self._async_save(
+            _entity_name(state, self._entity_id),
+            sensor,
+            {
+                CONF_ENTITY_ID: self._entity_id,
+                CONF_INVERT: bool(self._link[CONF_INVERT]),
+                CONF_AGGREGATION: self._link[CONF_AGGREGATION],
+                CONF_UPLOAD_INTERVAL: self._link[CONF_UPLOAD_INTERVAL],
+            },
         )
-        data = {
-            CONF_ENTITY_ID: self._entity_id,
-            CONF_SENSOR_ID: sensor.id,
-            CONF_SENSOR_UNIT: sensor.unit,
-            CONF_SENSOR_RESOLUTION: int(sensor.resolution.total_seconds()),
-            CONF_INVERT: bool(link[CONF_INVERT]),
-            CONF_AGGREGATION: link[CONF_AGGREGATION],
-            CONF_UPLOAD_INTERVAL: link[CONF_UPLOAD_INTERVAL],
-        }
-        unique_id = subentry_unique_id(SUBENTRY_MEASUREMENT_LINK, sensor.id)
-        if self.source == SOURCE_RECONFIGURE:
-            return self.async_update_and_abort(
-                self._entry,
-                self._get_reconfigure_subentry(),
-                title=title,
-                data=data,
-                unique_id=unique_id,
-            )
-        return self.async_create_entry(title=title, data=data, unique_id=unique_id)
 
 
 async def _async_create_sensor(
@@ -995,9 +1035,7 @@ def _new_sensor_form(
     )
     schema = vol.Schema(
         {
-            vol.Required(CONF_ASSET): SelectSelector(
-                SelectSelectorConfig(options=assets, mode=SelectSelectorMode.DROPDOWN)
-            ),
+            vol.Required(CONF_ASSET): _dropdown(assets),
             vol.Required(CONF_NAME): TextSelector(),
             vol.Required(CONF_UNIT_OF_MEASUREMENT): TextSelector(),
             vol.Required(CONF_RESOLUTION): DurationSelector(),
@@ -1093,8 +1131,10 @@ _SOURCE_UNIT_ERRORS: Final[dict[str, str]] = {
 PREVIEW_SLOTS: Final = 4
 
 
-class ForecastLinkSubentryFlow(ConfigSubentryFlow):
+class ForecastLinkSubentryFlow(_LinkSubentryFlow):
     """Post a series Home Assistant holds to a FlexMeasures sensor as forecasts."""
+
+    _subentry_type = SUBENTRY_FORECAST_LINK
 
     def __init__(self) -> None:
         """Start with nothing chosen."""
@@ -1103,57 +1143,46 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
         self._series: SourceSeries | None = None
         self._shape_text = "-"
 
-    @property
-    def _entry(self) -> FlexMeasuresConfigEntry:
-        """Return the FlexMeasures entry this link belongs to."""
-        return cast("FlexMeasuresConfigEntry", self._get_entry())
-
-    @property
-    def _previous(self) -> Mapping[str, Any]:
-        """Return the link being changed (empty when adding one)."""
-        if self.source == SOURCE_RECONFIGURE:
-            return self._get_reconfigure_subentry().data
-        return {}
-
-    async def async_step_user(
-        self, user_input: dict[str, Any] | None = None
+    @callback
+    def _async_show_field(
+        self,
+        step_id: str,
+        key: str,
+        selector: Selector[Any],
+        suggested: Mapping[str, Any],
+        errors: dict[str, str] | None = None,
+        placeholders: Mapping[str, str] | None = None,
     ) -> SubentryFlowResult:
-        """Choose the kind of source."""
-        return await self._async_step_source_type("user", user_input)
+        """Show a form of one required field, suggesting a value."""
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema({vol.Required(key): selector}), suggested
+            ),
+            errors=errors,
+            description_placeholders=dict(placeholders) if placeholders else None,
+        )
 
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Choose the kind of source of an existing link."""
-        return await self._async_step_source_type("reconfigure", user_input)
-
-    async def _async_step_source_type(
+    async def _async_step_first(
         self, step_id: str, user_input: dict[str, Any] | None
     ) -> SubentryFlowResult:
         """Ask where the series comes from."""
-        if self._entry.state is not ConfigEntryState.LOADED:
-            return self.async_abort(reason="entry_not_loaded")
         if user_input is not None:
             self._source = {CONF_SOURCE_TYPE: user_input[CONF_SOURCE_TYPE]}
             if user_input[CONF_SOURCE_TYPE] == SOURCE_ATTRIBUTE:
                 return await self.async_step_source_entity()
             return await self.async_step_source_entry()
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_SOURCE_TYPE): SelectSelector(
-                    SelectSelectorConfig(
-                        options=list(SOURCE_TYPES),
-                        mode=SelectSelectorMode.LIST,
-                        translation_key="forecast_source_type",
-                    )
+        return self._async_show_field(
+            step_id,
+            CONF_SOURCE_TYPE,
+            SelectSelector(
+                SelectSelectorConfig(
+                    options=list(SOURCE_TYPES),
+                    mode=SelectSelectorMode.LIST,
+                    translation_key="forecast_source_type",
                 )
-            }
-        )
-        return self.async_show_form(
-            step_id=step_id,
-            data_schema=self.add_suggested_values_to_schema(
-                schema, {CONF_SOURCE_TYPE: SOURCE_ACTION, **self._previous}
             ),
+            {CONF_SOURCE_TYPE: SOURCE_ACTION, **self._previous},
         )
 
     async def async_step_source_entry(
@@ -1180,25 +1209,17 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
                 self._source[CONF_SOURCE_ENTRY] = entry_id
                 self._label = dict(choices).get(entry_id, entry_id)
                 return await self._async_preview(series)
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_SOURCE_ENTRY): SelectSelector(
-                    SelectSelectorConfig(
-                        options=[
-                            SelectOptionDict(value=entry_id, label=label)
-                            for entry_id, label in choices
-                        ],
-                        mode=SelectSelectorMode.DROPDOWN,
-                    )
-                )
-            }
-        )
-        return self.async_show_form(
-            step_id="source_entry",
-            data_schema=self.add_suggested_values_to_schema(
-                schema, user_input or self._previous
+        return self._async_show_field(
+            "source_entry",
+            CONF_SOURCE_ENTRY,
+            _dropdown(
+                [
+                    SelectOptionDict(value=entry_id, label=label)
+                    for entry_id, label in choices
+                ]
             ),
-            errors=errors,
+            user_input or self._previous,
+            errors,
         )
 
     async def async_step_source_entity(
@@ -1214,13 +1235,12 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
                 self._source[CONF_SOURCE_ENTITY] = state.entity_id
                 self._label = state.name
                 return await self.async_step_source_attribute()
-        schema = vol.Schema({vol.Required(CONF_SOURCE_ENTITY): EntitySelector()})
-        return self.async_show_form(
-            step_id="source_entity",
-            data_schema=self.add_suggested_values_to_schema(
-                schema, user_input or self._previous
-            ),
-            errors=errors,
+        return self._async_show_field(
+            "source_entity",
+            CONF_SOURCE_ENTITY,
+            EntitySelector(),
+            user_input or self._previous,
+            errors,
         )
 
     async def async_step_source_attribute(
@@ -1248,23 +1268,13 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
                 self._source[CONF_SOURCE_ATTRIBUTE] = attribute
                 self._source[CONF_SOURCE_SHAPE] = shape.as_text()
                 return await self._async_preview(series, shape)
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_SOURCE_ATTRIBUTE): SelectSelector(
-                    SelectSelectorConfig(
-                        options=slot_lists(state.attributes),
-                        mode=SelectSelectorMode.DROPDOWN,
-                    )
-                )
-            }
-        )
-        return self.async_show_form(
-            step_id="source_attribute",
-            data_schema=self.add_suggested_values_to_schema(
-                schema, user_input or self._previous
-            ),
-            errors=errors,
-            description_placeholders={"entity": state.name},
+        return self._async_show_field(
+            "source_attribute",
+            CONF_SOURCE_ATTRIBUTE,
+            _dropdown(slot_lists(state.attributes)),
+            user_input or self._previous,
+            errors,
+            {"entity": state.name},
         )
 
     async def _async_preview(
@@ -1299,15 +1309,13 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
             f"{point.value:g}"
             for point in series.points[:PREVIEW_SLOTS]
         )
-        schema = vol.Schema({vol.Required(CONF_SOURCE_UNIT): TextSelector()})
-        return self.async_show_form(
-            step_id="confirm",
-            data_schema=self.add_suggested_values_to_schema(
-                schema,
-                {CONF_SOURCE_UNIT: self._previous.get(CONF_SOURCE_UNIT) or series.unit},
-            ),
-            errors=errors,
-            description_placeholders={
+        return self._async_show_field(
+            "confirm",
+            CONF_SOURCE_UNIT,
+            TextSelector(),
+            {CONF_SOURCE_UNIT: self._previous.get(CONF_SOURCE_UNIT) or series.unit},
+            errors,
+            {
                 "source": self._label,
                 "shape": self._shape_text,
                 "slots": str(len(series.points)),
@@ -1320,47 +1328,20 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """Choose the FlexMeasures sensor the forecasts go to."""
-        inventory = self._entry.runtime_data.inventory.data
         unit = self._source[CONF_SOURCE_UNIT]
         errors: dict[str, str] = {}
         if user_input is not None:
-            if user_input[CONF_SENSOR] == NEW_SENSOR:
-                return await self.async_step_new_sensor()
-            sensor = inventory.sensors[int(user_input[CONF_SENSOR])]
-            if self._linked_elsewhere(sensor.id):
+            if self._linked_elsewhere(user_input[CONF_SENSOR]):
                 errors[CONF_SENSOR] = "already_linked"
             else:
-                return self._async_finish(sensor)
-        options = [
-            SelectOptionDict(
-                value=str(sensor.id), label=_sensor_label(inventory, sensor)
-            )
-            for sensor in inventory.sensors.values()
-            if _converts(unit, sensor.unit)
-        ]
-        options.sort(key=lambda option: option["label"].casefold())
-        options.append(SelectOptionDict(value=NEW_SENSOR, label=NEW_SENSOR))
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_SENSOR): SelectSelector(
-                    SelectSelectorConfig(
-                        options=options,
-                        mode=SelectSelectorMode.DROPDOWN,
-                        translation_key="link_sensor",
-                    )
-                )
-            }
-        )
-        previous = (
-            {CONF_SENSOR: str(self._previous[CONF_SENSOR_ID])} if self._previous else {}
-        )
-        return self.async_show_form(
-            step_id="sensor",
-            data_schema=self.add_suggested_values_to_schema(
-                schema, user_input or previous
-            ),
-            errors=errors,
-            description_placeholders={"source": self._label, "unit": unit},
+                return await self._async_use_sensor(user_input[CONF_SENSOR])
+        return self._async_show_field(
+            "sensor",
+            CONF_SENSOR,
+            self._sensor_selector(lambda sensor_unit: _converts(unit, sensor_unit)),
+            user_input or self._previous_sensor,
+            errors,
+            {"source": self._label, "unit": unit},
         )
 
     async def async_step_new_sensor(
@@ -1388,41 +1369,10 @@ class ForecastLinkSubentryFlow(ConfigSubentryFlow):
             resolution={"hours": 1, "minutes": 0, "seconds": 0},
         )
 
-    def _linked_elsewhere(self, sensor_id: int) -> bool:
-        """Return whether another forecast link already posts to this sensor."""
-        current = (
-            self._get_reconfigure_subentry().subentry_id
-            if self.source == SOURCE_RECONFIGURE
-            else None
-        )
-        return any(
-            subentry.subentry_type == SUBENTRY_FORECAST_LINK
-            and subentry.subentry_id != current
-            and subentry.data.get(CONF_SENSOR_ID) == sensor_id
-            for subentry in self._entry.subentries.values()
-        )
-
     @callback
     def _async_finish(self, sensor: Sensor) -> SubentryFlowResult:
         """Create or update the forecast-link subentry."""
-        inventory = self._entry.runtime_data.inventory.data
-        title = f"{self._label}{ARROW}{_sensor_label(inventory, sensor)}"
-        data = {
-            **self._source,
-            CONF_SENSOR_ID: sensor.id,
-            CONF_SENSOR_UNIT: sensor.unit,
-            CONF_SENSOR_RESOLUTION: int(sensor.resolution.total_seconds()),
-        }
-        unique_id = subentry_unique_id(SUBENTRY_FORECAST_LINK, sensor.id)
-        if self.source == SOURCE_RECONFIGURE:
-            return self.async_update_and_abort(
-                self._entry,
-                self._get_reconfigure_subentry(),
-                title=title,
-                data=data,
-                unique_id=unique_id,
-            )
-        return self.async_create_entry(title=title, data=data, unique_id=unique_id)
+        return self._async_save(self._label, sensor, self._source)
 
 
 def _converts(source_unit: str, sensor_unit: str | None) -> bool:
@@ -1504,12 +1454,10 @@ def _site_schema(
                     mode=SelectSelectorMode.LIST,
                 )
             ),
-            vol.Optional(CONF_ASSET_ID): _sensor_selector(asset_options),
+            vol.Optional(CONF_ASSET_ID): _dropdown(asset_options),
             vol.Optional(CONF_SITE_POWER_CAPACITY): _number(0, unit="kVA"),
-            vol.Optional(CONF_CONSUMPTION_PRICE_SENSOR): _sensor_selector(
-                price_options
-            ),
-            vol.Optional(CONF_PRODUCTION_PRICE_SENSOR): _sensor_selector(price_options),
+            vol.Optional(CONF_CONSUMPTION_PRICE_SENSOR): _dropdown(price_options),
+            vol.Optional(CONF_PRODUCTION_PRICE_SENSOR): _dropdown(price_options),
             vol.Optional(CONF_INFLEXIBLE_SENSORS): SelectSelector(
                 SelectSelectorConfig(
                     options=power_options,
@@ -1522,28 +1470,14 @@ def _site_schema(
     )
 
 
-class SiteSubentryFlow(ConfigSubentryFlow):
+class SiteSubentryFlow(_FlexMeasuresSubentryFlow):
     """Add or change a site: controlled devices planned together, one grid."""
 
-    async def async_step_user(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Describe a new site."""
-        return await self._async_step_site("user", user_input)
-
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Change a site."""
-        return await self._async_step_site("reconfigure", user_input)
-
-    async def _async_step_site(
+    async def _async_step_first(
         self, step_id: str, user_input: dict[str, Any] | None
     ) -> SubentryFlowResult:
         """Show, validate and save the site form."""
-        entry: FlexMeasuresConfigEntry = self._get_entry()
-        if entry.state is not ConfigEntryState.LOADED:
-            return self.async_abort(reason="entry_not_loaded")
+        entry = self._entry
         devices = {
             subentry_id: subentry
             for subentry_id, subentry in entry.subentries.items()

@@ -26,9 +26,10 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.flexmeasures.api import FlexMeasuresApi, Sensor
+from custom_components.flexmeasures.const import SUBENTRY_FORECAST_LINK
 from custom_components.flexmeasures.data import FlexMeasuresConfigEntry
 from custom_components.flexmeasures.forecasts.link import ForecastLink
-from tests.test_config_flow_forecast_link import configure, start
+from tests.flow_helpers import configure, start_flow
 
 from .conftest import INGESTION_WAIT, LiveServer
 
@@ -222,7 +223,7 @@ async def _link_through_flow(
 
     ``source`` is what the user enters up to the confirm step.
     """
-    result = await start(hass, entry)
+    result = await start_flow(hass, entry, SUBENTRY_FORECAST_LINK)
     for step in source:
         result = await configure(hass, result["flow_id"], step)
     assert result["step_id"] == "confirm", result.get("errors")
