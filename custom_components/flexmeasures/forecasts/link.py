@@ -479,7 +479,7 @@ class ForecastLinks(DurableUploader[ForecastLink, dict[int, tuple[float, float]]
             for start, values in contiguous_runs(
                 slots, step, MAX_VALUES_PER_POST if step else 1
             ):
-                post = self.api.async_post_forecast(
+                post = self.api.async_post_sensor_data(
                     config.sensor_id,
                     start=datetime.fromtimestamp(start, UTC),
                     resolution=timedelta(seconds=step),
