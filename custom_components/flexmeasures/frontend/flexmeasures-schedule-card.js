@@ -303,15 +303,11 @@ export function normalizeConfig(config) {
 }
 
 /**
- * Everything the chart draws, in pixels, for a given size. Pure: the element
- * only turns it into SVG.
+ * The plot area of a chart of this size (``right`` is the right margin), its
+ * time axis ``x`` over the clip, and the gap between bars.
  */
-export function chartModel(schedule, config, now, width, height, fmt) {
-  const clip = clipSchedule(schedule, now, config.horizon);
-  const showPower = config.show_power;
-  const showSoc = config.show_soc && clip.slots.some((s) => s.soc !== null);
-  const showPrice = config.show_price && clip.prices.some((p) => p.value !== null);
-  const margin = { top: 16, right: showSoc ? 38 : 12, bottom: 22, left: 40 };
+function plotFrame(clip, width, height, right) {
+  const margin = { top: 16, right, bottom: 22, left: 40 };
   const plot = {
     left: margin.left,
     right: Math.max(margin.left + 10, width - margin.right),
@@ -321,6 +317,32 @@ export function chartModel(schedule, config, now, width, height, fmt) {
   const x = linear(clip.start, clip.end, plot.left, plot.right);
   // Thin slots side by side read as one block: a gap only when there is room.
   const gap = (plot.right - plot.left) / Math.max(1, clip.slots.length) >= 6 ? 1 : 0;
+  return { plot, x, gap };
+}
+
+/**
+ * The price step line over the plot, padded so flat prices still get a range,
+ * or null when prices are not shown or there are none.
+ */
+function priceModel(clip, show, plot, x, prices) {
+  if (!show || !clip.prices.some((p) => p.value !== null)) return null;
+  const ps = clip.prices.map((p) => p.value).filter(isNum);
+  const lo = Math.min(...ps);
+  const hi = Math.max(...ps);
+  const pad = (hi - lo) * 0.1 || Math.abs(hi) * 0.1 || 1;
+  const y = linear(lo - pad, hi + pad, plot.bottom, plot.top);
+  return { min: lo, max: hi, y, path: priceStepPath(clip.prices, x, y), unit: prices.unit || "" };
+}
+
+/**
+ * Everything the chart draws, in pixels, for a given size. Pure: the element
+ * only turns it into SVG.
+ */
+export function chartModel(schedule, config, now, width, height, fmt) {
+  const clip = clipSchedule(schedule, now, config.horizon);
+  const showPower = config.show_power;
+  const showSoc = config.show_soc && clip.slots.some((s) => s.soc !== null);
+  const { plot, x, gap } = plotFrame(clip, width, height, showSoc ? 38 : 12);
   const values = clip.slots.map((s) => s.value).filter(isNum);
   const power = niceScale(Math.min(0, ...values), Math.max(0, ...values), height < 180 ? 3 : 4);
   const yPower = linear(power.min, power.max, plot.bottom, plot.top);
@@ -337,15 +359,7 @@ export function chartModel(schedule, config, now, width, height, fmt) {
     soc = { scale, y, path: socPath(clip, x, y), unit: schedule.soc_unit || "" };
   }
 
-  let price = null;
-  if (showPrice) {
-    const ps = clip.prices.map((p) => p.value).filter(isNum);
-    const lo = Math.min(...ps);
-    const hi = Math.max(...ps);
-    const pad = (hi - lo) * 0.1 || Math.abs(hi) * 0.1 || 1;
-    const y = linear(lo - pad, hi + pad, plot.bottom, plot.top);
-    price = { min: lo, max: hi, y, path: priceStepPath(clip.prices, x, y), unit: schedule.prices.unit || "" };
-  }
+  const price = priceModel(clip, config.show_price, plot, x, schedule && schedule.prices);
 
   return {
     clip,
@@ -450,31 +464,14 @@ export function stackExtent(slots) {
  */
 export function siteChartModel(site, config, now, width, height, fmt) {
   const clip = clipSite(site, now, config.horizon);
-  const showPrice = config.show_price && clip.prices.some((p) => p.value !== null);
-  const margin = { top: 16, right: 12, bottom: 22, left: 40 };
-  const plot = {
-    left: margin.left,
-    right: Math.max(margin.left + 10, width - margin.right),
-    top: margin.top,
-    bottom: Math.max(margin.top + 10, height - margin.bottom),
-  };
-  const x = linear(clip.start, clip.end, plot.left, plot.right);
-  const gap = (plot.right - plot.left) / Math.max(1, clip.slots.length) >= 6 ? 1 : 0;
+  const { plot, x, gap } = plotFrame(clip, width, height, 12);
   const extent = stackExtent(clip.slots);
   const capacity = site && isNum(site.capacity) && site.capacity > 0 ? site.capacity : null;
   const scale = niceScale(extent.min, Math.max(extent.max, capacity || 0), height < 180 ? 3 : 4);
   const y = linear(scale.min, scale.max, plot.bottom, plot.top);
   const capacityLines = capacity === null ? [] : [capacity, -capacity].filter((c) => c >= scale.min && c <= scale.max);
 
-  let price = null;
-  if (showPrice) {
-    const ps = clip.prices.map((p) => p.value).filter(isNum);
-    const lo = Math.min(...ps);
-    const hi = Math.max(...ps);
-    const pad = (hi - lo) * 0.1 || Math.abs(hi) * 0.1 || 1;
-    const yp = linear(lo - pad, hi + pad, plot.bottom, plot.top);
-    price = { min: lo, max: hi, y: yp, path: priceStepPath(clip.prices, x, yp), unit: site.prices.unit || "" };
-  }
+  const price = priceModel(clip, config.show_price, plot, x, site && site.prices);
 
   return {
     clip,
