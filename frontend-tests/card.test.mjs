@@ -316,14 +316,33 @@ describe("chartModel", () => {
   });
 });
 
+/** A card outside a DOM (no shadow root) with this configuration. */
+function bareCard(config) {
+  const Card = class extends FlexMeasuresScheduleCard {
+    attachShadow() {}
+  };
+  const card = new Card();
+  card.setConfig(config);
+  return card;
+}
+
+/** A connection that records each subscription and counts the unsubscribes. */
+function recordingConnection(extra = {}) {
+  const feed = { subscriptions: [], unsubscribed: 0 };
+  feed.connection = {
+    subscribeMessage: async (callback, msg) => {
+      feed.subscriptions.push({ callback, msg });
+      return () => feed.unsubscribed++;
+    },
+    ...extra,
+  };
+  return feed;
+}
+
 describe("live refresh", () => {
-  /** A card outside a DOM: no shadow root, a fake connection and callWS. */
+  /** A device's card with a fake connection and callWS. */
   function cardWith(connection, calls) {
-    const Card = class extends FlexMeasuresScheduleCard {
-      attachShadow() {}
-    };
-    const card = new Card();
-    card.setConfig({ device_id: "dev1" });
+    const card = bareCard({ device_id: "dev1" });
     card._hass = {
       connection,
       callWS: async (msg) => {
@@ -335,17 +354,12 @@ describe("live refresh", () => {
   }
 
   it("subscribes with the integration's command, not to the bus event", async () => {
-    const subscriptions = [];
-    let unsubscribed = 0;
-    const connection = {
-      subscribeMessage: async (callback, msg) => {
-        subscriptions.push({ callback, msg });
-        return () => unsubscribed++;
-      },
+    const feed = recordingConnection({
       subscribeEvents: async () => assert.fail("the bus event is for administrators only"),
-    };
+    });
+    const { subscriptions } = feed;
     const calls = [];
-    const card = cardWith(connection, calls);
+    const card = cardWith(feed.connection, calls);
     await card._subscribe();
     assert.deepEqual(subscriptions.map((s) => s.msg), [{ type: "flexmeasures/schedule/subscribe" }]);
 
@@ -357,7 +371,7 @@ describe("live refresh", () => {
 
     card._unsubscribe();
     await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(unsubscribed, 1);
+    assert.equal(feed.unsubscribed, 1);
   });
 
   it("still loads when the subscription is refused", async () => {
@@ -510,21 +524,11 @@ describe("peakText and siteLabel", () => {
 
 describe("site feed", () => {
   it("subscribes to the site and shows each plan it sends", async () => {
-    const subscriptions = [];
-    let unsubscribed = 0;
-    const connection = {
-      subscribeMessage: async (callback, msg) => {
-        subscriptions.push({ callback, msg });
-        return () => unsubscribed++;
-      },
-    };
-    const Card = class extends FlexMeasuresScheduleCard {
-      attachShadow() {}
-    };
-    const card = new Card();
-    card.setConfig({ site: "site1" });
+    const feed = recordingConnection();
+    const { subscriptions } = feed;
+    const card = bareCard({ site: "site1" });
     const calls = [];
-    card._hass = { connection, callWS: async (msg) => calls.push(msg) };
+    card._hass = { connection: feed.connection, callWS: async (msg) => calls.push(msg) };
     await card._subscribe();
     await card._refresh();
     assert.deepEqual(subscriptions.map((s) => s.msg), [{ type: "flexmeasures/schedule/site/subscribe", device_id: "site1" }]);
@@ -539,15 +543,11 @@ describe("site feed", () => {
 
     card._unsubscribe();
     await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(unsubscribed, 1);
+    assert.equal(feed.unsubscribed, 1);
   });
 
   it("shows why a site cannot be subscribed to", async () => {
-    const Card = class extends FlexMeasuresScheduleCard {
-      attachShadow() {}
-    };
-    const card = new Card();
-    card.setConfig({ site: "gone" });
+    const card = bareCard({ site: "gone" });
     card._hass = { connection: { subscribeMessage: async () => Promise.reject(new Error("No site gone")) } };
     await card._subscribe();
     assert.equal(card._unsub, undefined);

@@ -416,7 +416,7 @@ async def test_forecast_posted_with_its_belief_time(
         "sensor_data_post_forecast_accepted", uuid=job_id
     )
     prior = START - timedelta(hours=12)
-    job = await api.async_post_forecast(
+    job = await api.async_post_sensor_data(
         7,
         start=START,
         resolution=timedelta(hours=1),
@@ -436,7 +436,7 @@ async def test_forecast_posted_with_its_belief_time(
         "sensor_data_post_forecast_other_currency"
     )
     with pytest.raises(FlexMeasuresRejectedError, match="got incompatible unit"):
-        await api.async_post_forecast(
+        await api.async_post_sensor_data(
             7,
             start=START,
             resolution=timedelta(hours=1),

@@ -17,8 +17,8 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.flexmeasures import uploader as uploader_module
 from custom_components.flexmeasures.const import CONFIG_ENTRY_MINOR_VERSION, DOMAIN
-from custom_components.flexmeasures.forecasts import link as link_module
 from custom_components.flexmeasures.forecasts.link import forecast_issue_id
 from custom_components.flexmeasures.forecasts.model import SourcePoint, SourceSeries
 from custom_components.flexmeasures.signals import signal_forecast_posted
@@ -168,7 +168,7 @@ async def test_ingestion_job_then_stored(
     async def pause(seconds: float) -> None:
         pauses.append(seconds)
 
-    monkeypatch.setattr(link_module, "_pause", pause)
+    monkeypatch.setattr(uploader_module, "_pause", pause)
     job_id = "4f9a1c2e-0000-4000-8000-000000000003"
     fake_server.statuses[PRICE_PATH], fake_server.responses[PRICE_PATH] = recorded(
         "sensor_data_post_forecast_accepted", uuid=job_id
@@ -376,7 +376,7 @@ async def test_failed_job_raises_the_issue_and_old_slots_are_forgotten(
     async def pause(seconds: float) -> None:
         """Do not wait."""
 
-    monkeypatch.setattr(link_module, "_pause", pause)
+    monkeypatch.setattr(uploader_module, "_pause", pause)
     job_id = "4f9a1c2e-0000-4000-8000-000000000004"
     fake_server.statuses[PRICE_PATH], fake_server.responses[PRICE_PATH] = recorded(
         "sensor_data_post_forecast_accepted", uuid=job_id

@@ -622,73 +622,35 @@ class FlexMeasuresApi:
         resolution: timedelta,
         values: list[float],
         unit: str,
+        prior: datetime | None = None,
     ) -> str | None:
-        """Post equidistant measurements starting at ``start``.
+        """Post equidistant values starting at ``start``; return a job id or None.
 
-        Each value is recorded as known when its slot ended (horizon zero), so its
-        belief time follows from the slot alone: posting the same slot again (a
-        retry after a timeout the server did process) overwrites the same row
-        instead of adding one. The library's ``post_sensor_data`` only offers a
-        ``prior`` for the whole POST, which would differ per batch.
+        Measurements (no ``prior``) are recorded as known when their slot ended
+        (horizon zero), so a value's belief time follows from its slot alone:
+        posting the same slot again (a retry after a timeout the server did
+        process) overwrites the same row instead of adding one. The library's
+        ``post_sensor_data`` only offers a ``prior`` for the whole POST, which
+        would differ per batch.
+
+        Forecasts pass ``prior``, when the source published the series (the
+        library sends it the same way): every value of the POST gets that belief
+        time, so the same series posted again overwrites its rows and a newer
+        publication adds beliefs beside the older ones.
 
         Return the ingestion job id when the server queued the values (202: a
         worker stores them later, or fails to), or None when it stored them now.
         """
-        return await self._async_post_data(
-            sensor_id,
-            start=start,
-            resolution=resolution,
-            values=values,
-            unit=unit,
-            belief={"horizon": format_duration(timedelta(0))},
-        )
-
-    async def async_post_forecast(
-        self,
-        sensor_id: int,
-        *,
-        start: datetime,
-        resolution: timedelta,
-        values: list[float],
-        unit: str,
-        prior: datetime,
-    ) -> str | None:
-        """Post equidistant forecasts starting at ``start``, believed at ``prior``.
-
-        ``prior`` is when the source published the series (the library's
-        ``post_sensor_data`` sends it the same way): every value of the POST gets
-        that belief time, so the same series posted again overwrites its rows and
-        a newer publication adds beliefs beside the older ones.
-
-        Return the ingestion job id (202) or None (stored now), as
-        ``async_post_sensor_data`` does.
-        """
-        return await self._async_post_data(
-            sensor_id,
-            start=start,
-            resolution=resolution,
-            values=values,
-            unit=unit,
-            belief={"prior": prior.isoformat()},
-        )
-
-    async def _async_post_data(
-        self,
-        sensor_id: int,
-        *,
-        start: datetime,
-        resolution: timedelta,
-        values: list[float],
-        unit: str,
-        belief: Mapping[str, str],
-    ) -> str | None:
-        """Post values with their belief (a horizon or a prior); return a job id."""
         payload = {
             "start": start.isoformat(),
             "duration": format_duration(resolution * len(values)),
             "values": values,
             "unit": unit,
-            **belief,
+            **(
+                {"horizon": format_duration(timedelta(0))}
+                if prior is None
+                else {"prior": prior.isoformat()}
+            ),
         }
         response, status = await self._call(
             lambda: self._client.request(

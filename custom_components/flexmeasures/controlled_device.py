@@ -70,16 +70,29 @@ def async_get_controlled_device_entry(
             translation_key="device_not_found",
             translation_placeholders={"device_id": device_id},
         )
-    device_subentry_id = controlled_device_subentry_id(device)
+    subentry_id = controlled_device_subentry_id(device)
+    entry = async_get_loaded_entry_of(hass, subentry_id, SUBENTRY_CONTROLLED_DEVICE)
+    if entry is not None and subentry_id is not None:
+        return entry, subentry_id
+    raise ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="not_a_controlled_device",
+        translation_placeholders={"device": device.name_by_user or device.name or ""},
+    )
+
+
+@callback
+def async_get_loaded_entry_of(
+    hass: HomeAssistant, subentry_id: str | None, subentry_type: str
+) -> FlexMeasuresConfigEntry | None:
+    """Return the entry holding a subentry of this type, or None if none does.
+
+    Raises a translated ``ServiceValidationError`` if that entry is not loaded.
+    """
     entries: list[FlexMeasuresConfigEntry] = hass.config_entries.async_entries(DOMAIN)
     for entry in entries:
-        found = [
-            subentry_id
-            for subentry_id, subentry in entry.subentries.items()
-            if subentry_id == device_subentry_id
-            and subentry.subentry_type == SUBENTRY_CONTROLLED_DEVICE
-        ]
-        if not found:
+        subentry = entry.subentries.get(subentry_id) if subentry_id else None
+        if subentry is None or subentry.subentry_type != subentry_type:
             continue
         if entry.state is not ConfigEntryState.LOADED:
             raise ServiceValidationError(
@@ -87,9 +100,5 @@ def async_get_controlled_device_entry(
                 translation_key="entry_not_loaded",
                 translation_placeholders={"entry": entry.title},
             )
-        return entry, found[0]
-    raise ServiceValidationError(
-        translation_domain=DOMAIN,
-        translation_key="not_a_controlled_device",
-        translation_placeholders={"device": device.name_by_user or device.name or ""},
-    )
+        return entry
+    return None

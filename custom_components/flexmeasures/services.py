@@ -25,8 +25,11 @@ from homeassistant.util import dt as dt_util
 from .aggregation import units_compatible
 from .api import FlexMeasuresError
 from .compat import vol
-from .const import DOMAIN, S2_CONTROL_TYPES
-from .controlled_device import async_get_controlled_device_entry
+from .const import DOMAIN, S2_CONTROL_TYPES, SUBENTRY_SITE
+from .controlled_device import (
+    async_get_controlled_device_entry,
+    async_get_loaded_entry_of,
+)
 from .data import FlexMeasuresConfigEntry, translated_error
 from .identity import site_subentry_id
 from .s2 import async_set_control_type
@@ -159,19 +162,10 @@ def _get_planner(
     """Return the scheduler of a site's device or a controlled device."""
     device = dr.async_get(hass).async_get(device_id)
     site_id = site_subentry_id(device) if device is not None else None
-    entries: list[FlexMeasuresConfigEntry] = hass.config_entries.async_entries(DOMAIN)
-    for entry in entries:
-        if site_id is None or site_id not in entry.subentries:
-            continue
-        if entry.state is not ConfigEntryState.LOADED:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="entry_not_loaded",
-                translation_placeholders={"entry": entry.title},
-            )
-        if (site := entry.runtime_data.sites.get(site_id)) is not None:
-            return site
-    return _get_scheduler(hass, device_id)
+    entry = async_get_loaded_entry_of(hass, site_id, SUBENTRY_SITE)
+    # An entry holds the site only if there is a site id.
+    site = entry.runtime_data.sites.get(site_id or "") if entry is not None else None
+    return site if site is not None else _get_scheduler(hass, device_id)
 
 
 async def _async_trigger_schedule(call: ServiceCall) -> ServiceResponse:

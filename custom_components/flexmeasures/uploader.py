@@ -15,13 +15,22 @@ timeout the server did process or for a job that was lost, overwrites one row.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import asyncio
-from collections.abc import Callable, Mapping, Sequence, Set as AbstractSet
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+    Set as AbstractSet,
+    Sized,
+)
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from homeassistant.components.recorder import history
 from homeassistant.config_entries import ConfigSubentry
@@ -145,23 +154,23 @@ def issue_id_for(subentry_id: str, kind: str = ISSUE_REJECTED) -> str:
 
 
 @dataclass(slots=True)
-class IngestionJob:
+class IngestionJob[ValuesT]:
     """Values FlexMeasures accepted (202) and an ingestion job is storing."""
 
-    values: list[tuple[int, float]]
+    values: ValuesT
     checks: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
-        """Return what to persist."""
-        return {"values": [list(item) for item in self.values], "checks": self.checks}
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> IngestionJob:
-        """Read a persisted job."""
-        return cls(
-            values=[(int(slot), float(value)) for slot, value in data["values"]],
-            checks=int(data.get("checks", 0)),
-        )
+class QueuedLink(Protocol):
+    """A link as ``DurableUploader`` sees it: its queue and its ingestion jobs."""
+
+    @property
+    def pending(self) -> Sized:
+        """Return the values that wait until FlexMeasures stored them."""
+
+    @property
+    def jobs(self) -> dict[str, IngestionJob[Any]]:
+        """Return the ingestion jobs storing some of them, by job id."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -250,9 +259,12 @@ class Link:
         )
         self.pending = _restore_pending(config, stored)
         # Ingestion jobs still storing some of the pending values, by job id.
-        self.jobs: dict[str, IngestionJob] = (
+        self.jobs: dict[str, IngestionJob[list[tuple[int, float]]]] = (
             {
-                job_id: IngestionJob.from_dict(job)
+                job_id: IngestionJob(
+                    [(int(slot), float(value)) for slot, value in job["values"]],
+                    int(job.get("checks", 0)),
+                )
                 for job_id, job in stored.get("jobs", {}).items()
             }
             if self.pending
@@ -314,7 +326,13 @@ class Link:
             "step": self.config.step,
             "unit": self.config.sensor_unit,
             "pending": [[slot, value] for slot, value in sorted(self.pending.items())],
-            "jobs": {job_id: job.as_dict() for job_id, job in self.jobs.items()},
+            "jobs": {
+                job_id: {
+                    "values": [list(item) for item in job.values],
+                    "checks": job.checks,
+                }
+                for job_id, job in self.jobs.items()
+            },
             "aggregator": self.aggregator.as_dict(),
         }
 
@@ -355,30 +373,229 @@ async def async_remove_measurements(
     await _measurement_store(hass, entry.entry_id).async_remove()
 
 
-class MeasurementUploader:
+class DurableUploader[LinkT: QueuedLink, ValuesT](ABC):
+    """Posts queued values of one config entry's links; forgets them once stored.
+
+    The measurement uploader and the forecast links share this: a value leaves
+    its link's queue only once FlexMeasures stored it (200, or a finished
+    ingestion job); a refusal keeps it and raises a repair issue; an unreachable
+    server backs off, said once; the queue is saved soon after every change and
+    at once when Home Assistant stops.
+    """
+
+    # What waits, in the log line of an outage ("keeping 3 measurements ...").
+    pending_noun: str
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: FlexMeasuresConfigEntry,
+        api: FlexMeasuresApi,
+        *,
+        path: str,
+        store: Store[dict[str, Any]],
+    ) -> None:
+        """Prepare for the links of ``entry``; ``path`` names them in the log."""
+        self.hass = hass
+        self.entry = entry
+        self.api = api
+        self.links: dict[str, LinkT] = {}
+        self._availability = ServerAvailability(LOGGER, path, api.url)
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_error = ""
+        self._store = store
+        self._lock = asyncio.Lock()
+        self._unsub_stop: CALLBACK_TYPE | None = None
+        self._stopped = False
+
+    # Life cycle
+
+    def _async_track(self, tick_name: str) -> None:
+        """Flush every tick, follow the entry's changes, save when HA stops."""
+        entry = self.entry
+        entry.async_on_unload(
+            async_track_time_interval(self.hass, self._async_tick, TICK, name=tick_name)
+        )
+        entry.async_on_unload(entry.add_update_listener(self._async_entry_updated))
+        self._unsub_stop = self.hass.bus.async_listen_once(
+            EVENT_HOMEASSISTANT_STOP, self._async_on_stop
+        )
+        entry.async_on_unload(self._async_remove_stop_listener)
+
+    @abstractmethod
+    async def _async_tick(self, now: datetime) -> None:
+        """Send what is due."""
+
+    @abstractmethod
+    async def _async_entry_updated(
+        self, hass: HomeAssistant, entry: FlexMeasuresConfigEntry
+    ) -> None:
+        """Follow the entry's added, changed and removed links."""
+
+    @abstractmethod
+    async def async_shutdown(self) -> None:
+        """Stop following, and save now."""
+
+    async def _async_on_stop(self, event: Event) -> None:
+        """Save everything when Home Assistant stops."""
+        self._unsub_stop = None
+        await self.async_shutdown()
+
+    @callback
+    def _async_remove_stop_listener(self) -> None:
+        """Stop waiting for Home Assistant to stop (a listener fired is gone)."""
+        if self._unsub_stop:
+            self._unsub_stop()
+            self._unsub_stop = None
+
+    # Sending
+
+    @abstractmethod
+    def _posts(self, link: LinkT) -> Iterator[tuple[Awaitable[str | None], ValuesT]]:
+        """Yield a POST of the link's unsent values, and the values it carries."""
+
+    @abstractmethod
+    def _stored(self, link: LinkT, values: ValuesT) -> None:
+        """Drop values FlexMeasures stored from the link's queue."""
+
+    @abstractmethod
+    def _reject(self, link: LinkT, error: str, now: float) -> None:
+        """Keep the values of a refused POST, say so, retry later."""
+
+    @abstractmethod
+    def _job_failed(self, link: LinkT, error: str, now: float) -> None:
+        """Keep the values of a failed ingestion job, say so, retry later."""
+
+    async def _async_send(self, link: LinkT, now: float) -> bool:
+        """Post a link's unsent values in order; return False if the server is down."""
+        for post, sent in self._posts(link):
+            try:
+                job_id = await post
+            except FlexMeasuresRejectedError as err:
+                self._reject(link, str(err), now)
+                return True
+            except FlexMeasuresError as err:
+                return self._server_failed(err)
+            if job_id is None:
+                self._stored(link, sent)
+            else:
+                link.jobs[job_id] = IngestionJob(sent)
+        return True
+
+    async def _async_check_jobs(
+        self,
+        now: float,
+        delays: Sequence[float],
+        skip: AbstractSet[str] = frozenset(),
+    ) -> bool:
+        """Ask how the ingestion jobs (but ``skip``) did; False if the server is down.
+
+        After each delay, one status request per job still running; a job asked
+        about JOB_CHECKS times is given up (its values are sent again later).
+        """
+        for delay in delays:
+            running = [link for link in self.links.values() if set(link.jobs) - skip]
+            if not running:
+                break
+            if delay:
+                await _pause(delay)
+            for link in running:
+                if not await self._async_check_link_jobs(link, now, skip):
+                    return False
+        return True
+
+    async def _async_check_link_jobs(
+        self, link: LinkT, now: float, skip: AbstractSet[str]
+    ) -> bool:
+        """Ask once about each running job of a link; False if the server is down."""
+        for job_id, job in list(link.jobs.items()):
+            if job_id in skip:
+                continue
+            try:
+                outcome, error = await async_ingestion_outcome(self.api, job_id)
+            except FlexMeasuresError as err:
+                return self._server_failed(err)
+            job.checks += 1
+            if outcome is JobOutcome.STORED:
+                del link.jobs[job_id]
+                self._stored(link, job.values)
+            elif outcome is JobOutcome.FAILED:
+                del link.jobs[job_id]
+                self._job_failed(link, error, now)
+            elif outcome is JobOutcome.LOST or job.checks >= JOB_CHECKS:
+                # Lost, canceled, stopped, or running too long: send them again.
+                LOGGER.debug("Ingestion job %s is %s; resending", job_id, error)
+                del link.jobs[job_id]
+        return True
+
+    # Reaching the server
+
+    def _server_failed(self, err: FlexMeasuresError) -> bool:
+        """Note why the server failed us (a refused login asks to log in); False."""
+        self._last_error = str(err)
+        if error_kind(err) is ErrorKind.AUTHENTICATION:
+            self.entry.async_start_reauth(self.hass)
+        return False
+
+    @property
+    def server_down(self) -> bool:
+        """Return whether the last attempt to reach the server failed."""
+        return self._availability.down
+
+    def _mark_down(self, now: float) -> None:
+        """Back off; say once that the server is down."""
+        self._failures += 1
+        delay = min(RETRY_MIN * 2 ** (self._failures - 1), RETRY_MAX)
+        self._retry_at = now + delay
+        self._availability.mark_down(
+            f"keeping {self.pending_count} {self.pending_noun} until it is back: "
+            f"{self._last_error}"
+        )
+
+    def _mark_up(self) -> None:
+        """Say once that the server is back."""
+        self._failures = 0
+        self._availability.mark_up()
+
+    # State
+
+    @property
+    def pending_count(self) -> int:
+        """Return how many values wait to be sent."""
+        return sum(len(link.pending) for link in self.links.values())
+
+    @abstractmethod
+    def _data_to_save(self) -> dict[str, Any]:
+        """Return what to persist."""
+
+    @callback
+    def _save(self) -> None:
+        """Save soon."""
+        self._store.async_delay_save(self._data_to_save, SAVE_DELAY)
+
+
+class MeasurementUploader(DurableUploader[Link, list[tuple[int, float]]]):
     """Collects the linked entities' states and posts them for one config entry."""
+
+    pending_noun = "measurements"
 
     def __init__(
         self, hass: HomeAssistant, entry: FlexMeasuresConfigEntry, api: FlexMeasuresApi
     ) -> None:
         """Prepare the uploader; ``async_start`` loads the queue and listens."""
-        self.hass = hass
-        self.entry = entry
-        self.api = api
-        self.links: dict[str, Link] = {}
+        super().__init__(
+            hass,
+            entry,
+            api,
+            path="Uploads",
+            store=_measurement_store(hass, entry.entry_id),
+        )
         self.last_upload: datetime | None = None
         self.history_progress: float | None = None
-        self._availability = ServerAvailability(LOGGER, "Uploads", api.url)
-        self._failures = 0
-        self._retry_at = 0.0
-        self._last_error = ""
         self._by_entity: dict[str, list[Link]] = {}
-        self._store = _measurement_store(hass, entry.entry_id)
         self._stored_links: dict[str, Any] = {}
-        self._lock = asyncio.Lock()
         self._unsub_state: CALLBACK_TYPE | None = None
-        self._unsub_stop: CALLBACK_TYPE | None = None
-        self._stopped = False
 
     # Life cycle
 
@@ -389,17 +606,7 @@ class MeasurementUploader:
         if last := stored.get("last_upload"):
             self.last_upload = dt_util.parse_datetime(last)
         self.async_sync_links()
-        entry = self.entry
-        entry.async_on_unload(
-            async_track_time_interval(
-                self.hass, self._async_tick, TICK, name=f"{DOMAIN} uploader"
-            )
-        )
-        entry.async_on_unload(entry.add_update_listener(self._async_entry_updated))
-        self._unsub_stop = self.hass.bus.async_listen_once(
-            EVENT_HOMEASSISTANT_STOP, self._async_on_stop
-        )
-        entry.async_on_unload(self._async_remove_stop_listener)
+        self._async_track(f"{DOMAIN} uploader")
 
     async def async_shutdown(self) -> None:
         """Close the open stretch of every link as a gap and save the queue now."""
@@ -413,18 +620,6 @@ class MeasurementUploader:
         for link in self.links.values():
             link.take(link.aggregator.update(now, None))
         await self._store.async_save(self._data_to_save())
-
-    async def _async_on_stop(self, event: Event) -> None:
-        """Save everything when Home Assistant stops."""
-        self._unsub_stop = None
-        await self.async_shutdown()
-
-    @callback
-    def _async_remove_stop_listener(self) -> None:
-        """Stop waiting for Home Assistant to stop."""
-        if self._unsub_stop:
-            self._unsub_stop()
-            self._unsub_stop = None
 
     async def _async_entry_updated(
         self, hass: HomeAssistant, entry: FlexMeasuresConfigEntry
@@ -538,8 +733,10 @@ class MeasurementUploader:
             self._save()
             self._notify()
 
-    async def _async_send(self, link: Link, now: float) -> bool:
-        """Post a link's pending slots in order; return False if the server is down."""
+    def _posts(
+        self, link: Link
+    ) -> Iterator[tuple[Awaitable[str | None], list[tuple[int, float]]]]:
+        """Yield a POST per run of the link's unsent slots, oldest first."""
         config = link.config
         runs = list(
             contiguous_runs(
@@ -550,83 +747,22 @@ class MeasurementUploader:
         )
         resolution = timedelta(seconds=config.resolution)
         for start, values in runs:
-            try:
-                job_id = await self.api.async_post_sensor_data(
-                    config.sensor_id,
-                    start=datetime.fromtimestamp(start, UTC),
-                    resolution=resolution,
-                    values=values,
-                    unit=config.sensor_unit,
-                )
-            except FlexMeasuresRejectedError as err:
-                self._reject(link, str(err), now)
-                return True
-            except FlexMeasuresError as err:
-                return self._server_failed(err)
-            sent = [
-                (start + index * config.step, value)
-                for index, value in enumerate(values)
-            ]
-            if job_id is None:
-                self._stored(link, sent)
-            else:
-                link.jobs[job_id] = IngestionJob(sent)
-        return True
+            post = self.api.async_post_sensor_data(
+                config.sensor_id,
+                start=datetime.fromtimestamp(start, UTC),
+                resolution=resolution,
+                values=values,
+                unit=config.sensor_unit,
+            )
+            yield (
+                post,
+                [
+                    (start + index * config.step, value)
+                    for index, value in enumerate(values)
+                ],
+            )
 
-    def _server_failed(self, err: FlexMeasuresError) -> bool:
-        """Note why the server failed us (a refused login asks to log in); False."""
-        self._last_error = str(err)
-        if error_kind(err) is ErrorKind.AUTHENTICATION:
-            self.entry.async_start_reauth(self.hass)
-        return False
-
-    async def _async_check_jobs(
-        self,
-        now: float,
-        delays: Sequence[float],
-        skip: AbstractSet[str] = frozenset(),
-    ) -> bool:
-        """Ask how the ingestion jobs (but ``skip``) did; False if the server is down.
-
-        After each delay, one status request per job still running; a job asked
-        about JOB_CHECKS times is given up (its values are sent again later).
-        """
-        for delay in delays:
-            running = [link for link in self.links.values() if set(link.jobs) - skip]
-            if not running:
-                break
-            if delay:
-                await _pause(delay)
-            for link in running:
-                if not await self._async_check_link_jobs(link, now, skip):
-                    return False
-        return True
-
-    async def _async_check_link_jobs(
-        self, link: Link, now: float, skip: AbstractSet[str]
-    ) -> bool:
-        """Ask once about each running job of a link; False if the server is down."""
-        for job_id, job in list(link.jobs.items()):
-            if job_id in skip:
-                continue
-            try:
-                outcome, error = await async_ingestion_outcome(self.api, job_id)
-            except FlexMeasuresError as err:
-                return self._server_failed(err)
-            job.checks += 1
-            if outcome is JobOutcome.STORED:
-                del link.jobs[job_id]
-                self._stored(link, job.values)
-            elif outcome is JobOutcome.FAILED:
-                del link.jobs[job_id]
-                self._not_stored(link, error, now)
-            elif outcome is JobOutcome.LOST or job.checks >= JOB_CHECKS:
-                # Lost, canceled, stopped, or running too long: send them again.
-                LOGGER.debug("Ingestion job %s is %s; resending", job_id, error)
-                del link.jobs[job_id]
-        return True
-
-    def _stored(self, link: Link, values: Sequence[tuple[int, float]]) -> None:
+    def _stored(self, link: Link, values: list[tuple[int, float]]) -> None:
         """FlexMeasures stored these values: drop them, clear a rejection."""
         link.stored(values)
         self.last_upload = dt_util.utcnow()
@@ -640,7 +776,7 @@ class MeasurementUploader:
                     self.hass, DOMAIN, issue_id_for(link.config.subentry_id, kind)
                 )
 
-    def _not_stored(self, link: Link, error: str, now: float) -> None:
+    def _job_failed(self, link: Link, error: str, now: float) -> None:
         """Keep the values of a failed ingestion job, tell the user, retry hourly."""
         self._reject(link, error, now, kind=ISSUE_NOT_STORED)
 
@@ -676,26 +812,6 @@ class MeasurementUploader:
                 "subentry_id": link.config.subentry_id,
             },
         )
-
-    @property
-    def server_down(self) -> bool:
-        """Return whether the last attempt to reach the server failed."""
-        return self._availability.down
-
-    def _mark_down(self, now: float) -> None:
-        """Back off; say once that the server is down."""
-        self._failures += 1
-        delay = min(RETRY_MIN * 2 ** (self._failures - 1), RETRY_MAX)
-        self._retry_at = now + delay
-        self._availability.mark_down(
-            f"keeping {self.pending_count} measurements until it is back: "
-            f"{self._last_error}"
-        )
-
-    def _mark_up(self) -> None:
-        """Say once that the server is back."""
-        self._failures = 0
-        self._availability.mark_up()
 
     @callback
     def async_discard(self, subentry_id: str) -> int:
@@ -767,20 +883,10 @@ class MeasurementUploader:
 
     # State for entities and diagnostics
 
-    @property
-    def pending_count(self) -> int:
-        """Return how many values wait to be sent."""
-        return sum(len(link.pending) for link in self.links.values())
-
     @callback
     def _notify(self) -> None:
         """Tell the entities the queue or the last upload changed."""
         async_dispatcher_send(self.hass, signal_uploader_updated(self.entry.entry_id))
-
-    @callback
-    def _save(self) -> None:
-        """Save the queue soon."""
-        self._store.async_delay_save(self._data_to_save, SAVE_DELAY)
 
     @callback
     def _data_to_save(self) -> dict[str, Any]:

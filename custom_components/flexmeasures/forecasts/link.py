@@ -7,8 +7,9 @@ and every 15 minutes, converts the series to its sensor's unit and slots, and
 queues the slots whose value the server does not hold yet. Queued slots and
 what the server holds live in ``.storage/flexmeasures.forecasts.<entry id>``
 and leave the queue only once FlexMeasures stored them (200, or a finished
-ingestion job), as the measurement uploader does; an unreachable server backs
-off, a refusal raises a repair issue and is retried hourly.
+ingestion job); an unreachable server backs off, a refusal raises a repair
+issue and is retried hourly: ``uploader.DurableUploader``, which the
+measurement uploader shares.
 
 Each value is posted with ``prior`` = when the source published the series, so
 posting a series again overwrites its rows and a newer one adds beliefs.
@@ -16,15 +17,14 @@ posting a series again overwrites its rows and a newer one adds beliefs.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine, Mapping
+from collections.abc import Awaitable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Final
 
 from homeassistant.config_entries import ConfigSubentry
-from homeassistant.const import ATTR_UNIT_OF_MEASUREMENT, EVENT_HOMEASSISTANT_STOP
+from homeassistant.const import ATTR_UNIT_OF_MEASUREMENT
 from homeassistant.core import (
     CALLBACK_TYPE,
     Event,
@@ -44,8 +44,7 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
 from ..aggregation import contiguous_runs
-from ..api import FlexMeasuresApi, FlexMeasuresError, FlexMeasuresRejectedError
-from ..availability import ServerAvailability
+from ..api import FlexMeasuresApi
 from ..const import (
     CONF_SENSOR_ID,
     CONF_SENSOR_RESOLUTION,
@@ -61,16 +60,14 @@ from ..const import (
     SOURCE_ATTRIBUTE,
     SUBENTRY_FORECAST_LINK,
 )
-from ..data import ErrorKind, FlexMeasuresConfigEntry, error_kind
+from ..data import FlexMeasuresConfigEntry
 from ..signals import signal_forecast_link_updated, signal_forecast_posted
 from ..uploader import (
-    JOB_CHECKS,
     JOB_POLL_DELAYS,
+    MAX_VALUES_PER_POST,
     REJECTED_RETRY,
-    RETRY_MAX,
-    RETRY_MIN,
-    JobOutcome,
-    async_ingestion_outcome,
+    DurableUploader,
+    IngestionJob,
 )
 from . import sources
 from .convert import ConversionError, align, horizon_end
@@ -78,11 +75,8 @@ from .model import SourceSeries
 from .shapes import Shape, UnreadableShapeError, read_series
 
 STORAGE_VERSION: Final = 1
-SAVE_DELAY: Final = 5.0
-TICK: Final = timedelta(seconds=30)
 REFRESH: Final = timedelta(minutes=15)
 SOURCE_COOLDOWN: Final = 60.0
-MAX_VALUES_PER_POST: Final = 1000
 # What the server holds is remembered this long after a slot ended; the queue
 # drops slots that ended longer ago than that without reaching the server.
 KEEP: Final = timedelta(days=2).total_seconds()
@@ -139,14 +133,6 @@ class ForecastLinkConfig:
         }
 
 
-@dataclass(slots=True)
-class PostJob:
-    """Slots FlexMeasures accepted (202) that an ingestion job is storing."""
-
-    values: dict[int, tuple[float, float]]
-    checks: int = 0
-
-
 @dataclass(kw_only=True, slots=True)
 class ForecastLink:
     """One link at run time: what the server holds, what waits, what was posted."""
@@ -155,7 +141,9 @@ class ForecastLink:
     # Slot start -> (value, belief time) the server holds / that waits.
     held: dict[int, tuple[float, float]] = field(default_factory=dict)
     pending: dict[int, tuple[float, float]] = field(default_factory=dict)
-    jobs: dict[str, PostJob] = field(default_factory=dict)
+    jobs: dict[str, IngestionJob[dict[int, tuple[float, float]]]] = field(
+        default_factory=dict
+    )
     last_posted: datetime | None = None
     slots_posted: int = 0
     horizon: datetime | None = None
@@ -177,7 +165,7 @@ class ForecastLink:
         link.held = _slots(stored.get("held", []))
         link.pending = _slots(stored.get("pending", []))
         link.jobs = {
-            job_id: PostJob(_slots(job["values"]), int(job.get("checks", 0)))
+            job_id: IngestionJob(_slots(job["values"]), int(job.get("checks", 0)))
             for job_id, job in stored.get("jobs", {}).items()
         }
         link.last_posted = _moment(stored.get("last_posted"))
@@ -269,8 +257,10 @@ async def async_remove_forecasts(
     await _store(hass, entry.entry_id).async_remove()
 
 
-class ForecastLinks:
+class ForecastLinks(DurableUploader[ForecastLink, dict[int, tuple[float, float]]]):
     """Runs the forecast links of one config entry."""
+
+    pending_noun = "forecast values"
 
     def __init__(
         self,
@@ -279,23 +269,14 @@ class ForecastLinks:
         api: FlexMeasuresApi,
     ) -> None:
         """Prepare; ``async_start`` loads the store and follows the sources."""
-        self.hass = hass
-        self.entry = entry
-        self.api = api
-        self.links: dict[str, ForecastLink] = {}
-        self._availability = ServerAvailability(LOGGER, "Forecasts", api.url)
-        self._failures = 0
-        self._retry_at = 0.0
-        self._last_error = ""
+        super().__init__(
+            hass, entry, api, path="Forecasts", store=_store(hass, entry.entry_id)
+        )
         # Sensors that got a series in the running flush: one signal each.
         self._posted: set[int] = set()
-        self._store = _store(hass, entry.entry_id)
         self._saved: dict[str, Any] = {}
-        self._lock = asyncio.Lock()
         self._unsubs: dict[str, CALLBACK_TYPE] = {}
         self._debouncers: dict[str, Debouncer[Coroutine[Any, Any, None]]] = {}
-        self._stopped = False
-        self._unsub_stop: CALLBACK_TYPE | None = None
 
     # Life cycle
 
@@ -304,21 +285,12 @@ class ForecastLinks:
         self._saved = dict((await self._store.async_load() or {}).get("links", {}))
         self.async_sync_links()
         entry = self.entry
-        entry.async_on_unload(
-            async_track_time_interval(
-                self.hass, self._async_tick, TICK, name=f"{DOMAIN} forecasts"
-            )
-        )
+        self._async_track(f"{DOMAIN} forecasts")
         entry.async_on_unload(
             async_track_time_interval(
                 self.hass, self._async_refresh, REFRESH, name=f"{DOMAIN} forecast read"
             )
         )
-        entry.async_on_unload(entry.add_update_listener(self._async_entry_updated))
-        self._unsub_stop = self.hass.bus.async_listen_once(
-            EVENT_HOMEASSISTANT_STOP, self._async_on_stop
-        )
-        entry.async_on_unload(self._async_remove_stop_listener)
         for subentry_id in self.links:
             entry.async_create_background_task(
                 self.hass,
@@ -334,18 +306,6 @@ class ForecastLinks:
         for subentry_id in list(self._unsubs):
             self._unfollow(subentry_id)
         await self._store.async_save(self._data_to_save())
-
-    async def _async_on_stop(self, event: Event) -> None:
-        """Save everything when Home Assistant stops."""
-        self._unsub_stop = None
-        await self.async_shutdown()
-
-    @callback
-    def _async_remove_stop_listener(self) -> None:
-        """Stop waiting for Home Assistant to stop (a listener fired is gone)."""
-        if self._unsub_stop:
-            self._unsub_stop()
-            self._unsub_stop = None
 
     async def _async_entry_updated(
         self, hass: HomeAssistant, entry: FlexMeasuresConfigEntry
@@ -496,8 +456,7 @@ class ForecastLinks:
             if up:
                 up = await self._async_check_jobs(now, JOB_POLL_DELAYS)
             if up:
-                self._failures = 0
-                self._availability.mark_up()
+                self._mark_up()
             else:
                 self._mark_down(now)
             self._save()
@@ -507,8 +466,10 @@ class ForecastLinks:
                 )
             self._posted.clear()
 
-    async def _async_send(self, link: ForecastLink, now: float) -> bool:
-        """Post a link's unsent slots; False if the server is down."""
+    def _posts(
+        self, link: ForecastLink
+    ) -> Iterator[tuple[Awaitable[str | None], dict[int, tuple[float, float]]]]:
+        """Yield a POST per run of the link's unsent slots, oldest belief first."""
         config = link.config
         by_belief: dict[float, dict[int, float]] = {}
         for slot, (value, belief) in link.unsent().items():
@@ -518,52 +479,21 @@ class ForecastLinks:
             for start, values in contiguous_runs(
                 slots, step, MAX_VALUES_PER_POST if step else 1
             ):
-                try:
-                    job_id = await self.api.async_post_forecast(
-                        config.sensor_id,
-                        start=datetime.fromtimestamp(start, UTC),
-                        resolution=timedelta(seconds=step),
-                        values=values,
-                        unit=config.sensor_unit,
-                        prior=datetime.fromtimestamp(belief, UTC),
-                    )
-                except FlexMeasuresRejectedError as err:
-                    self._reject(link, str(err), now)
-                    return True
-                except FlexMeasuresError as err:
-                    return self._server_failed(err)
-                sent = {
-                    start + index * step: (value, belief)
-                    for index, value in enumerate(values)
-                }
-                if job_id is None:
-                    self._stored(link, sent)
-                else:
-                    link.jobs[job_id] = PostJob(sent)
-        return True
-
-    async def _async_check_jobs(self, now: float, delays: tuple[float, ...]) -> bool:
-        """Ask how the ingestion jobs did; False if the server is down."""
-        for delay in delays:
-            if not any(link.jobs for link in self.links.values()):
-                break
-            if delay:
-                await _pause(delay)
-            for link in list(self.links.values()):
-                for job_id, job in list(link.jobs.items()):
-                    try:
-                        outcome, error = await async_ingestion_outcome(self.api, job_id)
-                    except FlexMeasuresError as err:
-                        return self._server_failed(err)
-                    job.checks += 1
-                    if outcome is JobOutcome.RUNNING and job.checks < JOB_CHECKS:
-                        continue
-                    del link.jobs[job_id]
-                    if outcome is JobOutcome.STORED:
-                        self._stored(link, job.values)
-                    elif outcome is JobOutcome.FAILED:
-                        self._reject(link, error, now)
-        return True
+                post = self.api.async_post_sensor_data(
+                    config.sensor_id,
+                    start=datetime.fromtimestamp(start, UTC),
+                    resolution=timedelta(seconds=step),
+                    values=values,
+                    unit=config.sensor_unit,
+                    prior=datetime.fromtimestamp(belief, UTC),
+                )
+                yield (
+                    post,
+                    {
+                        start + index * step: (value, belief)
+                        for index, value in enumerate(values)
+                    },
+                )
 
     def _stored(
         self, link: ForecastLink, values: Mapping[int, tuple[float, float]]
@@ -580,6 +510,10 @@ class ForecastLinks:
             )
         self._posted.add(link.config.sensor_id)
         self._notify(link.config.subentry_id)
+
+    def _job_failed(self, link: ForecastLink, error: str, now: float) -> None:
+        """Treat a failed ingestion job as a refusal."""
+        self._reject(link, error, now)
 
     def _reject(self, link: ForecastLink, error: str, now: float) -> None:
         """Keep the series, raise a repair issue, retry hourly."""
@@ -606,33 +540,7 @@ class ForecastLinks:
         )
         self._notify(link.config.subentry_id)
 
-    def _server_failed(self, err: FlexMeasuresError) -> bool:
-        """Note why the server failed (a refused login asks to log in); False."""
-        self._last_error = str(err)
-        if error_kind(err) is ErrorKind.AUTHENTICATION:
-            self.entry.async_start_reauth(self.hass)
-        return False
-
-    def _mark_down(self, now: float) -> None:
-        """Back off; say once that the server is down."""
-        self._failures += 1
-        self._retry_at = now + min(RETRY_MIN * 2 ** (self._failures - 1), RETRY_MAX)
-        self._availability.mark_down(
-            f"keeping {self.pending_count} forecast values until it is back: "
-            f"{self._last_error}"
-        )
-
     # State for entities and diagnostics
-
-    @property
-    def server_down(self) -> bool:
-        """Return whether the last attempt to reach the server failed."""
-        return self._availability.down
-
-    @property
-    def pending_count(self) -> int:
-        """Return how many values wait to be sent."""
-        return sum(len(link.pending) for link in self.links.values())
 
     def diagnostics(self) -> dict[str, Any]:
         """Return what each link did, without its series."""
@@ -665,11 +573,6 @@ class ForecastLinks:
         )
 
     @callback
-    def _save(self) -> None:
-        """Save soon."""
-        self._store.async_delay_save(self._data_to_save, SAVE_DELAY)
-
-    @callback
     def _data_to_save(self) -> dict[str, Any]:
         """Return every link's state."""
         return {
@@ -678,11 +581,6 @@ class ForecastLinks:
                 **{sid: link.as_dict() for sid, link in self.links.items()},
             }
         }
-
-
-async def _pause(seconds: float) -> None:
-    """Wait between rounds of job look-ups."""
-    await asyncio.sleep(seconds)
 
 
 def _iso(moment: datetime | None) -> str | None:

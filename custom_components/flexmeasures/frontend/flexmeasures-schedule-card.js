@@ -303,15 +303,11 @@ export function normalizeConfig(config) {
 }
 
 /**
- * Everything the chart draws, in pixels, for a given size. Pure: the element
- * only turns it into SVG.
+ * The plot area of a chart of this size (``right`` is the right margin), its
+ * time axis ``x`` over the clip, and the gap between bars.
  */
-export function chartModel(schedule, config, now, width, height, fmt) {
-  const clip = clipSchedule(schedule, now, config.horizon);
-  const showPower = config.show_power;
-  const showSoc = config.show_soc && clip.slots.some((s) => s.soc !== null);
-  const showPrice = config.show_price && clip.prices.some((p) => p.value !== null);
-  const margin = { top: 16, right: showSoc ? 38 : 12, bottom: 22, left: 40 };
+function plotFrame(clip, width, height, right) {
+  const margin = { top: 16, right, bottom: 22, left: 40 };
   const plot = {
     left: margin.left,
     right: Math.max(margin.left + 10, width - margin.right),
@@ -321,6 +317,32 @@ export function chartModel(schedule, config, now, width, height, fmt) {
   const x = linear(clip.start, clip.end, plot.left, plot.right);
   // Thin slots side by side read as one block: a gap only when there is room.
   const gap = (plot.right - plot.left) / Math.max(1, clip.slots.length) >= 6 ? 1 : 0;
+  return { plot, x, gap };
+}
+
+/**
+ * The price step line over the plot, padded so flat prices still get a range,
+ * or null when prices are not shown or there are none.
+ */
+function priceModel(clip, show, plot, x, prices) {
+  if (!show || !clip.prices.some((p) => p.value !== null)) return null;
+  const ps = clip.prices.map((p) => p.value).filter(isNum);
+  const lo = Math.min(...ps);
+  const hi = Math.max(...ps);
+  const pad = (hi - lo) * 0.1 || Math.abs(hi) * 0.1 || 1;
+  const y = linear(lo - pad, hi + pad, plot.bottom, plot.top);
+  return { min: lo, max: hi, y, path: priceStepPath(clip.prices, x, y), unit: prices.unit || "" };
+}
+
+/**
+ * Everything the chart draws, in pixels, for a given size. Pure: the element
+ * only turns it into SVG.
+ */
+export function chartModel(schedule, config, now, width, height, fmt) {
+  const clip = clipSchedule(schedule, now, config.horizon);
+  const showPower = config.show_power;
+  const showSoc = config.show_soc && clip.slots.some((s) => s.soc !== null);
+  const { plot, x, gap } = plotFrame(clip, width, height, showSoc ? 38 : 12);
   const values = clip.slots.map((s) => s.value).filter(isNum);
   const power = niceScale(Math.min(0, ...values), Math.max(0, ...values), height < 180 ? 3 : 4);
   const yPower = linear(power.min, power.max, plot.bottom, plot.top);
@@ -337,15 +359,7 @@ export function chartModel(schedule, config, now, width, height, fmt) {
     soc = { scale, y, path: socPath(clip, x, y), unit: schedule.soc_unit || "" };
   }
 
-  let price = null;
-  if (showPrice) {
-    const ps = clip.prices.map((p) => p.value).filter(isNum);
-    const lo = Math.min(...ps);
-    const hi = Math.max(...ps);
-    const pad = (hi - lo) * 0.1 || Math.abs(hi) * 0.1 || 1;
-    const y = linear(lo - pad, hi + pad, plot.bottom, plot.top);
-    price = { min: lo, max: hi, y, path: priceStepPath(clip.prices, x, y), unit: schedule.prices.unit || "" };
-  }
+  const price = priceModel(clip, config.show_price, plot, x, schedule && schedule.prices);
 
   return {
     clip,
@@ -450,31 +464,14 @@ export function stackExtent(slots) {
  */
 export function siteChartModel(site, config, now, width, height, fmt) {
   const clip = clipSite(site, now, config.horizon);
-  const showPrice = config.show_price && clip.prices.some((p) => p.value !== null);
-  const margin = { top: 16, right: 12, bottom: 22, left: 40 };
-  const plot = {
-    left: margin.left,
-    right: Math.max(margin.left + 10, width - margin.right),
-    top: margin.top,
-    bottom: Math.max(margin.top + 10, height - margin.bottom),
-  };
-  const x = linear(clip.start, clip.end, plot.left, plot.right);
-  const gap = (plot.right - plot.left) / Math.max(1, clip.slots.length) >= 6 ? 1 : 0;
+  const { plot, x, gap } = plotFrame(clip, width, height, 12);
   const extent = stackExtent(clip.slots);
   const capacity = site && isNum(site.capacity) && site.capacity > 0 ? site.capacity : null;
   const scale = niceScale(extent.min, Math.max(extent.max, capacity || 0), height < 180 ? 3 : 4);
   const y = linear(scale.min, scale.max, plot.bottom, plot.top);
   const capacityLines = capacity === null ? [] : [capacity, -capacity].filter((c) => c >= scale.min && c <= scale.max);
 
-  let price = null;
-  if (showPrice) {
-    const ps = clip.prices.map((p) => p.value).filter(isNum);
-    const lo = Math.min(...ps);
-    const hi = Math.max(...ps);
-    const pad = (hi - lo) * 0.1 || Math.abs(hi) * 0.1 || 1;
-    const yp = linear(lo - pad, hi + pad, plot.bottom, plot.top);
-    price = { min: lo, max: hi, y: yp, path: priceStepPath(clip.prices, x, yp), unit: site.prices.unit || "" };
-  }
+  const price = priceModel(clip, config.show_price, plot, x, site && site.prices);
 
   return {
     clip,
@@ -612,6 +609,87 @@ function el(tag, attrs = {}, text) {
 
 function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+/** The status badge of the card's head ("" when there is nothing to say). */
+function statusBadge(status, reason) {
+  if (!status) return "";
+  const title = reason === undefined ? "" : ` title="${escapeHtml(reason)}"`;
+  return `<div class="status ${status}"${title}>${escapeHtml(STATUS_TEXT[status] || status)}</div>`;
+}
+
+/** When the plan was made, under the chart. */
+function footHtml(updated, fmt) {
+  return updated ? `<div class="foot">Updated ${escapeHtml(fmt.time(toMs(updated)))}</div>` : "";
+}
+
+/** Horizontal grid lines and labels of the power axis. */
+function drawPowerTicks(grid, model, fmt) {
+  const { plot } = model;
+  for (const tick of model.power.scale.ticks) {
+    const y = model.power.y(tick);
+    grid.append(el("line", { class: tick === 0 ? "zero" : "grid", x1: plot.left, x2: plot.right, y1: y, y2: y }));
+    grid.append(el("text", { class: "axis", x: plot.left - 6, y: y + 3.5, "text-anchor": "end" }, formatNumber(tick, fmt.language)));
+  }
+}
+
+/** Vertical grid lines and labels of the time axis. */
+function drawTimeTicks(grid, model, fmt) {
+  const { plot, x } = model;
+  for (const tick of model.ticks) {
+    const tx = x(tick);
+    grid.append(el("line", { class: "grid", x1: tx, x2: tx, y1: plot.top, y2: plot.bottom, opacity: 0.5 }));
+    const anchor = tx - plot.left < 16 ? "start" : plot.right - tx < 16 ? "end" : "middle";
+    grid.append(el("text", { class: "axis", x: tx, y: plot.bottom + 15, "text-anchor": anchor }, fmt.time(tick)));
+  }
+}
+
+/** The "now" line (when now is on the chart) and the hidden hover cursor, returned. */
+function drawNowAndCursor(svg, model) {
+  const { plot } = model;
+  if (model.now !== null) {
+    svg.append(el("line", { class: "now", x1: model.now, x2: model.now, y1: plot.top - 4, y2: plot.bottom }));
+    svg.append(el("text", { class: "now-label", x: model.now + 3, y: plot.top + 4 }, "now"));
+  }
+  const cursor = el("line", { class: "cursor", y1: plot.top, y2: plot.bottom, visibility: "hidden" });
+  svg.append(cursor);
+  return cursor;
+}
+
+/**
+ * Show the slot under the pointer in the info line: its time, describe(slot)
+ * and its price; the cursor marks it. Without a slot, the idle text.
+ */
+function followPointer(svg, cursor, info, model, contentWidth, fmt, idle, describe) {
+  const { plot, x } = model;
+  const showInfo = (slot) => {
+    if (!slot) {
+      cursor.setAttribute("visibility", "hidden");
+      info.textContent = idle;
+      return;
+    }
+    const parts = [`${fmt.time(slot.start)}–${fmt.time(slot.end)}`, ...describe(slot)];
+    const price = model.price && model.clip.prices.find((p) => p.start <= slot.start && slot.start < p.end);
+    if (price && price.value !== null) parts.push(`${formatNumber(price.value, fmt.language, 1)} ${model.price.unit}`);
+    info.textContent = parts.join(" · ");
+    const cx = (x(slot.start) + x(slot.end)) / 2;
+    cursor.setAttribute("x1", cx);
+    cursor.setAttribute("x2", cx);
+    cursor.setAttribute("visibility", "visible");
+  };
+  showInfo(null);
+  svg.addEventListener("pointermove", (ev) => {
+    const box = svg.getBoundingClientRect();
+    const px = ((ev.clientX - box.left) / box.width) * contentWidth;
+    const time = model.clip.start + ((px - plot.left) / (plot.right - plot.left)) * (model.clip.end - model.clip.start);
+    showInfo(model.clip.slots.find((s) => s.start <= time && time < s.end) || null);
+  });
+  svg.addEventListener("pointerleave", () => showInfo(null));
+}
+
+/** The price legend's text: its range and unit (HTML-escaped). */
+function priceLegendText(model, fmt) {
+  return `Price ${escapeHtml(formatNumber(model.price.min, fmt.language))}–${escapeHtml(formatNumber(model.price.max, fmt.language))} ${escapeHtml(model.price.unit)}`;
 }
 
 function formattersFor(hass) {
@@ -804,21 +882,34 @@ export class FlexMeasuresScheduleCard extends Base {
     const title = this._config.title || (schedule && schedule.name) || "Planned charging";
     const status = schedule && schedule.status && schedule.status !== "ready" ? schedule.status : null;
 
-    let body;
-    if (this._error) {
-      body = `<div class="message error">${escapeHtml(this._error)}</div>`;
-    } else if (schedule === undefined) {
-      body = `<div class="message">Loading…</div>`;
-    } else if (schedule === null || !schedule.values || !schedule.values.length) {
-      body = `<div class="message">No schedule yet.</div>`;
-    } else {
+    const empty = !schedule || !schedule.values || !schedule.values.length;
+    const chart = this._renderCard(title, statusBadge(status, (schedule && schedule.reason) || ""), schedule, empty, () => {
       const text = windowText(scheduleWindows(schedule), now, fmt);
-      body = `
+      return `
         <div class="next ${text.startsWith("No ") ? "none" : ""}"><span class="dot"></span><span>${escapeHtml(text)}</span></div>
         <div class="info"></div>
         <div class="chart"></div>
         <div class="legend"></div>
-        ${schedule.updated ? `<div class="foot">Updated ${escapeHtml(fmt.time(toMs(schedule.updated)))}</div>` : ""}`;
+        ${footHtml(schedule.updated, fmt)}`;
+    });
+    if (chart) this._drawChart(chart, schedule, now, fmt);
+  }
+
+  /**
+   * Fill the card: its title and status, then the error, "Loading…" (no data
+   * yet), "No schedule yet." (empty) or the chart's places from chartBody().
+   * Return the chart's container, if there is one.
+   */
+  _renderCard(title, badge, data, empty, chartBody) {
+    let body;
+    if (this._error) {
+      body = `<div class="message error">${escapeHtml(this._error)}</div>`;
+    } else if (data === undefined) {
+      body = `<div class="message">Loading…</div>`;
+    } else if (empty) {
+      body = `<div class="message">No schedule yet.</div>`;
+    } else {
+      body = chartBody();
     }
     this.shadowRoot.innerHTML = `
       <style>${CARD_STYLE}</style>
@@ -826,45 +917,33 @@ export class FlexMeasuresScheduleCard extends Base {
         <div class="wrap">
           <div class="head">
             <div class="title">${escapeHtml(title)}</div>
-            ${status ? `<div class="status ${status}" title="${escapeHtml(schedule.reason || "")}">${escapeHtml(STATUS_TEXT[status] || status)}</div>` : ""}
+            ${badge}
           </div>
           ${body}
         </div>
       </ha-card>`;
-    const chart = this.shadowRoot.querySelector(".chart");
-    if (chart) this._drawChart(chart, schedule, now, fmt);
+    return this.shadowRoot.querySelector(".chart");
   }
 
   _drawChart(container, schedule, now, fmt) {
-    const width = this._width || container.clientWidth || 320;
-    const height = container.clientHeight || 190;
-    const contentWidth = Math.max(120, width - 32);
-    const model = chartModel(schedule, this._config, now, contentWidth, height, fmt);
-    this._model = model;
-    const { plot, x } = model;
-    const svg = el("svg", { viewBox: `0 0 ${contentWidth} ${height}`, role: "img", "aria-label": "Planned power, state of charge and price" });
-    svg.dataset.slots = String(model.clip.slots.length);
+    const { model, svg, contentWidth } = this._chartFrame(
+      container,
+      (width, height) => chartModel(schedule, this._config, now, width, height, fmt),
+      () => "Planned power, state of charge and price",
+    );
+    const { plot } = model;
 
     const grid = el("g");
     if (model.power.bars.length) {
       grid.append(el("text", { class: "axis unit", x: plot.left - 6, y: plot.top - 7, "text-anchor": "end" }, model.power.unit));
     }
-    for (const tick of model.power.scale.ticks) {
-      const y = model.power.y(tick);
-      grid.append(el("line", { class: tick === 0 ? "zero" : "grid", x1: plot.left, x2: plot.right, y1: y, y2: y }));
-      grid.append(el("text", { class: "axis", x: plot.left - 6, y: y + 3.5, "text-anchor": "end" }, formatNumber(tick, fmt.language)));
-    }
+    drawPowerTicks(grid, model, fmt);
     if (model.soc) {
       for (const tick of model.soc.scale.ticks) {
         grid.append(el("text", { class: "axis", x: plot.right + 6, y: model.soc.y(tick) + 3.5, "text-anchor": "start" }, `${formatNumber(tick, fmt.language, 0)}${model.soc.unit === "%" ? "%" : ""}`));
       }
     }
-    for (const tick of model.ticks) {
-      const tx = x(tick);
-      grid.append(el("line", { class: "grid", x1: tx, x2: tx, y1: plot.top, y2: plot.bottom, opacity: 0.5 }));
-      const anchor = tx - plot.left < 16 ? "start" : plot.right - tx < 16 ? "end" : "middle";
-      grid.append(el("text", { class: "axis", x: tx, y: plot.bottom + 15, "text-anchor": anchor }, fmt.time(tick)));
-    }
+    drawTimeTicks(grid, model, fmt);
     svg.append(grid);
 
     const bars = el("g", { class: "bars" });
@@ -884,39 +963,14 @@ export class FlexMeasuresScheduleCard extends Base {
     svg.append(bars);
     if (model.price && model.price.path) svg.append(el("path", { class: "price", d: model.price.path }));
     if (model.soc && model.soc.path) svg.append(el("path", { class: "soc", d: model.soc.path }));
-    if (model.now !== null) {
-      svg.append(el("line", { class: "now", x1: model.now, x2: model.now, y1: plot.top - 4, y2: plot.bottom }));
-      svg.append(el("text", { class: "now-label", x: model.now + 3, y: plot.top + 4 }, "now"));
-    }
-    const cursor = el("line", { class: "cursor", y1: plot.top, y2: plot.bottom, visibility: "hidden" });
-    svg.append(cursor);
+    const cursor = drawNowAndCursor(svg, model);
     container.append(svg);
 
-    const info = this.shadowRoot.querySelector(".info");
-    const showInfo = (slot) => {
-      if (!slot) {
-        cursor.setAttribute("visibility", "hidden");
-        info.textContent = this._defaultInfo(model, fmt);
-        return;
-      }
-      const parts = [`${fmt.time(slot.start)}–${fmt.time(slot.end)}`, `${formatNumber(slot.value, fmt.language, 2)} ${model.power.unit}`];
+    followPointer(svg, cursor, this.shadowRoot.querySelector(".info"), model, contentWidth, fmt, this._defaultInfo(model, fmt), (slot) => {
+      const parts = [`${formatNumber(slot.value, fmt.language, 2)} ${model.power.unit}`];
       if (model.soc && slot.soc !== null) parts.push(`SoC ${formatNumber(slot.soc, fmt.language, 0)}${model.soc.unit === "%" ? "%" : ` ${model.soc.unit}`}`);
-      const price = model.price && model.clip.prices.find((p) => p.start <= slot.start && slot.start < p.end);
-      if (price && price.value !== null) parts.push(`${formatNumber(price.value, fmt.language, 1)} ${model.price.unit}`);
-      info.textContent = parts.join(" · ");
-      const cx = (x(slot.start) + x(slot.end)) / 2;
-      cursor.setAttribute("x1", cx);
-      cursor.setAttribute("x2", cx);
-      cursor.setAttribute("visibility", "visible");
-    };
-    showInfo(null);
-    svg.addEventListener("pointermove", (ev) => {
-      const box = svg.getBoundingClientRect();
-      const px = ((ev.clientX - box.left) / box.width) * contentWidth;
-      const time = model.clip.start + ((px - plot.left) / (plot.right - plot.left)) * (model.clip.end - model.clip.start);
-      showInfo(model.clip.slots.find((s) => s.start <= time && time < s.end) || null);
+      return parts;
     });
-    svg.addEventListener("pointerleave", () => showInfo(null));
 
     const legend = this.shadowRoot.querySelector(".legend");
     const items = [];
@@ -926,7 +980,7 @@ export class FlexMeasuresScheduleCard extends Base {
     }
     if (model.soc) items.push(`<span><i class="soc"></i>State of charge</span>`);
     if (model.price) {
-      items.push(`<span><i class="price"></i>Price ${escapeHtml(formatNumber(model.price.min, fmt.language))}–${escapeHtml(formatNumber(model.price.max, fmt.language))} ${escapeHtml(model.price.unit)}</span>`);
+      items.push(`<span><i class="price"></i>${priceLegendText(model, fmt)}</span>`);
     }
     legend.innerHTML = items.join("");
   }
@@ -937,59 +991,28 @@ export class FlexMeasuresScheduleCard extends Base {
     const site = this._site;
     const title = this._config.title || (site && site.name) || "Site plan";
     const status = site && site.status && !["ready", "idle"].includes(site.status) ? site.status : null;
-    let body;
-    if (this._error) {
-      body = `<div class="message error">${escapeHtml(this._error)}</div>`;
-    } else if (site === undefined) {
-      body = `<div class="message">Loading…</div>`;
-    } else if (!site || !site.total || !site.total.length) {
-      body = `<div class="message">No schedule yet.</div>`;
-    } else {
-      body = `
+    const empty = !site || !site.total || !site.total.length;
+    const chart = this._renderCard(title, statusBadge(status), site, empty, () => `
         <div class="next"><span class="dot"></span><span class="peak"></span></div>
         <div class="info"></div>
         <div class="chart"></div>
         <div class="legend" role="list"></div>
-        ${site.updated ? `<div class="foot">Updated ${escapeHtml(fmt.time(toMs(site.updated)))}</div>` : ""}`;
-    }
-    this.shadowRoot.innerHTML = `
-      <style>${CARD_STYLE}</style>
-      <ha-card>
-        <div class="wrap">
-          <div class="head">
-            <div class="title">${escapeHtml(title)}</div>
-            ${status ? `<div class="status ${status}">${escapeHtml(STATUS_TEXT[status] || status)}</div>` : ""}
-          </div>
-          ${body}
-        </div>
-      </ha-card>`;
-    const chart = this.shadowRoot.querySelector(".chart");
+        ${footHtml(site.updated, fmt)}`);
     if (chart) this._drawSiteChart(chart, site, now, fmt);
   }
 
   _drawSiteChart(container, site, now, fmt) {
-    const width = this._width || container.clientWidth || 320;
-    const height = container.clientHeight || 190;
-    const contentWidth = Math.max(120, width - 32);
-    const model = siteChartModel(site, this._config, now, contentWidth, height, fmt);
-    this._model = model;
-    const { plot, x } = model;
-    const svg = el("svg", { viewBox: `0 0 ${contentWidth} ${height}`, role: "img", "aria-label": siteLabel(site, model, fmt) });
-    svg.dataset.slots = String(model.clip.slots.length);
+    const { model, svg, contentWidth } = this._chartFrame(
+      container,
+      (width, height) => siteChartModel(site, this._config, now, width, height, fmt),
+      (built) => siteLabel(site, built, fmt),
+    );
+    const { plot } = model;
 
     const grid = el("g");
     grid.append(el("text", { class: "axis unit", x: plot.left - 6, y: plot.top - 7, "text-anchor": "end" }, model.power.unit));
-    for (const tick of model.power.scale.ticks) {
-      const y = model.power.y(tick);
-      grid.append(el("line", { class: tick === 0 ? "zero" : "grid", x1: plot.left, x2: plot.right, y1: y, y2: y }));
-      grid.append(el("text", { class: "axis", x: plot.left - 6, y: y + 3.5, "text-anchor": "end" }, formatNumber(tick, fmt.language)));
-    }
-    for (const tick of model.ticks) {
-      const tx = x(tick);
-      grid.append(el("line", { class: "grid", x1: tx, x2: tx, y1: plot.top, y2: plot.bottom, opacity: 0.5 }));
-      const anchor = tx - plot.left < 16 ? "start" : plot.right - tx < 16 ? "end" : "middle";
-      grid.append(el("text", { class: "axis", x: tx, y: plot.bottom + 15, "text-anchor": anchor }, fmt.time(tick)));
-    }
+    drawPowerTicks(grid, model, fmt);
+    drawTimeTicks(grid, model, fmt);
     svg.append(grid);
 
     // One group per device, named for assistive technology.
@@ -1019,12 +1042,7 @@ export class FlexMeasuresScheduleCard extends Base {
       if (top) svg.append(el("text", { class: "capacity-label", x: plot.right - 2, y: top.y - 3, "text-anchor": "end" }, `Grid ${formatNumber(model.capacity.value, fmt.language, 1)} ${model.power.unit}`));
     }
     if (model.price && model.price.path) svg.append(el("path", { class: "price", d: model.price.path }));
-    if (model.now !== null) {
-      svg.append(el("line", { class: "now", x1: model.now, x2: model.now, y1: plot.top - 4, y2: plot.bottom }));
-      svg.append(el("text", { class: "now-label", x: model.now + 3, y: plot.top + 4 }, "now"));
-    }
-    const cursor = el("line", { class: "cursor", y1: plot.top, y2: plot.bottom, visibility: "hidden" });
-    svg.append(cursor);
+    const cursor = drawNowAndCursor(svg, model);
     container.append(svg);
 
     const peak = peakText(model.clip, model.capacity && model.capacity.value, fmt, model.power.unit);
@@ -1032,41 +1050,37 @@ export class FlexMeasuresScheduleCard extends Base {
     next.classList.toggle("over", peak.over);
     next.querySelector(".peak").textContent = peak.text;
 
-    const info = this.shadowRoot.querySelector(".info");
-    const showInfo = (slot) => {
-      if (!slot) {
-        cursor.setAttribute("visibility", "hidden");
-        info.textContent = `${devices.length} ${devices.length === 1 ? "device" : "devices"} planned together`;
-        return;
-      }
-      const parts = [`${fmt.time(slot.start)}–${fmt.time(slot.end)}`];
+    const idle = `${devices.length} ${devices.length === 1 ? "device" : "devices"} planned together`;
+    followPointer(svg, cursor, this.shadowRoot.querySelector(".info"), model, contentWidth, fmt, idle, (slot) => {
+      const parts = [];
       slot.values.forEach((value, i) => {
         if (value !== null) parts.push(`${devices[i].name} ${formatNumber(value, fmt.language, 2)}`);
       });
       parts.push(`total ${formatNumber(slot.total, fmt.language, 2)} ${model.power.unit}`);
-      const price = model.price && model.clip.prices.find((p) => p.start <= slot.start && slot.start < p.end);
-      if (price && price.value !== null) parts.push(`${formatNumber(price.value, fmt.language, 1)} ${model.price.unit}`);
-      info.textContent = parts.join(" · ");
-      const cx = (x(slot.start) + x(slot.end)) / 2;
-      cursor.setAttribute("x1", cx);
-      cursor.setAttribute("x2", cx);
-      cursor.setAttribute("visibility", "visible");
-    };
-    showInfo(null);
-    svg.addEventListener("pointermove", (ev) => {
-      const box = svg.getBoundingClientRect();
-      const px = ((ev.clientX - box.left) / box.width) * contentWidth;
-      const time = model.clip.start + ((px - plot.left) / (plot.right - plot.left)) * (model.clip.end - model.clip.start);
-      showInfo(model.clip.slots.find((s) => s.start <= time && time < s.end) || null);
+      return parts;
     });
-    svg.addEventListener("pointerleave", () => showInfo(null));
 
     const items = devices.map((device, i) => `<span role="listitem"><i class="bar device-${i % DEVICE_COLORS}"></i>${escapeHtml(device.name)}</span>`);
     if (model.capacity) items.push(`<span role="listitem"><i class="capacity"></i>Grid capacity ${escapeHtml(formatNumber(model.capacity.value, fmt.language, 1))} ${escapeHtml(model.power.unit)}</span>`);
     if (model.price) {
-      items.push(`<span role="listitem"><i class="price"></i>Price ${escapeHtml(formatNumber(model.price.min, fmt.language))}–${escapeHtml(formatNumber(model.price.max, fmt.language))} ${escapeHtml(model.price.unit)}</span>`);
+      items.push(`<span role="listitem"><i class="price"></i>${priceLegendText(model, fmt)}</span>`);
     }
     this.shadowRoot.querySelector(".legend").innerHTML = items.join("");
+  }
+
+  /**
+   * Build the chart's model for the container's size (the card's width less
+   * its padding); return it with the empty svg, labelled by label(model).
+   */
+  _chartFrame(container, buildModel, label) {
+    const width = this._width || container.clientWidth || 320;
+    const height = container.clientHeight || 190;
+    const contentWidth = Math.max(120, width - 32);
+    const model = buildModel(contentWidth, height);
+    this._model = model;
+    const svg = el("svg", { viewBox: `0 0 ${contentWidth} ${height}`, role: "img", "aria-label": label(model) });
+    svg.dataset.slots = String(model.clip.slots.length);
+    return { model, svg, contentWidth };
   }
 
   _defaultInfo(model, fmt) {
