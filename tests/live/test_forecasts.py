@@ -9,14 +9,13 @@ what is read back is this run's, with this run's belief time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 import math
 import random
 import time
 from types import MappingProxyType
 from typing import Any
-from unittest.mock import patch
 
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
@@ -68,13 +67,6 @@ async def _real_pause(seconds: float) -> None:
     await asyncio.get_running_loop().run_in_executor(None, time.sleep, seconds)
 
 
-@pytest.fixture
-def real_time_forecast_waits() -> Iterator[None]:
-    """Let the forecast links wait for ingestion jobs in real time."""
-    with patch("custom_components.flexmeasures.forecasts.link._pause", _real_pause):
-        yield
-
-
 async def _until_stored(entry: FlexMeasuresConfigEntry) -> ForecastLink:
     """Follow the ingestion jobs of the entry's newest link until it has no queue.
 
@@ -96,7 +88,6 @@ async def _until_stored(entry: FlexMeasuresConfigEntry) -> ForecastLink:
     return link
 
 
-@pytest.mark.usefixtures("real_time_forecast_waits")
 async def test_prices_posted_as_forecasts(
     hass: HomeAssistant, live_server: LiveServer, loaded_entry: FlexMeasuresConfigEntry
 ) -> None:
@@ -237,7 +228,6 @@ async def _link_through_flow(
     return time.monotonic() - began
 
 
-@pytest.mark.usefixtures("real_time_forecast_waits")
 async def test_48_hours_of_prices_and_pv(
     hass: HomeAssistant,
     live_server: LiveServer,
