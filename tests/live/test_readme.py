@@ -49,6 +49,12 @@ OWN_ENTITIES: Final = {
         {"unit_of_measurement": "%", "device_class": "battery"},
     ),
     "sensor.demo_charger_power": ("0", {"unit_of_measurement": "kW"}),
+    "sensor.demo_car_state_of_charge": (
+        "20",
+        {"unit_of_measurement": "%", "device_class": "battery"},
+    ),
+    # The demo's day-ahead price stand-in (a list of slots in an attribute).
+    "sensor.demo_day_ahead_price": ("0.135", {"unit_of_measurement": "EUR/kWh"}),
 }
 # Actions whose response the README shows, with what gets it here.
 RESPONSES: Final = {"trigger_schedule", "upload_history"}
