@@ -252,7 +252,11 @@ async def subentry_flow(
             headers=auth,
             json=data,
         ) as response:
-            result = await _json(response, f"{subentry_type} flow: {result['step_id']}")
+            step_id = result["step_id"]
+            result = await _json(response, f"{subentry_type} flow: {step_id}")
+        if result.get("errors"):
+            # The form came back: say why, instead of sending the next step to it.
+            raise DemoError(f"{subentry_type} flow: {step_id}: {result['errors']}")
     if result.get("type") != "create_entry":
         raise DemoError(f"{subentry_type} flow: nothing created: {result}")
     return dict(result)
@@ -710,12 +714,14 @@ async def main() -> int:
             say(f"entry {entry['title']!r} is {entry['state']}")
             await add_subentries(session, base, auth, entry_id, seed)
             say(f"subentries: controlled device {DEMO_BATTERY!r}, 2 measurement links")
+            # The link reads the price stand-in's slots and the plan starts from
+            # the devices' SoC: the templates must have run (on a slow machine
+            # they may not have yet when the entry is loaded).
+            for entity_id in (PRICE_SOURCE, DEMO_SOC, DEMO_CAR_SOC):
+                value = await wait_for_value(session, base, auth, entity_id, deadline)
+                say(f"{entity_id} is {value}")
             await add_price_link(session, base, auth, entry_id, seed)
             say(f"forecast link: {PRICE_SOURCE} -> {LINKED_PRICE!r}")
-            # The plan starts from the devices' SoC: the templates must have run.
-            for entity_id in (DEMO_SOC, DEMO_CAR_SOC):
-                soc = await wait_for_value(session, base, auth, entity_id, deadline)
-                say(f"{entity_id} is {soc}")
             ws = await ws_connect(session, base, token)
             async with ws:
                 site = await add_site(session, base, auth, ws, entry_id, seed, deadline)
